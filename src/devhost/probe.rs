@@ -1,0 +1,179 @@
+//! A small view of a storage account for the demo and the integration tests: put blobs and
+//! messages in, read copies, tags and queues back, wait for a condition with a deadline.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+use azure_core::http::{RequestContent, StatusCode};
+use azure_storage_blob::models::BlobClientGetPropertiesResultHeaders;
+use azure_storage_queue::models::{QueueClientPeekMessagesOptions, QueueMessage};
+
+use crate::redact::redact;
+use crate::settings::StorageConnection;
+use crate::storage::StorageAccount;
+
+#[derive(Clone)]
+pub struct Probe {
+    pub account: StorageAccount,
+}
+
+/// A blob as the tests look at it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobState {
+    pub bytes: Vec<u8>,
+    pub tags: HashMap<String, String>,
+    pub metadata: HashMap<String, String>,
+    pub etag: String,
+}
+
+fn fail(action: &str) -> impl Fn(azure_core::Error) -> String + '_ {
+    move |e| redact(&format!("{action}: {e}"))
+}
+
+impl Probe {
+    pub fn from_connection_string(cs: &str) -> Result<Self, String> {
+        let conn =
+            StorageConnection::from_settings("PROBE", &|k| (k == "PROBE").then(|| cs.to_string()))
+                .map_err(|e| e.to_string())?;
+        let account = StorageAccount::new(&conn).map_err(|e| e.to_string())?;
+        Ok(Self { account })
+    }
+
+    pub async fn create_container(&self, name: &str) -> Result<(), String> {
+        let c = self.account.container(name).map_err(|e| e.to_string())?;
+        if !c.exists().await.map_err(fail("container exists"))? {
+            c.create(None).await.map_err(fail("create container"))?;
+        }
+        Ok(())
+    }
+
+    pub async fn create_queue(&self, name: &str) -> Result<(), String> {
+        let q = self.account.queue(name).map_err(|e| e.to_string())?;
+        if !q.exists().await.map_err(fail("queue exists"))? {
+            q.create(None).await.map_err(fail("create queue"))?;
+        }
+        Ok(())
+    }
+
+    pub async fn put_blob(&self, container: &str, name: &str, bytes: &[u8]) -> Result<(), String> {
+        let c = self
+            .account
+            .container(container)
+            .map_err(|e| e.to_string())?;
+        c.blob_client(name)
+            .upload(RequestContent::from(bytes.to_vec()), None)
+            .await
+            .map_err(fail("upload"))?;
+        Ok(())
+    }
+
+    /// `None` when the blob does not exist.
+    pub async fn blob(&self, container: &str, name: &str) -> Result<Option<BlobState>, String> {
+        let blob = self
+            .account
+            .container(container)
+            .map_err(|e| e.to_string())?
+            .blob_client(name);
+        let props = match blob.get_properties(None).await {
+            Ok(p) => p,
+            Err(e) if e.http_status() == Some(StatusCode::NotFound) => return Ok(None),
+            Err(e) => return Err(fail("properties")(e)),
+        };
+        let metadata = props.metadata().map_err(fail("metadata"))?;
+        let etag = props
+            .etag()
+            .map_err(fail("etag"))?
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        let tags: HashMap<String, String> = blob
+            .get_tags(None)
+            .await
+            .map_err(fail("tags"))?
+            .into_model()
+            .map_err(fail("tags"))?
+            .into();
+        let bytes = blob
+            .download(None)
+            .await
+            .map_err(fail("download"))?
+            .body
+            .collect()
+            .await
+            .map_err(fail("download"))?
+            .to_vec();
+        Ok(Some(BlobState {
+            bytes,
+            tags,
+            metadata,
+            etag,
+        }))
+    }
+
+    /// Names of the blobs in a container.
+    pub async fn list(&self, container: &str) -> Result<Vec<String>, String> {
+        use futures::TryStreamExt;
+        let c = self
+            .account
+            .container(container)
+            .map_err(|e| e.to_string())?;
+        let mut pager = c.list_blobs(None).map_err(fail("list"))?;
+        let mut names = Vec::new();
+        while let Some(item) = pager.try_next().await.map_err(fail("list"))? {
+            names.extend(item.name);
+        }
+        Ok(names)
+    }
+
+    pub async fn send(&self, queue: &str, text: &str) -> Result<(), String> {
+        let q = self.account.queue(queue).map_err(|e| e.to_string())?;
+        let message = QueueMessage {
+            message_text: Some(text.to_string()),
+        };
+        q.send_message(message.try_into().map_err(fail("encode"))?, None)
+            .await
+            .map_err(fail("send"))?;
+        Ok(())
+    }
+
+    /// Up to 32 visible messages' text, left in the queue.
+    pub async fn peek(&self, queue: &str) -> Result<Vec<String>, String> {
+        let q = self.account.queue(queue).map_err(|e| e.to_string())?;
+        if !q.exists().await.map_err(fail("queue exists"))? {
+            return Ok(Vec::new());
+        }
+        let options = QueueClientPeekMessagesOptions {
+            number_of_messages: Some(32),
+            ..Default::default()
+        };
+        let peeked = q.peek_messages(Some(options)).await.map_err(fail("peek"))?;
+        Ok(peeked
+            .into_model()
+            .map_err(fail("peek"))?
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|m| m.message_text)
+            .collect())
+    }
+}
+
+/// Polls `check` until it yields `Some`, or fails after `deadline` with `what`.
+pub async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> Result<T, String>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<T>, String>>,
+{
+    let started = tokio::time::Instant::now();
+    let mut delay = Duration::from_millis(50);
+    loop {
+        if let Some(value) = check().await? {
+            return Ok(value);
+        }
+        if started.elapsed() > deadline {
+            return Err(format!("timed out after {deadline:?} waiting for {what}"));
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_millis(500));
+    }
+}

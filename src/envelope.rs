@@ -1,0 +1,192 @@
+//! The Functions host's invocation envelope (`shared/HOST-CONTRACT.md`): what the host POSTs
+//! to `/<FunctionName>` and the JSON it expects back. Decoding quirks live here and nowhere else.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Name of the queue-trigger binding in every `function.json` of this app.
+pub const TRIGGER_BINDING: &str = "notification";
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvelopeError {
+    #[error("the invocation body is not JSON: {0}")]
+    NotJson(String),
+    #[error("the invocation has no Data.{0}")]
+    MissingBinding(String),
+    #[error("Data.{0} is neither a string nor an object")]
+    UnexpectedBindingType(String),
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct InvocationRequest {
+    #[serde(rename = "Data", default)]
+    pub data: Map<String, Value>,
+    #[serde(rename = "Metadata", default)]
+    pub metadata: Map<String, Value>,
+}
+
+impl InvocationRequest {
+    pub fn from_slice(body: &[u8]) -> Result<Self, EnvelopeError> {
+        serde_json::from_slice(body).map_err(|e| EnvelopeError::NotJson(e.to_string()))
+    }
+
+    /// The queue message text of a binding. The host encodes it twice (a JSON string whose
+    /// content is a JSON string literal); Microsoft's docs show it once. Unwrap while the value
+    /// is a string that itself parses as a JSON string; accept an object too.
+    pub fn message_text(&self, binding: &str) -> Result<String, EnvelopeError> {
+        let value = self
+            .data
+            .get(binding)
+            .ok_or_else(|| EnvelopeError::MissingBinding(binding.to_string()))?;
+        match value {
+            Value::String(s) => Ok(unwrap_json_string(s)),
+            Value::Object(_) => Ok(value.to_string()),
+            _ => Err(EnvelopeError::UnexpectedBindingType(binding.to_string())),
+        }
+    }
+
+    /// `DequeueCount` arrives as a string (`"1"`) from the host; accept a number too.
+    pub fn dequeue_count(&self) -> Option<u32> {
+        match self.metadata.get("DequeueCount")? {
+            Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+            Value::String(s) => unwrap_json_string(s).trim().parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// `Id` arrives JSON-quoted (`"\"800a…\""`).
+    pub fn message_id(&self) -> Option<String> {
+        match self.metadata.get("Id")? {
+            Value::String(s) => Some(unwrap_json_string(s)),
+            _ => None,
+        }
+    }
+}
+
+fn unwrap_json_string(raw: &str) -> String {
+    let mut current = raw.to_string();
+    // Bounded: each round strips one layer of quoting, so the string shrinks every time.
+    while let Ok(Value::String(inner)) = serde_json::from_str::<Value>(&current) {
+        current = inner;
+    }
+    current
+}
+
+/// What the handler answers. `ReturnValue` is always present (null): the host wants JSON.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct InvocationResponse {
+    #[serde(rename = "Outputs")]
+    pub outputs: Map<String, Value>,
+    #[serde(rename = "Logs")]
+    pub logs: Vec<String>,
+    #[serde(rename = "ReturnValue")]
+    pub return_value: Option<Value>,
+}
+
+impl InvocationResponse {
+    pub fn log(mut self, line: impl Into<String>) -> Self {
+        self.logs.push(line.into());
+        self
+    }
+
+    /// Objects only: the host writes a top-level string that happens to be valid base64 as the
+    /// decoded bytes, so a message is never sent as a bare string.
+    pub fn output(mut self, binding: &str, message: Map<String, Value>) -> Self {
+        self.outputs
+            .insert(binding.to_string(), Value::Object(message));
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A payload as the host's source builds it (HOST-CONTRACT.md), message double-encoded.
+    const CAPTURED: &str = r#"{"Data":{"notification":"\"{\\\"version\\\":\\\"1.0\\\",\\\"type\\\":\\\"Training\\\",\\\"Content\\\":{\\\"projectId\\\":\\\"9a8b7c6d-1234-4e5f-8a9b-0c1d2e3f4a5b\\\",\\\"iterationId\\\":\\\"1b2c3d4e-5f60-4172-8394-a5b6c7d8e9f0\\\",\\\"trainingStatus\\\":\\\"TrainingCompleted\\\"}}\""},
+ "Metadata":{"DequeueCount":"1","ExpirationTime":"2026-01-08T10:00:00+00:00","Id":"\"800ae4b3-bdd2-4c08-badd-f08e5a34b865\"",
+  "InsertionTime":"2026-01-01T10:00:00+00:00","NextVisibleTime":"2026-01-01T10:10:00+00:00","PopReceipt":"\"AgAAAAMAAAAAAAAAAgtnj8x+1QE=\"",
+  "version":"\"1.0\"","type":"\"Training\"","Content":{"projectId":"9a8b7c6d-1234-4e5f-8a9b-0c1d2e3f4a5b","iterationId":"1b2c3d4e-5f60-4172-8394-a5b6c7d8e9f0","trainingStatus":"TrainingCompleted"},
+  "sys":{"MethodName":"Notifications","UtcNow":"2026-01-01T10:00:01.1234567Z","RandGuid":"24ad4c06-0000-0000-0000-000000000000"}}}"#;
+
+    #[test]
+    fn captured_payload_decodes() {
+        let req = InvocationRequest::from_slice(CAPTURED.as_bytes()).unwrap();
+        let text = req.message_text(TRIGGER_BINDING).unwrap();
+        assert!(
+            text.starts_with(r#"{"version":"1.0","type":"Training""#),
+            "{text}"
+        );
+        assert_eq!(req.dequeue_count(), Some(1));
+        assert_eq!(
+            req.message_id().as_deref(),
+            Some("800ae4b3-bdd2-4c08-badd-f08e5a34b865")
+        );
+    }
+
+    #[test]
+    fn single_encoding_object_and_plain_text_are_accepted() {
+        let msg = r#"{"type":"ConnectionTest"}"#;
+        for data in [
+            json!(msg),                                  // encoded once (the docs' version)
+            json!(serde_json::to_string(msg).unwrap()),  // twice (the host's)
+            serde_json::from_str::<Value>(msg).unwrap(), // an object
+        ] {
+            let req: InvocationRequest =
+                serde_json::from_value(json!({"Data": {"notification": data}})).unwrap();
+            let text = req.message_text("notification").unwrap();
+            assert_eq!(
+                serde_json::from_str::<Value>(&text).unwrap(),
+                serde_json::from_str::<Value>(msg).unwrap()
+            );
+        }
+        let req: InvocationRequest =
+            serde_json::from_value(json!({"Data": {"notification": "\"eyJhIjoxfQ==\""}})).unwrap();
+        assert_eq!(req.message_text("notification").unwrap(), "eyJhIjoxfQ==");
+    }
+
+    #[test]
+    fn envelope_errors() {
+        assert!(matches!(
+            InvocationRequest::from_slice(b"nope"),
+            Err(EnvelopeError::NotJson(_))
+        ));
+        let req = InvocationRequest::from_slice(br#"{"Data":{"other":"x"}}"#).unwrap();
+        assert_eq!(
+            req.message_text("notification"),
+            Err(EnvelopeError::MissingBinding("notification".into()))
+        );
+        let req = InvocationRequest::from_slice(br#"{"Data":{"notification":[1]}}"#).unwrap();
+        assert!(matches!(
+            req.message_text("notification"),
+            Err(EnvelopeError::UnexpectedBindingType(_))
+        ));
+    }
+
+    #[test]
+    fn dequeue_count_as_number_or_string() {
+        for (raw, expected) in [
+            (json!(3), Some(3)),
+            (json!("4"), Some(4)),
+            (json!("\"5\""), Some(5)),
+            (json!("x"), None),
+        ] {
+            let req: InvocationRequest =
+                serde_json::from_value(json!({"Metadata": {"DequeueCount": raw}})).unwrap();
+            assert_eq!(req.dequeue_count(), expected);
+        }
+    }
+
+    #[test]
+    fn response_shape_matches_the_contract() {
+        let mut msg = Map::new();
+        msg.insert("a".into(), json!(1));
+        let body = serde_json::to_value(InvocationResponse::default().log("hi").output("out", msg))
+            .unwrap();
+        assert_eq!(
+            body,
+            json!({"Outputs": {"out": {"a": 1}}, "Logs": ["hi"], "ReturnValue": null})
+        );
+    }
+}

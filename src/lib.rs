@@ -1,0 +1,13 @@
+//! customvision-events: an Azure Functions custom handler for Custom Vision notifications.
+pub mod demo;
+pub mod devhost;
+pub mod envelope;
+pub mod export;
+pub mod functions;
+pub mod naming;
+pub mod notification;
+pub mod redact;
+pub mod seed;
+pub mod server;
+pub mod settings;
+pub mod storage;

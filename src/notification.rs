@@ -1,0 +1,594 @@
+//! The Custom Vision notification: the contract in `shared/seeds/storage-integration.md`.
+//!
+//! Everything that comes off a queue passes through [`Notification::parse`]; past it, ids are
+//! valid GUIDs and statuses are known values, so no blob name is ever built from raw text.
+
+use std::fmt;
+
+use base64::Engine as _;
+use serde_json::{json, Map, Value};
+use url::Url;
+use uuid::Uuid;
+
+/// Why a message is not a notification we can act on. These are permanent: retrying the same
+/// text gives the same answer, so the message is dead-lettered with this reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotificationError {
+    #[error("the message is empty")]
+    Empty,
+    #[error("the message is neither JSON nor base64-encoded JSON")]
+    NotJson,
+    #[error("the message is JSON but not an object")]
+    NotAnObject,
+    #[error("missing field '{0}'")]
+    Missing(&'static str),
+    #[error("field '{field}' must be a string")]
+    NotAString { field: &'static str },
+    #[error("field '{field}' is not a GUID: '{value}'")]
+    BadGuid { field: &'static str, value: String },
+    #[error("unsupported notification version '{0}' (this handler reads version 1.x)")]
+    UnsupportedVersion(String),
+    #[error("unknown notification type '{0}'")]
+    UnknownType(String),
+    #[error("unknown {field} '{value}'")]
+    UnknownStatus { field: &'static str, value: String },
+}
+
+macro_rules! guid_newtype {
+    ($name:ident, $field:literal) => {
+        /// A GUID that has been validated; displayed lower-case and hyphenated, as Custom Vision
+        /// writes it in blob names.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub struct $name(Uuid);
+
+        impl $name {
+            pub fn parse(value: &str) -> Result<Self, NotificationError> {
+                // Only the hyphenated form: the simple/braced/urn forms Uuid also accepts are not
+                // what the service writes and would not match a blob name.
+                let ok = value.len() == 36 && value.as_bytes()[8] == b'-';
+                match Uuid::try_parse(value) {
+                    Ok(id) if ok => Ok(Self(id)),
+                    _ => Err(NotificationError::BadGuid {
+                        field: $field,
+                        value: truncate(value, 64),
+                    }),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.hyphenated().fmt(f)
+            }
+        }
+    };
+}
+
+guid_newtype!(ProjectId, "projectId");
+guid_newtype!(IterationId, "iterationId");
+
+/// Export platforms of the Training API (v3.3 enum plus OpenVino from later versions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExportPlatform {
+    CoreMl,
+    TensorFlow,
+    DockerFile,
+    Onnx,
+    Vaidk,
+    OpenVino,
+}
+
+impl ExportPlatform {
+    pub const ALL: [ExportPlatform; 6] = [
+        Self::CoreMl,
+        Self::TensorFlow,
+        Self::DockerFile,
+        Self::Onnx,
+        Self::Vaidk,
+        Self::OpenVino,
+    ];
+
+    /// The service's spelling, used in tags and paths.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CoreMl => "CoreML",
+            Self::TensorFlow => "TensorFlow",
+            Self::DockerFile => "DockerFile",
+            Self::Onnx => "ONNX",
+            Self::Vaidk => "VAIDK",
+            Self::OpenVino => "OpenVino",
+        }
+    }
+
+    /// Case-insensitive: the backup blob's suffix casing is not documented.
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.as_str().eq_ignore_ascii_case(value))
+    }
+}
+
+impl fmt::Display for ExportPlatform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrainingStatus {
+    Completed,
+    Failed,
+}
+
+impl TrainingStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Completed => "TrainingCompleted",
+            Self::Failed => "TrainingFailed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportStatus {
+    Completed,
+    Failed,
+}
+
+impl ExportStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Completed => "ExportCompleted",
+            Self::Failed => "ExportFailed",
+        }
+    }
+}
+
+/// A validated notification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notification {
+    ConnectionTest {
+        project_id: ProjectId,
+    },
+    Training {
+        project_id: ProjectId,
+        iteration_id: IterationId,
+        status: TrainingStatus,
+    },
+    Export {
+        project_id: ProjectId,
+        iteration_id: IterationId,
+        status: ExportStatus,
+        /// Only a hint for finding the backup blob: an unparsable value is dropped, not fatal.
+        model_uri: Option<Url>,
+    },
+}
+
+impl Notification {
+    /// Parses queue message text: JSON, or base64 of JSON (the service's encoding is not
+    /// documented). Fields may sit under `Content` (any key case) or at the top level.
+    pub fn parse(text: &str) -> Result<Self, NotificationError> {
+        let value = decode_message_text(text)?;
+        Self::from_value(&value)
+    }
+
+    pub fn from_value(value: &Value) -> Result<Self, NotificationError> {
+        let root = value.as_object().ok_or(NotificationError::NotAnObject)?;
+        if let Some(version) = optional_str(root, "version")? {
+            let major = version.trim().split('.').next().unwrap_or_default();
+            if major != "1" {
+                return Err(NotificationError::UnsupportedVersion(truncate(version, 32)));
+            }
+        }
+        let kind = required_str(root, "type")?;
+        // `Content` is where the documented shape keeps the fields; the flat shape has them at
+        // the top. Look in Content first, then fall back to the root.
+        let content = get_ci(root, "content").and_then(Value::as_object);
+        let field = |name: &'static str| -> Result<Option<&str>, NotificationError> {
+            match content
+                .map(|c| optional_str(c, name))
+                .transpose()?
+                .flatten()
+            {
+                Some(v) => Ok(Some(v)),
+                None => optional_str(root, name),
+            }
+        };
+        let required = |name: &'static str| field(name)?.ok_or(NotificationError::Missing(name));
+
+        let project_id = ProjectId::parse(required("projectId")?)?;
+        if kind.eq_ignore_ascii_case("ConnectionTest") {
+            return Ok(Self::ConnectionTest { project_id });
+        }
+        if kind.eq_ignore_ascii_case("Training") {
+            let iteration_id = IterationId::parse(required("iterationId")?)?;
+            let status = match required("trainingStatus")? {
+                s if s.eq_ignore_ascii_case("TrainingCompleted") => TrainingStatus::Completed,
+                s if s.eq_ignore_ascii_case("TrainingFailed") => TrainingStatus::Failed,
+                other => return Err(unknown_status("trainingStatus", other)),
+            };
+            return Ok(Self::Training {
+                project_id,
+                iteration_id,
+                status,
+            });
+        }
+        if kind.eq_ignore_ascii_case("Export") {
+            let iteration_id = IterationId::parse(required("iterationId")?)?;
+            let status = match required("exportStatus")? {
+                s if s.eq_ignore_ascii_case("ExportCompleted") => ExportStatus::Completed,
+                s if s.eq_ignore_ascii_case("ExportFailed") => ExportStatus::Failed,
+                other => return Err(unknown_status("exportStatus", other)),
+            };
+            let model_uri = field("modelUri")?.and_then(|u| Url::parse(u.trim()).ok());
+            return Ok(Self::Export {
+                project_id,
+                iteration_id,
+                status,
+                model_uri,
+            });
+        }
+        Err(NotificationError::UnknownType(truncate(kind, 64)))
+    }
+
+    pub fn project_id(&self) -> ProjectId {
+        match self {
+            Self::ConnectionTest { project_id }
+            | Self::Training { project_id, .. }
+            | Self::Export { project_id, .. } => *project_id,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::ConnectionTest { .. } => "ConnectionTest",
+            Self::Training { .. } => "Training",
+            Self::Export { .. } => "Export",
+        }
+    }
+
+    /// The documented nested shape, with canonical spellings: what is forwarded to the
+    /// training and export queues.
+    pub fn to_canonical_json(&self) -> Value {
+        let content = match self {
+            Self::ConnectionTest { project_id } => json!({ "projectId": project_id.to_string() }),
+            Self::Training {
+                project_id,
+                iteration_id,
+                status,
+            } => json!({
+                "projectId": project_id.to_string(),
+                "iterationId": iteration_id.to_string(),
+                "trainingStatus": status.as_str(),
+            }),
+            Self::Export {
+                project_id,
+                iteration_id,
+                status,
+                model_uri,
+            } => {
+                let mut c = json!({
+                    "projectId": project_id.to_string(),
+                    "iterationId": iteration_id.to_string(),
+                    "exportStatus": status.as_str(),
+                });
+                if let Some(uri) = model_uri {
+                    c["modelUri"] = Value::String(uri.to_string());
+                }
+                c
+            }
+        };
+        json!({ "version": "1.0", "type": self.kind(), "Content": content })
+    }
+}
+
+/// JSON text, or base64 of JSON text (standard or URL-safe alphabet).
+fn decode_message_text(text: &str) -> Result<Value, NotificationError> {
+    let trimmed = text.trim_start_matches('\u{feff}').trim();
+    if trimmed.is_empty() {
+        return Err(NotificationError::Empty);
+    }
+    if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        return serde_json::from_str(trimmed).map_err(|_| NotificationError::NotJson);
+    }
+    let engines = [
+        &base64::engine::general_purpose::STANDARD,
+        &base64::engine::general_purpose::URL_SAFE,
+    ];
+    engines
+        .iter()
+        .filter_map(|engine| engine.decode(trimmed).ok())
+        .filter_map(|bytes| String::from_utf8(bytes).ok())
+        .find_map(|decoded| {
+            let decoded = decoded.trim_start_matches('\u{feff}').trim();
+            decoded
+                .starts_with('{')
+                .then(|| serde_json::from_str(decoded).ok())
+                .flatten()
+        })
+        .ok_or(NotificationError::NotJson)
+}
+
+fn get_ci<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    map.get(key).or_else(|| {
+        map.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
+    })
+}
+
+fn optional_str<'a>(
+    map: &'a Map<String, Value>,
+    field: &'static str,
+) -> Result<Option<&'a str>, NotificationError> {
+    match get_ci(map, field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.as_str())),
+        Some(_) => Err(NotificationError::NotAString { field }),
+    }
+}
+
+fn required_str<'a>(
+    map: &'a Map<String, Value>,
+    field: &'static str,
+) -> Result<&'a str, NotificationError> {
+    optional_str(map, field)?.ok_or(NotificationError::Missing(field))
+}
+
+fn unknown_status(field: &'static str, value: &str) -> NotificationError {
+    NotificationError::UnknownStatus {
+        field,
+        value: truncate(value, 64),
+    }
+}
+
+/// Bounds what an error quotes back from untrusted input.
+fn truncate(value: &str, max: usize) -> String {
+    match value.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &value[..i]),
+        None => value.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ZERO: &str = "00000000-0000-0000-0000-000000000000";
+    const P: &str = "9a8b7c6d-1234-4e5f-8a9b-0c1d2e3f4a5b";
+    const I: &str = "1b2c3d4e-5f60-4172-8394-a5b6c7d8e9f0";
+
+    use crate::seed::{
+        CONNECTION_TEST as MD_CONNECTION_TEST, EXPORT_TEMPLATE as MD_EXPORT_TEMPLATE,
+        TRAINING as MD_TRAINING,
+    };
+
+    // The .txt rendering of the same page lost the braces: the flat shape, verbatim.
+    const TXT_CONNECTION_TEST: &str = r#""version": "1.0" ,
+"type": "ConnectionTest",
+    "projectId": "00000000-0000-0000-0000-000000000000""#;
+    const TXT_TRAINING: &str = r#""version": "1.0" ,
+"type": "Training",
+    "projectId": "00000000-0000-0000-0000-000000000000",
+    "iterationId": "00000000-0000-0000-0000-000000000000",
+    "trainingStatus": "TrainingCompleted""#;
+    const TXT_EXPORT: &str = r#""version": "1.0" ,
+"type": "Export",
+    "projectId": "00000000-0000-0000-0000-000000000000",
+    "iterationId": "00000000-0000-0000-0000-000000000000",
+    "exportStatus": "ExportCompleted",
+    "modelUri": {url}"#;
+
+    fn zero_project() -> ProjectId {
+        ProjectId::parse(ZERO).unwrap()
+    }
+
+    #[test]
+    fn seed_md_connection_test() {
+        assert_eq!(
+            Notification::parse(MD_CONNECTION_TEST).unwrap(),
+            Notification::ConnectionTest {
+                project_id: zero_project()
+            }
+        );
+    }
+
+    #[test]
+    fn seed_md_training() {
+        let n = Notification::parse(MD_TRAINING).unwrap();
+        assert_eq!(
+            n,
+            Notification::Training {
+                project_id: zero_project(),
+                iteration_id: IterationId::parse(ZERO).unwrap(),
+                status: TrainingStatus::Completed
+            }
+        );
+        let failed = MD_TRAINING.replace("TrainingCompleted", "TrainingFailed");
+        assert!(matches!(
+            Notification::parse(&failed).unwrap(),
+            Notification::Training {
+                status: TrainingStatus::Failed,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn seed_md_export_placeholder_is_rejected_and_filled_is_accepted() {
+        assert_eq!(
+            Notification::parse(MD_EXPORT_TEMPLATE),
+            Err(NotificationError::NotJson)
+        );
+        let url = "https://acct.blob.core.windows.net/backups/x.ONNX?sv=1&sig=abc";
+        let filled = crate::seed::export(url);
+        match Notification::parse(&filled).unwrap() {
+            Notification::Export {
+                status, model_uri, ..
+            } => {
+                assert_eq!(status, ExportStatus::Completed);
+                assert_eq!(model_uri.unwrap().as_str(), url);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        let failed = filled.replace("ExportCompleted", "ExportFailed");
+        assert!(matches!(
+            Notification::parse(&failed).unwrap(),
+            Notification::Export {
+                status: ExportStatus::Failed,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn seed_txt_fragments_verbatim_are_rejected_but_parse_as_flat_objects() {
+        for (fragment, kind) in [
+            (TXT_CONNECTION_TEST, "ConnectionTest"),
+            (TXT_TRAINING, "Training"),
+        ] {
+            assert_eq!(
+                Notification::parse(fragment),
+                Err(NotificationError::NotJson)
+            );
+            let n = Notification::parse(&format!("{{{fragment}}}")).unwrap();
+            assert_eq!(n.kind(), kind);
+        }
+        let export = TXT_EXPORT.replace("{url}", "\"https://a.example/c/b\"");
+        let n = Notification::parse(&format!("{{{export}}}")).unwrap();
+        assert_eq!(n.kind(), "Export");
+    }
+
+    #[test]
+    fn flat_and_nested_agree_and_canonical_round_trips() {
+        let nested = format!(
+            r#"{{"version":"1.0","type":"Export","Content":{{"projectId":"{P}","iterationId":"{I}","exportStatus":"ExportCompleted"}}}}"#
+        );
+        let flat = format!(
+            r#"{{"version":"1.0","type":"Export","projectId":"{P}","iterationId":"{I}","exportStatus":"ExportCompleted"}}"#
+        );
+        let a = Notification::parse(&nested).unwrap();
+        assert_eq!(a, Notification::parse(&flat).unwrap());
+        let canonical = a.to_canonical_json().to_string();
+        assert_eq!(Notification::parse(&canonical).unwrap(), a);
+    }
+
+    #[test]
+    fn keys_and_values_are_case_insensitive() {
+        let text = format!(
+            r#"{{"Version":"1.2","TYPE":"training","content":{{"PROJECTID":"{}","iterationid":"{I}","TrainingStatus":"trainingcompleted"}}}}"#,
+            P.to_uppercase()
+        );
+        let n = Notification::parse(&text).unwrap();
+        assert_eq!(
+            n.project_id().to_string(),
+            P,
+            "ids are normalised to lower case"
+        );
+    }
+
+    #[test]
+    fn base64_message_text_is_accepted() {
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+        for engine in [STANDARD, URL_SAFE] {
+            let encoded = engine.encode(MD_TRAINING.as_bytes());
+            assert_eq!(
+                Notification::parse(&encoded).unwrap(),
+                Notification::parse(MD_TRAINING).unwrap()
+            );
+        }
+        assert_eq!(
+            Notification::parse(&STANDARD.encode("plain words")),
+            Err(NotificationError::NotJson)
+        );
+    }
+
+    #[test]
+    fn rejections_carry_a_reason() {
+        let cases: Vec<(String, NotificationError)> = vec![
+            ("".into(), NotificationError::Empty),
+            ("   \n".into(), NotificationError::Empty),
+            ("not json at all".into(), NotificationError::NotJson),
+            ("{\"type\":".into(), NotificationError::NotJson),
+            ("[1,2]".into(), NotificationError::NotAnObject),
+            (
+                r#"{"version":"1.0"}"#.into(),
+                NotificationError::Missing("type"),
+            ),
+            (
+                r#"{"version":"2.0","type":"Training"}"#.into(),
+                NotificationError::UnsupportedVersion("2.0".into()),
+            ),
+            (
+                format!(r#"{{"type":"Deployment","Content":{{"projectId":"{P}"}}}}"#),
+                NotificationError::UnknownType("Deployment".into()),
+            ),
+            (
+                r#"{"type":"ConnectionTest","Content":{}}"#.into(),
+                NotificationError::Missing("projectId"),
+            ),
+            (
+                r#"{"type":"ConnectionTest","Content":{"projectId":"../../etc"}}"#.into(),
+                NotificationError::BadGuid {
+                    field: "projectId",
+                    value: "../../etc".into(),
+                },
+            ),
+            (
+                format!(
+                    r#"{{"type":"Training","Content":{{"projectId":"{P}","iterationId":"{I}"}}}}"#
+                ),
+                NotificationError::Missing("trainingStatus"),
+            ),
+            (
+                format!(
+                    r#"{{"type":"Export","Content":{{"projectId":"{P}","iterationId":"{I}","exportStatus":"Exporting"}}}}"#
+                ),
+                NotificationError::UnknownStatus {
+                    field: "exportStatus",
+                    value: "Exporting".into(),
+                },
+            ),
+            (
+                format!(
+                    r#"{{"type":"Training","Content":{{"projectId":"{P}","iterationId":42,"trainingStatus":"TrainingFailed"}}}}"#
+                ),
+                NotificationError::NotAString {
+                    field: "iterationId",
+                },
+            ),
+        ];
+        for (text, expected) in cases {
+            let got = Notification::parse(&text);
+            assert_eq!(got, Err(expected.clone()), "for {text:?}");
+            assert!(!expected.to_string().is_empty());
+        }
+    }
+
+    #[test]
+    fn guids_must_be_hyphenated() {
+        assert!(ProjectId::parse(&P.replace('-', "")).is_err());
+        assert!(ProjectId::parse(&format!("{{{P}}}")).is_err());
+        assert!(ProjectId::parse(&format!("urn:uuid:{P}")).is_err());
+        assert!(ProjectId::parse(P).is_ok());
+    }
+
+    #[test]
+    fn platforms_parse_case_insensitively() {
+        for p in ExportPlatform::ALL {
+            assert_eq!(ExportPlatform::parse(&p.as_str().to_lowercase()), Some(p));
+            assert_eq!(ExportPlatform::parse(p.as_str()), Some(p));
+        }
+        assert_eq!(ExportPlatform::parse("zip"), None);
+        assert_eq!(ExportPlatform::parse("exe"), None);
+    }
+
+    #[test]
+    fn long_input_is_truncated_in_reasons() {
+        let long = "x".repeat(10_000);
+        let err = Notification::parse(&format!(r#"{{"type":"{long}","projectId":"{P}"}}"#))
+            .unwrap_err()
+            .to_string();
+        assert!(err.len() < 200, "{err}");
+    }
+}

@@ -81,3 +81,96 @@ pub async fn run(
         .run()
         .await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::Settings;
+    use crate::storage::StorageAccount;
+    use serde_json::{json, Value};
+
+    /// Storage on a port nothing listens on: any storage call fails, as in an outage.
+    fn app() -> Arc<App> {
+        let cs = format!(
+            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={};BlobEndpoint=http://127.0.0.1:9/devstoreaccount1;",
+            crate::settings::AZURITE_KEY
+        );
+        let settings = Settings::from_lookup(&|k| (k == "CV_STORAGE").then(|| cs.clone())).unwrap();
+        let account = StorageAccount::new(&settings.storage).unwrap();
+        Arc::new(App { settings, account })
+    }
+
+    async fn post(function: &str, body: &str) -> (StatusCode, Option<String>, Value) {
+        let res = warp::test::request()
+            .method("POST")
+            .path(&format!("/{function}"))
+            .header("X-Azure-Functions-InvocationId", "abc")
+            .body(body)
+            .reply(&routes(app()))
+            .await;
+        let content_type = res
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(String::from);
+        (
+            res.status(),
+            content_type,
+            serde_json::from_slice(res.body()).unwrap(),
+        )
+    }
+
+    fn envelope(message: &str) -> String {
+        json!({"Data": {"notification": serde_json::to_string(message).unwrap()}, "Metadata": {}})
+            .to_string()
+    }
+
+    #[tokio::test]
+    async fn start_up_probe_answers() {
+        let res = warp::test::request()
+            .method("GET")
+            .path("/")
+            .reply(&routes(app()))
+            .await;
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn every_answer_is_json_with_the_contract_keys() {
+        let connection_test = crate::seed::CONNECTION_TEST;
+        for (function, body, status) in [
+            ("Notifications", envelope(connection_test), StatusCode::OK),
+            ("Notifications", envelope("garbage"), StatusCode::OK),
+            (
+                "Notifications",
+                "not an envelope".to_string(),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                "NoSuchFunction",
+                envelope(connection_test),
+                StatusCode::NOT_FOUND,
+            ),
+        ] {
+            let (got, content_type, json) = post(function, &body).await;
+            assert_eq!(got, status, "{function} {body}");
+            assert_eq!(content_type.as_deref(), Some("application/json"));
+            for key in ["Outputs", "Logs", "ReturnValue"] {
+                assert!(json.get(key).is_some(), "{key} missing in {json}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn storage_outage_is_a_transient_500() {
+        let message = crate::seed::export("https://a.blob.core.windows.net/c/b?sig=SECRET");
+        let (status, _, json) = post("ExportCompleted", &envelope(&message)).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        let reason = json["Logs"][0].as_str().unwrap();
+        assert!(reason.contains("list backups failed"), "{reason}");
+        assert!(
+            !reason.contains("sig=") || reason.contains("sig=REDACTED"),
+            "{reason}"
+        );
+    }
+}

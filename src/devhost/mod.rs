@@ -556,12 +556,10 @@ mod tests {
     #[test]
     fn body_round_trips_through_the_handler_decoder() {
         let text = r#"{"version":"1.0","type":"Training","Content":{"projectId":"p"}}"#;
-        let message = ReceivedMessage {
-            message_id: Some("800ae4b3".into()),
-            pop_receipt: Some("AgAAAA==".into()),
-            dequeue_count: Some(2),
-            ..Default::default()
-        };
+        let mut message = ReceivedMessage::default();
+        message.message_id = Some("800ae4b3".into());
+        message.pop_receipt = Some("AgAAAA==".into());
+        message.dequeue_count = Some(2);
         let trigger = QueueBinding {
             name: TRIGGER_BINDING.into(),
             queue: "q".into(),

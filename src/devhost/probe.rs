@@ -136,6 +136,23 @@ impl Probe {
         Ok(())
     }
 
+    /// Messages in the queue, visible or not (one being processed is invisible but counted).
+    pub async fn queue_len(&self, queue: &str) -> Result<usize, String> {
+        use azure_storage_queue::models::QueueClientGetPropertiesResultHeaders;
+        let q = self.account.queue(queue).map_err(|e| e.to_string())?;
+        if !q.exists().await.map_err(fail("queue exists"))? {
+            return Ok(0);
+        }
+        let props = q
+            .get_properties(None)
+            .await
+            .map_err(fail("queue properties"))?;
+        let count = props
+            .approximate_messages_count()
+            .map_err(fail("queue length"))?;
+        Ok(count.and_then(|c| usize::try_from(c).ok()).unwrap_or(0))
+    }
+
     /// Up to 32 visible messages' text, left in the queue.
     pub async fn peek(&self, queue: &str) -> Result<Vec<String>, String> {
         let q = self.account.queue(queue).map_err(|e| e.to_string())?;

@@ -32,6 +32,12 @@ pub async fn handle(
             "export of project {project_id} iteration {iteration_id} failed; no blob touched"
         )));
     }
+    // The log writer redacts a SAS in the URL; the URL itself says where the service wrote.
+    let model_uri_text = model_uri
+        .as_ref()
+        .map(|u| u.to_string())
+        .unwrap_or_default();
+    tracing::info!(%project_id, %iteration_id, model_uri = %model_uri_text, "export completed");
     let processor = ExportProcessor {
         settings: &app.settings,
         account: &app.account,

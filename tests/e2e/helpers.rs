@@ -1,0 +1,164 @@
+//! One private Azurite per test, the real `handler` binary under `handler dev-host`, and a
+//! storage probe. Everything started here stops when the `TestApp` drops.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use customvision_events::devhost::azurite::{die_with_parent, Azurite};
+use customvision_events::devhost::probe::{wait_for, Probe};
+
+pub const NOTIFICATIONS: &str = "customvision-notifications";
+pub const TRAINING: &str = "customvision-training";
+pub const EXPORTS: &str = "customvision-exports";
+pub const REJECTED: &str = "customvision-rejected";
+pub const BACKUPS: &str = "customvision-backups";
+pub const MODELS: &str = "models";
+
+/// Generous: a loaded CI machine, not an expectation of speed.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+pub struct TestApp {
+    pub probe: Probe,
+    /// Everything the dev host and the handler printed.
+    pub output: Arc<Mutex<String>>,
+    devhost: Child,
+    _azurite: Azurite,
+}
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub async fn spawn_app(settings: &[(&str, &str)]) -> TestApp {
+    let azurite = Azurite::start(&root()).expect("Azurite starts (run `npm ci` first)");
+    let connection = azurite.connection_string();
+    let probe = Probe::from_connection_string(&connection).unwrap();
+    for c in [BACKUPS, MODELS] {
+        probe.create_container(c).await.unwrap();
+    }
+    probe.create_queue(NOTIFICATIONS).await.unwrap();
+
+    let exe = env!("CARGO_BIN_EXE_handler");
+    let mut command = Command::new(exe);
+    command
+        .args(["dev-host", "--handler", exe])
+        .arg("--root")
+        .arg(root())
+        // Short back-off and retry delay so a test takes seconds; the semantics are host.json's.
+        .args([
+            "--max-polling-interval-ms",
+            "200",
+            "--visibility-timeout-ms",
+            "0",
+        ])
+        .env("CV_STORAGE", &connection)
+        .env("RUST_LOG", "debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in settings {
+        command.env(k, v);
+    }
+    die_with_parent(&mut command);
+    let mut devhost = command.spawn().expect("dev host starts");
+    let output = Arc::new(Mutex::new(String::new()));
+    for pipe in [
+        devhost
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+        devhost
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let output = output.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                output.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+    }
+    TestApp {
+        probe,
+        output,
+        devhost,
+        _azurite: azurite,
+    }
+}
+
+impl TestApp {
+    pub async fn send(&self, text: &str) {
+        self.probe.send(NOTIFICATIONS, text).await.unwrap();
+    }
+
+    /// Waits until every queue the functions read is empty, invisible messages included: all
+    /// deliveries so far have been processed (done, rejected or poisoned).
+    pub async fn drained(&self) {
+        wait_for("the queues to drain", DEADLINE, || async {
+            for q in [NOTIFICATIONS, TRAINING, EXPORTS] {
+                if self.probe.queue_len(q).await? > 0 {
+                    return Ok(None);
+                }
+            }
+            Ok(Some(()))
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n--- output ---\n{}", self.output()));
+    }
+
+    pub async fn messages(&self, queue: &str, at_least: usize) -> Vec<String> {
+        wait_for(
+            &format!("{at_least} message(s) in {queue}"),
+            DEADLINE,
+            || async {
+                let m = self.probe.peek(queue).await?;
+                Ok((m.len() >= at_least).then_some(m))
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n--- output ---\n{}", self.output()))
+    }
+
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // SIGTERM lets the dev host stop its handler; the handler also dies with its parent.
+        unsafe {
+            libc::kill(self.devhost.id() as i32, libc::SIGTERM);
+        }
+        let _ = self.devhost.wait();
+    }
+}
+
+pub fn ids() -> (String, String) {
+    (
+        uuid::Uuid::new_v4().to_string(),
+        uuid::Uuid::new_v4().to_string(),
+    )
+}
+
+pub fn export_message(
+    project: &str,
+    iteration: &str,
+    status: &str,
+    model_uri: Option<&str>,
+) -> String {
+    let mut content = serde_json::json!({
+        "projectId": project, "iterationId": iteration, "exportStatus": status,
+    });
+    if let Some(uri) = model_uri {
+        content["modelUri"] = uri.into();
+    }
+    serde_json::json!({"version": "1.0", "type": "Export", "Content": content}).to_string()
+}

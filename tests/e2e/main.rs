@@ -1,0 +1,296 @@
+//! End to end: messages into a real Azurite queue, the real binary under the dev host,
+//! outcomes read back from storage. Every wait is a poll with a deadline.
+
+mod helpers;
+
+use base64::Engine as _;
+use helpers::*;
+use serde_json::Value;
+
+fn backup_name(p: &str, i: &str, suffix: &str) -> String {
+    format!("{p} - {i}.{suffix}")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn export_completed_copies_and_tags_the_backup() {
+    let app = spawn_app(&[]).await;
+    let (p, i) = ids();
+    let name = backup_name(&p, &i, "ONNX");
+    let bytes: Vec<u8> = (0..200_000u32).map(|n| (n % 251) as u8).collect();
+    app.probe.put_blob(BACKUPS, &name, &bytes).await.unwrap();
+    let mut uri = app.probe.account.blob_url(BACKUPS, &name).unwrap();
+    uri.set_query(None);
+    app.send(&export_message(
+        &p,
+        &i,
+        "ExportCompleted",
+        Some(uri.as_str()),
+    ))
+    .await;
+    app.drained().await;
+
+    let copy_name = format!("{p}/{i}/ONNX/{name}");
+    let copy = app
+        .probe
+        .blob(MODELS, &copy_name)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("no copy at {copy_name}\n{}", app.output()));
+    assert_eq!(copy.bytes, bytes, "copy bytes equal the source");
+    assert_eq!(copy.tags["projectId"], p);
+    assert_eq!(copy.tags["iterationId"], i);
+    assert_eq!(copy.tags["platform"], "ONNX");
+    assert_eq!(copy.metadata["cvsourceblob"], format!("{BACKUPS}/{name}"));
+    let backup = app.probe.blob(BACKUPS, &name).await.unwrap().unwrap();
+    assert_eq!(
+        copy.metadata["cvsourceetag"], backup.etag,
+        "the copy records the backup it came from"
+    );
+    // EXPORT_ACTION defaults to both: the backup is tagged in place too.
+    assert_eq!(backup.tags["iterationId"], i);
+    assert_eq!(backup.metadata["cvprojectid"], p);
+    assert!(app.probe.peek(REJECTED).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_message_three_times_yields_one_copy() {
+    let app = spawn_app(&[]).await;
+    let (p, i) = ids();
+    let name = backup_name(&p, &i, "onnx");
+    app.probe.put_blob(BACKUPS, &name, b"model").await.unwrap();
+    let message = export_message(&p, &i, "ExportCompleted", None);
+    app.send(&message).await;
+    app.drained().await;
+    let first = app
+        .probe
+        .blob(MODELS, &format!("{p}/{i}/ONNX/{name}"))
+        .await
+        .unwrap()
+        .unwrap();
+
+    app.send(&message).await;
+    app.send(&message).await;
+    app.drained().await;
+    assert_eq!(app.probe.list(MODELS).await.unwrap().len(), 1, "one copy");
+    let after = app
+        .probe
+        .blob(MODELS, &format!("{p}/{i}/ONNX/{name}"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.etag, first.etag, "redeliveries do not copy again");
+    assert_eq!(after.tags, first.tags);
+    assert_eq!(after.metadata, first.metadata);
+    let backup = app.probe.blob(BACKUPS, &name).await.unwrap().unwrap();
+    assert_eq!(
+        backup.etag, first.metadata["cvsourceetag"],
+        "the backup is not rewritten either"
+    );
+    assert!(app.probe.peek(REJECTED).await.unwrap().is_empty());
+    assert!(app
+        .probe
+        .peek(&format!("{EXPORTS}-poison"))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_messages_go_to_rejected_with_their_reason() {
+    let app = spawn_app(&[]).await;
+    let cases = [
+        ("not json", "neither JSON nor base64"),
+        (
+            r#"{"version":"1.0","type":"Training","Content":{"projectId":"../etc","iterationId":"x","trainingStatus":"TrainingCompleted"}}"#,
+            "not a GUID",
+        ),
+        (
+            r#"{"version":"2.0","type":"Training"}"#,
+            "unsupported notification version '2.0'",
+        ),
+        (
+            r#"{"version":"1.0","type":"Deployment","Content":{"projectId":"9a8b7c6d-1234-4e5f-8a9b-0c1d2e3f4a5b"}}"#,
+            "unknown notification type",
+        ),
+    ];
+    for (text, _) in cases {
+        app.send(text).await;
+    }
+    let rejected = app.messages(REJECTED, cases.len()).await;
+    app.drained().await;
+    let records: Vec<Value> = rejected
+        .iter()
+        .map(|m| serde_json::from_str(m).unwrap())
+        .collect();
+    for (text, reason) in cases {
+        let record = records
+            .iter()
+            .find(|r| r["message"] == text)
+            .unwrap_or_else(|| panic!("{text} not kept: {records:?}"));
+        assert!(
+            record["reason"].as_str().unwrap().contains(reason),
+            "{record}"
+        );
+        assert!(record["receivedAt"].is_string());
+    }
+    assert!(
+        app.probe
+            .peek(&format!("{NOTIFICATIONS}-poison"))
+            .await
+            .unwrap()
+            .is_empty(),
+        "permanent errors burn no retries"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_backup_is_retried_then_poisoned() {
+    let app = spawn_app(&[]).await;
+    let (p, i) = ids();
+    app.send(&export_message(&p, &i, "ExportCompleted", None))
+        .await;
+    let poisoned = app.messages(&format!("{EXPORTS}-poison"), 1).await;
+    let kept: Value = serde_json::from_str(&poisoned[0]).unwrap();
+    assert_eq!(kept["Content"]["iterationId"], i.as_str());
+    let attempts = app.output().matches("will retry").count();
+    assert_eq!(
+        attempts,
+        4,
+        "5 deliveries (maxDequeueCount): 4 retries, then poison\n{}",
+        app.output()
+    );
+    assert!(
+        app.output().contains("no backup blob"),
+        "the reason is logged"
+    );
+    assert!(app.probe.list(MODELS).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn export_failed_touches_no_blob() {
+    let app = spawn_app(&[]).await;
+    let (p, i) = ids();
+    let name = backup_name(&p, &i, "ONNX");
+    app.probe.put_blob(BACKUPS, &name, b"model").await.unwrap();
+    let before = app.probe.blob(BACKUPS, &name).await.unwrap().unwrap();
+    app.send(&export_message(&p, &i, "ExportFailed", None))
+        .await;
+    app.drained().await;
+    assert!(
+        app.output().contains("export of project"),
+        "{}",
+        app.output()
+    );
+    assert!(app.probe.list(MODELS).await.unwrap().is_empty());
+    assert_eq!(
+        app.probe.blob(BACKUPS, &name).await.unwrap().unwrap(),
+        before
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn base64_flat_message_and_zip_backup() {
+    let app = spawn_app(&[]).await;
+    let (p, i) = ids();
+    let name = backup_name(&p, &i, "zip");
+    app.probe
+        .put_blob(BACKUPS, &name, b"PK\x03\x04")
+        .await
+        .unwrap();
+    let flat = format!(
+        r#"{{"version":"1.0","type":"Export","projectId":"{p}","iterationId":"{i}","exportStatus":"ExportCompleted"}}"#
+    );
+    app.send(&base64::engine::general_purpose::STANDARD.encode(flat))
+        .await;
+    app.drained().await;
+    let copy = app
+        .probe
+        .blob(MODELS, &format!("{p}/{i}/zip/{name}"))
+        .await
+        .unwrap();
+    assert_eq!(
+        copy.map(|c| c.tags["platform"].clone()).as_deref(),
+        Some("zip"),
+        "{}",
+        app.output()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn training_and_connection_test_are_consumed() {
+    let app = spawn_app(&[]).await;
+    let (p, i) = ids();
+    app.send(customvision_events::seed::CONNECTION_TEST).await;
+    for status in ["TrainingCompleted", "TrainingFailed"] {
+        app.send(&format!(r#"{{"version":"1.0","type":"Training","Content":{{"projectId":"{p}","iterationId":"{i}","trainingStatus":"{status}"}}}}"#)).await;
+    }
+    app.drained().await;
+    let out = app.output();
+    assert!(
+        out.contains("ConnectionTest from project 00000000-0000-0000-0000-000000000000"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("iteration {i}: TrainingCompleted")),
+        "{out}"
+    );
+    assert!(
+        out.contains("WARN") && out.contains(&format!("iteration {i}: TrainingFailed")),
+        "{out}"
+    );
+    assert!(app.probe.peek(REJECTED).await.unwrap().is_empty());
+    assert!(app
+        .probe
+        .peek(&format!("{TRAINING}-poison"))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tag_only_leaves_the_model_store_alone() {
+    let app = spawn_app(&[("EXPORT_ACTION", "tag")]).await;
+    let (p, i) = ids();
+    let name = backup_name(&p, &i, "CoreML");
+    app.probe.put_blob(BACKUPS, &name, b"model").await.unwrap();
+    app.send(&export_message(&p, &i, "ExportCompleted", None))
+        .await;
+    app.drained().await;
+    let backup = app.probe.blob(BACKUPS, &name).await.unwrap().unwrap();
+    assert_eq!(backup.tags["platform"], "CoreML", "{}", app.output());
+    assert_eq!(backup.metadata["cviterationid"], i);
+    assert!(app.probe.list(MODELS).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sas_signatures_never_reach_the_logs() {
+    let app = spawn_app(&[]).await;
+    let (p, i) = ids();
+    let name = backup_name(&p, &i, "ONNX");
+    app.probe.put_blob(BACKUPS, &name, b"model").await.unwrap();
+    // A modelUri with a SAS (what the service sends without queue integration), and a second
+    // export whose backup is missing so error paths log too.
+    let uri = format!(
+        "https://elsewhere.blob.core.windows.net/x/{name}?sv=2022-11-02&sig=TOPSECRETSIGNATURE"
+    );
+    app.send(&export_message(&p, &i, "ExportCompleted", Some(&uri)))
+        .await;
+    let (p2, i2) = ids();
+    app.send(&export_message(&p2, &i2, "ExportCompleted", Some(&uri)))
+        .await;
+    app.messages(&format!("{EXPORTS}-poison"), 1).await;
+    app.drained().await;
+    let out = app.output();
+    assert!(out.contains("copied to"), "the export itself worked: {out}");
+    assert!(!out.contains("TOPSECRETSIGNATURE"), "{out}");
+    assert!(
+        out.contains("/x/") && out.contains("sig=REDACTED"),
+        "the modelUri is logged, redacted: {out}"
+    );
+    // Our own account SAS (signed for Azurite) must not leak either, even at debug level.
+    let leaked = out
+        .match_indices("sig=")
+        .filter(|(at, _)| !out[at + 4..].starts_with("REDACTED"))
+        .count();
+    assert_eq!(leaked, 0, "{out}");
+}

@@ -17,7 +17,7 @@ pub const AZURITE_KEY: &str =
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SettingsError {
     #[error("setting {name} is required{hint}")]
-    Missing { name: String, hint: &'static str },
+    Missing { name: String, hint: String },
     #[error("setting {name} is invalid: {reason}")]
     Invalid { name: String, reason: String },
 }
@@ -106,8 +106,10 @@ impl StorageConnection {
         if blob_endpoint.is_none() && queue_endpoint.is_none() {
             return Err(SettingsError::Missing {
                 name: prefix.to_string(),
-                hint: " (a connection string such as UseDevelopmentStorage=true, or \
-                       {prefix}__blobServiceUri/__queueServiceUri with __credential=managedidentity)",
+                hint: format!(
+                    " (a connection string such as UseDevelopmentStorage=true, or \
+                     {prefix}__blobServiceUri/__queueServiceUri with __credential=managedidentity)"
+                ),
             });
         }
         for url in blob_endpoint.iter().chain(queue_endpoint.iter()) {
@@ -295,7 +297,7 @@ impl Settings {
         if storage.blob_endpoint.is_none() {
             return Err(SettingsError::Missing {
                 name: "CV_STORAGE__blobServiceUri".into(),
-                hint: " (the handler reads and writes blobs)",
+                hint: " (the handler reads and writes blobs)".into(),
             });
         }
         Ok(Self {

@@ -28,6 +28,8 @@ pub enum StorageError {
     Credential(String),
     #[error("cannot create a storage client: {0}")]
     Client(String),
+    #[error("{0}")]
+    Request(String),
 }
 
 #[derive(Clone)]
@@ -103,6 +105,33 @@ impl StorageAccount {
             .map_err(|e| StorageError::Client(redact(&e.to_string())))
     }
 
+    /// Creates the queue if missing. For development and tests: in Azure, infra creates the
+    /// queues and the handler's roles do not reach the account level.
+    pub async fn ensure_queue(&self, name: &str) -> Result<(), StorageError> {
+        let q = self.queue(name)?;
+        if !q.exists().await.map_err(request_error("queue exists"))? {
+            q.create(None)
+                .await
+                .map_err(request_error("create queue"))?;
+        }
+        Ok(())
+    }
+
+    /// Creates the container if missing (development and tests, as [`Self::ensure_queue`]).
+    pub async fn ensure_container(&self, name: &str) -> Result<(), StorageError> {
+        let c = self.container(name)?;
+        if !c
+            .exists()
+            .await
+            .map_err(request_error("container exists"))?
+        {
+            c.create(None)
+                .await
+                .map_err(request_error("create container"))?;
+        }
+        Ok(())
+    }
+
     /// A URL another request can read the blob from (a copy source): with a SAS when the
     /// account is key-authorised; plain with Entra ID, where same-account copies are authorised
     /// by the caller's own token.
@@ -141,6 +170,10 @@ impl StorageAccount {
         }
         Ok(url)
     }
+}
+
+fn request_error(action: &'static str) -> impl Fn(azure_core::Error) -> StorageError {
+    move |e| StorageError::Request(redact(&format!("{action}: {e}")))
 }
 
 /// Bounded SDK retries: the Functions host retries the whole invocation anyway, and an

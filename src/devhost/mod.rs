@@ -122,20 +122,18 @@ pub async fn run(
 
     let mut runtimes = Vec::new();
     for function in &functions {
+        // The host creates the queues it reads and writes; so does this.
         let account = account_for(&function.trigger.connection)?;
-        let trigger = queue(&account, &function.trigger.queue)?;
-        let poison = queue(&account, &format!("{}-poison", function.trigger.queue))?;
+        let poison_name = format!("{}-poison", function.trigger.queue);
+        let trigger = ensure_queue(&account, &function.trigger.queue).await?;
+        let poison = ensure_queue(&account, &poison_name).await?;
         let mut outputs = HashMap::new();
         for output in &function.outputs {
             let account = account_for(&output.connection)?;
-            outputs.insert(output.name.clone(), queue(&account, &output.queue)?);
-        }
-        // The host creates the queues it reads and writes; so does this.
-        for q in std::iter::once(&trigger)
-            .chain([&poison])
-            .chain(outputs.values())
-        {
-            create_queue(q).await?;
+            outputs.insert(
+                output.name.clone(),
+                ensure_queue(&account, &output.queue).await?,
+            );
         }
         runtimes.push(Arc::new(Runtime {
             host: host.clone(),
@@ -151,7 +149,7 @@ pub async fn run(
     if let Ok(account) = account_for("CV_STORAGE") {
         for key in ["CV_BACKUP_CONTAINER", "MODEL_STORE_CONTAINER"] {
             if let Some(name) = settings.get(key) {
-                create_container(&account, &name).await?;
+                account.ensure_container(&name).await.map_err(storage)?;
             }
         }
     }
@@ -199,39 +197,13 @@ pub async fn run(
     result
 }
 
-fn queue(account: &StorageAccount, name: &str) -> Result<QueueClient, DevHostError> {
-    account
-        .queue(name)
-        .map_err(|e| DevHostError::Storage(e.to_string()))
+fn storage(e: crate::storage::StorageError) -> DevHostError {
+    DevHostError::Storage(e.to_string())
 }
 
-async fn create_queue(q: &QueueClient) -> Result<(), DevHostError> {
-    if q.exists()
-        .await
-        .map_err(|e| DevHostError::Storage(redact(&e.to_string())))?
-    {
-        return Ok(());
-    }
-    q.create(None)
-        .await
-        .map(|_| ())
-        .map_err(|e| DevHostError::Storage(redact(&format!("create queue: {e}"))))
-}
-
-async fn create_container(account: &StorageAccount, name: &str) -> Result<(), DevHostError> {
-    let c = account
-        .container(name)
-        .map_err(|e| DevHostError::Storage(e.to_string()))?;
-    if c.exists()
-        .await
-        .map_err(|e| DevHostError::Storage(redact(&e.to_string())))?
-    {
-        return Ok(());
-    }
-    c.create(None)
-        .await
-        .map(|_| ())
-        .map_err(|e| DevHostError::Storage(redact(&format!("create container {name}: {e}"))))
+async fn ensure_queue(account: &StorageAccount, name: &str) -> Result<QueueClient, DevHostError> {
+    account.ensure_queue(name).await.map_err(storage)?;
+    account.queue(name).map_err(storage)
 }
 
 async fn wait_ready(

@@ -41,19 +41,17 @@ impl Probe {
     }
 
     pub async fn create_container(&self, name: &str) -> Result<(), String> {
-        let c = self.account.container(name).map_err(|e| e.to_string())?;
-        if !c.exists().await.map_err(fail("container exists"))? {
-            c.create(None).await.map_err(fail("create container"))?;
-        }
-        Ok(())
+        self.account
+            .ensure_container(name)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     pub async fn create_queue(&self, name: &str) -> Result<(), String> {
-        let q = self.account.queue(name).map_err(|e| e.to_string())?;
-        if !q.exists().await.map_err(fail("queue exists"))? {
-            q.create(None).await.map_err(fail("create queue"))?;
-        }
-        Ok(())
+        self.account
+            .ensure_queue(name)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     pub async fn put_blob(&self, container: &str, name: &str, bytes: &[u8]) -> Result<(), String> {

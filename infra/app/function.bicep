@@ -1,0 +1,133 @@
+// The Function App running the Rust custom handler, on Flex Consumption (default) or
+// Elastic Premium EP1 (Linux). Every storage connection is identity-based through the
+// user-assigned identity; no connection string with a key exists anywhere.
+
+param name string
+param planName string
+param location string = resourceGroup().location
+param tags object = {}
+
+@allowed(['FlexConsumption', 'ElasticPremium'])
+param hostingPlan string = 'FlexConsumption'
+
+@description('Resource id of the user-assigned identity the app runs as.')
+param identityId string
+param identityClientId string
+
+@description('Host storage (AzureWebJobsStorage and the Flex deployment package).')
+param hostStorageBlobEndpoint string
+param hostStorageQueueEndpoint string
+param hostStorageTableEndpoint string
+param deploymentContainerName string
+
+param applicationInsightsConnectionString string
+
+@description('Settings the handler reads (CV_*, MODEL_*, EXPORT_ACTION, ...).')
+param appSettings object = {}
+
+@minValue(1)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+@allowed([512, 2048, 4096])
+param instanceMemoryMB int = 2048
+
+var isFlex = hostingPlan == 'FlexConsumption'
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  name: planName
+  // checkov:skip=CKV_AZURE_225: zone redundancy needs at least 3 always-ready/EP instances and a zone-enabled region; a queue-driven handler retries through the queue instead
+  location: location
+  tags: tags
+  kind: isFlex ? 'functionapp' : 'elastic'
+  sku: isFlex ? {
+    name: 'FC1'
+    tier: 'FlexConsumption'
+  } : {
+    name: 'EP1'
+    tier: 'ElasticPremium'
+  }
+  properties: {
+    reserved: true
+    maximumElasticWorkerCount: isFlex ? null : 20
+  }
+}
+
+// Settings common to both plans. AzureWebJobsStorage__* is the host's own storage;
+// CV_STORAGE__* is the "connection": "CV_STORAGE" of every function.json binding.
+var identitySettings = {
+  AzureWebJobsStorage__credential: 'managedidentity'
+  AzureWebJobsStorage__clientId: identityClientId
+  AzureWebJobsStorage__blobServiceUri: hostStorageBlobEndpoint
+  AzureWebJobsStorage__queueServiceUri: hostStorageQueueEndpoint
+  AzureWebJobsStorage__tableServiceUri: hostStorageTableEndpoint
+  APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsightsConnectionString
+  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+}
+
+// Flex sets the runtime in functionAppConfig and rejects these two settings. Elastic
+// Premium runs from the zip that `func azure functionapp publish` uploads; no Azure Files
+// content share, since that would need a storage key.
+var planSettings = isFlex ? {} : {
+  FUNCTIONS_EXTENSION_VERSION: '~4'
+  FUNCTIONS_WORKER_RUNTIME: 'custom'
+  WEBSITE_RUN_FROM_PACKAGE: '1'
+}
+
+resource site 'Microsoft.Web/sites@2024-04-01' = {
+  name: name
+  // checkov:skip=CKV_AZURE_222: `func azure functionapp publish` deploys through the app's public SCM endpoint; the app has no HTTP triggers, only queue triggers
+  // checkov:skip=CKV_AZURE_17: no HTTP triggers, so there is no caller to authenticate with a client certificate
+  // checkov:skip=CKV_AZURE_212: queue-triggered and scale-from-zero by design; an interrupted invocation is retried from the queue
+  // checkov:skip=CKV_AZURE_213: no HTTP endpoint to probe; the host's queue listener health is visible in Application Insights
+  location: location
+  tags: union(tags, {
+    'azd-service-name': 'handler'
+  })
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identityId}': {}
+    }
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    clientCertEnabled: false
+    keyVaultReferenceIdentity: identityId
+    siteConfig: {
+      minTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+      http20Enabled: true
+      appSettings: [for setting in items(union(appSettings, identitySettings, planSettings)): {
+        name: setting.key
+        value: setting.value
+      }]
+    }
+    functionAppConfig: isFlex ? {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${hostStorageBlobEndpoint}${deploymentContainerName}'
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: identityId
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        maximumInstanceCount: maximumInstanceCount
+        instanceMemoryMB: instanceMemoryMB
+      }
+      runtime: {
+        name: 'custom'
+        version: '1.0'
+      }
+    } : null
+  }
+}
+
+output name string = site.name
+output id string = site.id
+output defaultHostName string = site.properties.defaultHostName

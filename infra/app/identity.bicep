@@ -1,0 +1,17 @@
+// The Function App's user-assigned managed identity. It exists (and gets its roles in
+// rbac.bicep) before the app starts, so the first trigger poll already has access.
+
+param name string
+param location string = resourceGroup().location
+param tags object = {}
+
+resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
+  name: name
+  location: location
+  tags: tags
+}
+
+output id string = identity.id
+output name string = identity.name
+output principalId string = identity.properties.principalId
+output clientId string = identity.properties.clientId

@@ -1,0 +1,264 @@
+// Every role assignment of the deployment, in one place. Least privilege: data roles are
+// scoped to the container or queue that needs them, never to the resource group.
+// Names are guid(scope, principalId, roleId), so re-deploying is idempotent.
+
+@description('Custom Vision data storage account (containers and queues below).')
+param dataStorageAccountName string
+@description('Functions host storage account (AzureWebJobsStorage, deployment package).')
+param hostStorageAccountName string
+param applicationInsightsName string
+param customVisionName string
+
+param backupContainerName string
+param modelStoreContainerName string
+param notificationQueueName string
+
+@description('Queues the Function App triggers on or writes to, poison queues included.')
+param functionQueueNames array
+
+@description('Principal id of the Custom Vision system-assigned identity.')
+param customVisionPrincipalId string
+
+@description('Principal id of the Function App user-assigned identity.')
+param functionPrincipalId string
+
+@description('Object id of the deploying user (or CI principal); empty grants nothing.')
+param userPrincipalId string = ''
+@allowed(['User', 'ServicePrincipal', 'Group'])
+param userPrincipalType string = 'User'
+
+@description('Give the Custom Vision identity its two roles on the whole data account instead of the backup container and notification queue.')
+param widenCustomVisionRolesToAccount bool = false
+
+// Built-in role definition ids (identical in every tenant).
+var roles = {
+  storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
+  storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+  storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
+  storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
+  monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
+  cognitiveServicesCustomVisionTrainer: '0a5ae4ab-0d65-4eeb-be61-29fc9b54394b'
+  cognitiveServicesCustomVisionContributor: 'c1ff6cc2-c111-46fe-8896-e0ef812ad9f3'
+}
+
+var grantUser = !empty(userPrincipalId)
+
+resource dataAccount 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: dataStorageAccountName
+}
+
+resource dataBlobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' existing = {
+  parent: dataAccount
+  name: 'default'
+}
+
+resource backupContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' existing = {
+  parent: dataBlobService
+  name: backupContainerName
+}
+
+resource modelStoreContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' existing = {
+  parent: dataBlobService
+  name: modelStoreContainerName
+}
+
+resource dataQueueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' existing = {
+  parent: dataAccount
+  name: 'default'
+}
+
+resource notificationQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' existing = {
+  parent: dataQueueService
+  name: notificationQueueName
+}
+
+resource functionQueues 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' existing = [for queueName in functionQueueNames: {
+  parent: dataQueueService
+  name: queueName
+}]
+
+resource hostAccount 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: hostStorageAccountName
+}
+
+resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing = {
+  name: applicationInsightsName
+}
+
+resource customVision 'Microsoft.CognitiveServices/accounts@2023-05-01' existing = {
+  name: customVisionName
+}
+
+// ---- Custom Vision system-assigned identity: writes backups and notifications ----
+
+resource cvBackupBlob 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!widenCustomVisionRolesToAccount) {
+  name: guid(backupContainer.id, customVisionPrincipalId, roles.storageBlobDataContributor)
+  scope: backupContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
+    principalId: customVisionPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource cvNotificationQueue 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!widenCustomVisionRolesToAccount) {
+  name: guid(notificationQueue.id, customVisionPrincipalId, roles.storageQueueDataContributor)
+  scope: notificationQueue
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataContributor)
+    principalId: customVisionPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource cvAccountBlob 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (widenCustomVisionRolesToAccount) {
+  name: guid(dataAccount.id, customVisionPrincipalId, roles.storageBlobDataContributor)
+  scope: dataAccount
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
+    principalId: customVisionPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource cvAccountQueue 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (widenCustomVisionRolesToAccount) {
+  name: guid(dataAccount.id, customVisionPrincipalId, roles.storageQueueDataContributor)
+  scope: dataAccount
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataContributor)
+    principalId: customVisionPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// ---- Function App user-assigned identity ----
+
+// Trigger (read, delete), output bindings and poison handling (add) on each queue.
+resource fnQueues 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for (queueName, i) in functionQueueNames: {
+  name: guid(functionQueues[i].id, functionPrincipalId, roles.storageQueueDataContributor)
+  scope: functionQueues[i]
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataContributor)
+    principalId: functionPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}]
+
+// Owner, not Contributor: writing blob index tags needs Owner.
+resource fnBackupOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(backupContainer.id, functionPrincipalId, roles.storageBlobDataOwner)
+  scope: backupContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataOwner)
+    principalId: functionPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource fnModelStoreOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(modelStoreContainer.id, functionPrincipalId, roles.storageBlobDataOwner)
+  scope: modelStoreContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataOwner)
+    principalId: functionPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// AzureWebJobsStorage (leases, host keys, diagnostics) and the Flex deployment package.
+resource fnHostBlobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(hostAccount.id, functionPrincipalId, roles.storageBlobDataOwner)
+  scope: hostAccount
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataOwner)
+    principalId: functionPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource fnHostQueue 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(hostAccount.id, functionPrincipalId, roles.storageQueueDataContributor)
+  scope: hostAccount
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataContributor)
+    principalId: functionPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource fnHostTable 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(hostAccount.id, functionPrincipalId, roles.storageTableDataContributor)
+  scope: hostAccount
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageTableDataContributor)
+    principalId: functionPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Telemetry ingestion with Entra auth (App Insights local auth is disabled).
+resource fnMetricsPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(applicationInsights.id, functionPrincipalId, roles.monitoringMetricsPublisher)
+  scope: applicationInsights
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.monitoringMetricsPublisher)
+    principalId: functionPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Training API (train, export, publish) for the follow-up automation; Trainer cannot
+// create or delete projects, which the handler never needs.
+resource fnCustomVisionTrainer 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(customVision.id, functionPrincipalId, roles.cognitiveServicesCustomVisionTrainer)
+  scope: customVision
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.cognitiveServicesCustomVisionTrainer)
+    principalId: functionPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// ---- Deploying user: run the CLI/demo and the CreateProject call with an Entra token ----
+
+resource userBackupBlob 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (grantUser) {
+  name: guid(backupContainer.id, userPrincipalId, roles.storageBlobDataContributor)
+  scope: backupContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
+    principalId: userPrincipalId
+    principalType: userPrincipalType
+  }
+}
+
+resource userModelStoreBlob 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (grantUser) {
+  name: guid(modelStoreContainer.id, userPrincipalId, roles.storageBlobDataContributor)
+  scope: modelStoreContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
+    principalId: userPrincipalId
+    principalType: userPrincipalType
+  }
+}
+
+resource userNotificationQueue 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (grantUser) {
+  name: guid(notificationQueue.id, userPrincipalId, roles.storageQueueDataContributor)
+  scope: notificationQueue
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataContributor)
+    principalId: userPrincipalId
+    principalType: userPrincipalType
+  }
+}
+
+// CreateProject/UpdateProject with an Entra token need a Custom Vision data role;
+// Owner/Contributor on the resource grant no data actions.
+resource userCustomVisionContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (grantUser) {
+  name: guid(customVision.id, userPrincipalId, roles.cognitiveServicesCustomVisionContributor)
+  scope: customVision
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.cognitiveServicesCustomVisionContributor)
+    principalId: userPrincipalId
+    principalType: userPrincipalType
+  }
+}

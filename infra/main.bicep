@@ -1,0 +1,246 @@
+// customvision-events: everything the Custom Vision "storage integration" page sets up by
+// hand in the portal, plus the Function App that reacts to the notifications.
+// Resource-group scope, so both `azd up` and `az deployment group create` deploy it.
+// Modules: app/storage.bicep (x2), app/customvision.bicep, app/identity.bicep,
+// app/monitoring.bicep, app/function.bicep, app/rbac.bicep (every role assignment).
+targetScope = 'resourceGroup'
+
+@minLength(1)
+@maxLength(64)
+@description('Environment name; seeds the resource token of every generated name.')
+param environmentName string
+
+@description('Location of every resource (Custom Vision: see customVisionLocation).')
+param location string = resourceGroup().location
+
+@description('Custom Vision Training is offered in fewer regions than Functions.')
+param customVisionLocation string = location
+
+@description('Object id of the deploying user or CI principal; empty grants no user roles.')
+param principalId string = ''
+
+@allowed(['User', 'ServicePrincipal', 'Group'])
+param principalType string = 'User'
+
+@allowed(['FlexConsumption', 'ElasticPremium'])
+param hostingPlan string = 'FlexConsumption'
+
+@allowed(['F0', 'S0'])
+@description('F0 is free but limited to one per subscription and 2 projects.')
+param customVisionSku string = 'S0'
+
+@description('true: the Custom Vision resource accepts only Entra ID tokens (no Training-Key).')
+param customVisionDisableLocalAuth bool = false
+
+@description('Use this existing Custom Vision training resource (same resource group, system-assigned identity enabled) instead of creating one.')
+param existingCustomVisionName string = ''
+
+@description('Grant the Custom Vision identity its roles on the whole data account rather than on the backup container and notification queue.')
+param widenCustomVisionRolesToAccount bool = false
+
+@allowed(['copy', 'tag', 'both'])
+@description('What ExportCompleted does with a backed-up model: copy it to the model store, tag it in place, or both.')
+param exportAction string = 'both'
+
+@description('Blob path of a model in the model store.')
+param modelPathTemplate string = '{projectId}/{iterationId}/{platform}/{blobName}'
+
+@allowed(['Standard_LRS', 'Standard_ZRS', 'Standard_GRS', 'Standard_GZRS'])
+@description('Replication of the data account; GRS by default because a lost model is the worst outcome.')
+param dataStorageSku string = 'Standard_GRS'
+
+@minValue(1)
+@maxValue(365)
+param dataRetentionDays int = 30
+
+// Optional name overrides (empty: generated from abbreviations.json + resourceToken).
+param functionAppName string = ''
+param dataStorageAccountName string = ''
+param hostStorageAccountName string = ''
+param customVisionName string = ''
+
+var abbrs = loadJsonContent('abbreviations.json')
+var resourceToken = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName, location))
+var tags = {
+  'azd-env-name': environmentName
+}
+
+// Fixed names the handler and Custom Vision agree on.
+var backupContainerName = 'customvision-backups'
+var modelStoreContainerName = 'models'
+var notificationQueueName = 'customvision-notifications'
+var trainingQueueName = 'customvision-training'
+var exportQueueName = 'customvision-exports'
+var rejectedQueueName = 'customvision-rejected'
+var queueNames = [
+  notificationQueueName
+  '${notificationQueueName}-poison'
+  trainingQueueName
+  '${trainingQueueName}-poison'
+  exportQueueName
+  '${exportQueueName}-poison'
+  rejectedQueueName
+]
+
+var appName = !empty(functionAppName) ? functionAppName : '${abbrs.webSitesFunctions}cv-${resourceToken}'
+var dataAccountName = !empty(dataStorageAccountName) ? dataStorageAccountName : '${abbrs.storageStorageAccounts}cv${resourceToken}'
+var hostAccountName = !empty(hostStorageAccountName) ? hostStorageAccountName : '${abbrs.storageStorageAccounts}fn${resourceToken}'
+var cvName = !empty(customVisionName) ? customVisionName : '${abbrs.cognitiveServicesCustomVisionTraining}${resourceToken}'
+var deploymentContainerName = 'app-package-${take(appName, 32)}-${take(resourceToken, 7)}'
+
+module dataStorage 'app/storage.bicep' = {
+  name: 'dataStorage'
+  params: {
+    name: dataAccountName
+    location: location
+    tags: tags
+    skuName: dataStorageSku
+    containerNames: [
+      backupContainerName
+      modelStoreContainerName
+    ]
+    queueNames: queueNames
+    enableDataProtection: true
+    deleteRetentionDays: dataRetentionDays
+  }
+}
+
+module hostStorage 'app/storage.bicep' = {
+  name: 'hostStorage'
+  params: {
+    name: hostAccountName
+    location: location
+    tags: tags
+    skuName: 'Standard_LRS'
+    containerNames: [
+      deploymentContainerName
+    ]
+    queueNames: []
+    enableDataProtection: true
+    deleteRetentionDays: 7
+  }
+}
+
+module customVision 'app/customvision.bicep' = if (empty(existingCustomVisionName)) {
+  name: 'customVision'
+  params: {
+    name: cvName
+    location: customVisionLocation
+    tags: tags
+    skuName: customVisionSku
+    customSubDomainName: cvName
+    disableLocalAuth: customVisionDisableLocalAuth
+  }
+}
+
+// An existing training resource in this resource group; its system-assigned identity
+// must be on (az cognitiveservices account identity assign).
+resource existingCustomVision 'Microsoft.CognitiveServices/accounts@2023-05-01' existing = if (!empty(existingCustomVisionName)) {
+  name: existingCustomVisionName
+}
+
+var useExistingCustomVision = !empty(existingCustomVisionName)
+var customVisionAccountName = useExistingCustomVision ? existingCustomVision.name : customVision.outputs.name
+var customVisionEndpoint = useExistingCustomVision ? existingCustomVision.properties.endpoint : customVision.outputs.endpoint
+var customVisionPrincipalId = useExistingCustomVision ? existingCustomVision.identity.principalId : customVision.outputs.principalId
+
+module identity 'app/identity.bicep' = {
+  name: 'functionIdentity'
+  params: {
+    name: '${abbrs.managedIdentityUserAssignedIdentities}cv-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module monitoring 'app/monitoring.bicep' = {
+  name: 'monitoring'
+  params: {
+    logAnalyticsName: '${abbrs.operationalInsightsWorkspaces}${resourceToken}'
+    applicationInsightsName: '${abbrs.insightsComponents}${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+// Roles first: the app's dependsOn below makes it start only once its identity can read
+// the queues, so the first deployment works without a restart.
+module rbac 'app/rbac.bicep' = {
+  name: 'rbacAssignments'
+  params: {
+    dataStorageAccountName: dataStorage.outputs.name
+    hostStorageAccountName: hostStorage.outputs.name
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    customVisionName: customVisionAccountName
+    backupContainerName: backupContainerName
+    modelStoreContainerName: modelStoreContainerName
+    notificationQueueName: notificationQueueName
+    functionQueueNames: queueNames
+    customVisionPrincipalId: customVisionPrincipalId
+    functionPrincipalId: identity.outputs.principalId
+    userPrincipalId: principalId
+    userPrincipalType: principalType
+    widenCustomVisionRolesToAccount: widenCustomVisionRolesToAccount
+  }
+}
+
+module function 'app/function.bicep' = {
+  name: 'functionApp'
+  dependsOn: [
+    rbac
+  ]
+  params: {
+    name: appName
+    planName: '${abbrs.webServerFarms}${resourceToken}'
+    location: location
+    tags: tags
+    hostingPlan: hostingPlan
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
+    hostStorageBlobEndpoint: hostStorage.outputs.blobEndpoint
+    hostStorageQueueEndpoint: hostStorage.outputs.queueEndpoint
+    hostStorageTableEndpoint: hostStorage.outputs.tableEndpoint
+    deploymentContainerName: deploymentContainerName
+    applicationInsightsConnectionString: monitoring.outputs.applicationInsightsConnectionString
+    appSettings: {
+      CV_NOTIFICATION_QUEUE: notificationQueueName
+      CV_TRAINING_QUEUE: trainingQueueName
+      CV_EXPORT_QUEUE: exportQueueName
+      CV_REJECTED_QUEUE: rejectedQueueName
+      CV_BACKUP_CONTAINER: backupContainerName
+      MODEL_STORE_CONTAINER: modelStoreContainerName
+      EXPORT_ACTION: exportAction
+      MODEL_PATH_TEMPLATE: modelPathTemplate
+      CV_TRAINING_ENDPOINT: customVisionEndpoint
+      CV_STORAGE__credential: 'managedidentity'
+      CV_STORAGE__clientId: identity.outputs.clientId
+      CV_STORAGE__blobServiceUri: dataStorage.outputs.blobEndpoint
+      CV_STORAGE__queueServiceUri: dataStorage.outputs.queueEndpoint
+    }
+  }
+}
+
+// Outputs (azd stores them in .azure/<env>/.env).
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = resourceGroup().name
+output AZURE_FUNCTION_APP_NAME string = function.outputs.name
+output SERVICE_HANDLER_NAME string = function.outputs.name
+output AZURE_FUNCTION_IDENTITY_CLIENT_ID string = identity.outputs.clientId
+output AZURE_STORAGE_ACCOUNT_NAME string = dataStorage.outputs.name
+output AZURE_STORAGE_BLOB_ENDPOINT string = dataStorage.outputs.blobEndpoint
+output AZURE_STORAGE_QUEUE_ENDPOINT string = dataStorage.outputs.queueEndpoint
+output AZURE_HOST_STORAGE_ACCOUNT_NAME string = hostStorage.outputs.name
+output CUSTOM_VISION_NAME string = customVisionAccountName
+output CUSTOM_VISION_ENDPOINT string = customVisionEndpoint
+// The two values for the CreateProject/UpdateProject call of the storage-integration page.
+output NOTIFICATION_QUEUE_URI string = '${dataStorage.outputs.queueEndpoint}${notificationQueueName}'
+output EXPORT_MODEL_CONTAINER_URI string = '${dataStorage.outputs.blobEndpoint}${backupContainerName}'
+output MODEL_STORE_CONTAINER_URI string = '${dataStorage.outputs.blobEndpoint}${modelStoreContainerName}'
+output CV_NOTIFICATION_QUEUE string = notificationQueueName
+output CV_TRAINING_QUEUE string = trainingQueueName
+output CV_EXPORT_QUEUE string = exportQueueName
+output CV_REJECTED_QUEUE string = rejectedQueueName
+output CV_BACKUP_CONTAINER string = backupContainerName
+output MODEL_STORE_CONTAINER string = modelStoreContainerName
+output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName

@@ -1,0 +1,25 @@
+"""Built-in Azure role definition ids the infra may assign, defined once.
+
+Ids are the same in every tenant (Azure built-in roles reference). The key is the
+camelCase name rbac.bicep uses in its `roles` variable.
+"""
+
+ALLOWED_ROLES: dict[str, tuple[str, str]] = {
+    # key in rbac.bicep: (role definition id, display name)
+    "storageBlobDataContributor": ("ba92f5b4-2d11-453d-a403-e96b0029c9fe", "Storage Blob Data Contributor"),
+    "storageBlobDataOwner": ("b7e6dc6d-f1e8-4753-8033-0f276bb0955b", "Storage Blob Data Owner"),
+    "storageQueueDataContributor": ("974c5e8b-45b9-4653-ba55-5f855dd0fb88", "Storage Queue Data Contributor"),
+    "storageTableDataContributor": ("0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3", "Storage Table Data Contributor"),
+    "monitoringMetricsPublisher": ("3913510d-42f4-4e42-8a64-420c390055eb", "Monitoring Metrics Publisher"),
+    "cognitiveServicesCustomVisionTrainer": ("0a5ae4ab-0d65-4eeb-be61-29fc9b54394b", "Cognitive Services Custom Vision Trainer"),
+    "cognitiveServicesCustomVisionContributor": ("c1ff6cc2-c111-46fe-8896-e0ef812ad9f3", "Cognitive Services Custom Vision Contributor"),
+}
+
+# Data roles that must be scoped to a container or queue (not an account) unless the
+# account is the Functions host account or the assignment is the opt-in widening.
+STORAGE_DATA_ROLES = {
+    "storageBlobDataContributor",
+    "storageBlobDataOwner",
+    "storageQueueDataContributor",
+    "storageTableDataContributor",
+}

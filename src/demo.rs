@@ -52,11 +52,11 @@ async fn drive(probe: &Probe) -> Result<(), String> {
     probe
         .put_blob(DEFAULT_BACKUP_CONTAINER, &backup, &content)
         .await?;
-    let model_uri = probe
+    let mut model_uri = probe
         .account
         .blob_url(DEFAULT_BACKUP_CONTAINER, &backup)
         .map_err(|e| e.to_string())?;
-    let mut model_uri = model_uri;
+    // What the service would send: the blob's URL, without our SAS.
     model_uri.set_query(None);
     println!("== wrote backup blob {DEFAULT_BACKUP_CONTAINER}/{backup}");
 

@@ -171,17 +171,20 @@ impl ExportProcessor<'_> {
             copy: None,
             tagged_in_place: false,
         };
+        let mut source_etag = self.backup_etag(&source, backup).await?;
         // In place first: a metadata write changes the backup's ETag, and the copy below
         // records the ETag it copied.
         if self.settings.export_action.tags_in_place() {
             let metadata = backup.metadata(container_name, None);
             ensure_tags(&source, &tags).await?;
-            ensure_metadata(&source, &metadata).await?;
+            if ensure_metadata(&source, &metadata, &source_etag).await? {
+                source_etag = self.backup_etag(&source, backup).await?;
+            }
             outcome.tagged_in_place = true;
         }
         if self.settings.export_action.copies() {
             let destination = self.settings.model_path_template.render(backup);
-            let state = self.copy(&source, backup, &destination, &tags).await?;
+            let state = self.copy(backup, &source_etag, &destination, &tags).await?;
             outcome.copy = Some((
                 format!("{}/{destination}", self.settings.model_store_container),
                 state,
@@ -190,14 +193,13 @@ impl ExportProcessor<'_> {
         Ok(outcome)
     }
 
-    async fn copy(
+    /// The backup's current ETag; a backup gone since it was listed is "not there yet".
+    async fn backup_etag(
         &self,
         source: &BlobClient,
         backup: &BackupBlob,
-        destination: &str,
-        tags: &BTreeMap<String, String>,
-    ) -> Result<CopyState, ExportError> {
-        let source_props = source.get_properties(None).await.map_err(|e| {
+    ) -> Result<String, ExportError> {
+        let props = source.get_properties(None).await.map_err(|e| {
             if e.http_status() == Some(StatusCode::NotFound) {
                 ExportError::BackupNotFound {
                     container: self.settings.backup_container.clone(),
@@ -207,11 +209,20 @@ impl ExportProcessor<'_> {
                 storage_error("read backup properties")(e)
             }
         })?;
-        let source_etag = source_props
+        Ok(props
             .etag()
             .map_err(storage_error("read backup ETag"))?
             .map(|e| e.to_string())
-            .unwrap_or_default();
+            .unwrap_or_default())
+    }
+
+    async fn copy(
+        &self,
+        backup: &BackupBlob,
+        source_etag: &str,
+        destination: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<CopyState, ExportError> {
         let store = self
             .account
             .container(&self.settings.model_store_container)?;
@@ -225,7 +236,8 @@ impl ExportProcessor<'_> {
                 let status = props
                     .copy_status()
                     .map_err(storage_error("read copy status"))?;
-                let same_source = metadata.get(SOURCE_ETAG_KEY) == Some(&source_etag);
+                let same_source =
+                    metadata.get(SOURCE_ETAG_KEY).map(String::as_str) == Some(source_etag);
                 match status {
                     Some(CopyStatus::Pending) if same_source => {
                         self.wait_for_copy(&target, backup, destination).await?;
@@ -245,14 +257,14 @@ impl ExportProcessor<'_> {
         }
 
         let metadata: HashMap<String, String> = backup
-            .metadata(&self.settings.backup_container, Some(&source_etag))
+            .metadata(&self.settings.backup_container, Some(source_etag))
             .into_iter()
             .collect();
         let options = BlobClientStartCopyFromUrlOptions {
             metadata: Some(metadata),
             blob_tags_string: Some(tags_header(tags)),
             // Copy exactly the version whose ETag the metadata records.
-            source_if_match: Some(source_etag.clone().into()),
+            source_if_match: Some(source_etag.into()),
             ..Default::default()
         };
         let copy_source = self
@@ -321,13 +333,9 @@ async fn ensure_tags(
     blob: &BlobClient,
     ours: &BTreeMap<String, String>,
 ) -> Result<(), ExportError> {
-    let current: HashMap<String, String> = blob
-        .get_tags(None)
+    let current = crate::storage::blob_tags(blob)
         .await
-        .map_err(storage_error("read tags"))?
-        .into_model()
-        .map_err(storage_error("read tags"))?
-        .into();
+        .map_err(storage_error("read tags"))?;
     if ours.iter().all(|(k, v)| current.get(k) == Some(v)) {
         return Ok(());
     }
@@ -343,28 +351,29 @@ async fn ensure_tags(
 }
 
 /// Adds our metadata, keeping the blob's own; writes only when something differs, and only if
-/// the blob has not changed since it was read.
+/// the blob still has `etag`. Returns whether it wrote (the ETag then changed).
 async fn ensure_metadata(
     blob: &BlobClient,
     ours: &BTreeMap<String, String>,
-) -> Result<(), ExportError> {
+    etag: &str,
+) -> Result<bool, ExportError> {
     let props = blob
         .get_properties(None)
         .await
         .map_err(storage_error("read metadata"))?;
     let mut current = props.metadata().map_err(storage_error("read metadata"))?;
     if ours.iter().all(|(k, v)| current.get(k) == Some(v)) {
-        return Ok(());
+        return Ok(false);
     }
     current.extend(ours.iter().map(|(k, v)| (k.clone(), v.clone())));
     let options = BlobClientSetMetadataOptions {
-        if_match: props.etag().ok().flatten(),
+        if_match: Some(etag.into()),
         ..Default::default()
     };
     blob.set_metadata(&current, Some(options))
         .await
         .map_err(storage_error("set metadata"))?;
-    Ok(())
+    Ok(true)
 }
 
 fn storage_error(action: &'static str) -> impl Fn(azure_core::Error) -> ExportError {

@@ -249,7 +249,7 @@ impl Notification {
 
     /// The documented nested shape, with canonical spellings: what is forwarded to the
     /// training and export queues.
-    pub fn to_canonical_json(&self) -> Value {
+    pub fn to_canonical_json(&self) -> Map<String, Value> {
         let content = match self {
             Self::ConnectionTest { project_id } => json!({ "projectId": project_id.to_string() }),
             Self::Training {
@@ -278,7 +278,11 @@ impl Notification {
                 c
             }
         };
-        json!({ "version": "1.0", "type": self.kind(), "Content": content })
+        Map::from_iter([
+            ("version".to_string(), json!("1.0")),
+            ("type".to_string(), json!(self.kind())),
+            ("Content".to_string(), content),
+        ])
     }
 }
 
@@ -469,7 +473,7 @@ mod tests {
         );
         let a = Notification::parse(&nested).unwrap();
         assert_eq!(a, Notification::parse(&flat).unwrap());
-        let canonical = a.to_canonical_json().to_string();
+        let canonical = Value::Object(a.to_canonical_json()).to_string();
         assert_eq!(Notification::parse(&canonical).unwrap(), a);
     }
 

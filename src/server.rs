@@ -57,11 +57,12 @@ async fn invoke(
                 FunctionError::Transient(_) => StatusCode::INTERNAL_SERVER_ERROR,
             };
             // The host drops Logs on a non-2xx answer: stdout is where this reason survives.
-            let reason = redact(&format!("{function}: {error}"));
+            let reason = format!("{function}: {error}");
             tracing::error!(function = %function, invocation_id = %invocation_id, "{reason}");
             (status, InvocationResponse::default().log(reason))
         }
     };
+    // Logs reach the host's log stream, past our redacting writer: scrub them here.
     let body = InvocationResponse {
         logs: body.logs.iter().map(|l| redact(l)).collect(),
         ..body

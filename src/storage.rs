@@ -172,6 +172,13 @@ impl StorageAccount {
     }
 }
 
+/// A blob's index tags as a map (read by the export action and the test probe alike).
+pub async fn blob_tags(
+    blob: &azure_storage_blob::BlobClient,
+) -> azure_core::Result<std::collections::HashMap<String, String>> {
+    Ok(blob.get_tags(None).await?.into_model()?.into())
+}
+
 fn request_error(action: &'static str) -> impl Fn(azure_core::Error) -> StorageError {
     move |e| StorageError::Request(redact(&format!("{action}: {e}")))
 }

@@ -84,13 +84,9 @@ impl Probe {
             .map_err(fail("etag"))?
             .map(|e| e.to_string())
             .unwrap_or_default();
-        let tags: HashMap<String, String> = blob
-            .get_tags(None)
+        let tags = crate::storage::blob_tags(&blob)
             .await
-            .map_err(fail("tags"))?
-            .into_model()
-            .map_err(fail("tags"))?
-            .into();
+            .map_err(fail("tags"))?;
         let bytes = blob
             .download(None)
             .await

@@ -8,7 +8,7 @@ pub mod export_completed;
 pub mod notifications;
 pub mod training_completed;
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Map};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -63,20 +63,13 @@ pub fn reject(function: &str, text: &str, reason: &str) -> InvocationResponse {
     let received_at = OffsetDateTime::now_utc()
         .format(&Rfc3339)
         .unwrap_or_default();
-    let record = json!({
-        "reason": reason,
-        "message": text,
-        "receivedAt": received_at,
-        "function": function,
-    });
+    let record = Map::from_iter([
+        ("reason".to_string(), json!(reason)),
+        ("message".to_string(), json!(text)),
+        ("receivedAt".to_string(), json!(received_at)),
+        ("function".to_string(), json!(function)),
+    ]);
     InvocationResponse::default()
         .log(format!("{function}: rejected: {reason}"))
-        .output(REJECTED_OUTPUT, as_object(record))
-}
-
-fn as_object(value: Value) -> Map<String, Value> {
-    match value {
-        Value::Object(map) => map,
-        _ => Map::new(),
-    }
+        .output(REJECTED_OUTPUT, record)
 }

@@ -2,7 +2,7 @@
 //! message and routes it: a queue delivers a message to one consumer only, so separate
 //! functions on the same queue would each lose the other's messages.
 
-use super::{as_object, reject, FunctionError, EXPORT_OUTPUT, TRAINING_OUTPUT};
+use super::{reject, FunctionError, EXPORT_OUTPUT, TRAINING_OUTPUT};
 use crate::envelope::{InvocationRequest, InvocationResponse, TRIGGER_BINDING};
 use crate::notification::Notification;
 
@@ -52,7 +52,7 @@ pub fn handle(request: &InvocationRequest) -> Result<InvocationResponse, Functio
                     notification.kind(),
                     notification.project_id()
                 ))
-                .output(binding, as_object(notification.to_canonical_json()))
+                .output(binding, notification.to_canonical_json())
         }
     })
 }

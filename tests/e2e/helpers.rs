@@ -126,6 +126,18 @@ impl TestApp {
         .unwrap_or_else(|e| panic!("{e}\n--- output ---\n{}", self.output()))
     }
 
+    /// Asserts that these queues hold no message (visible ones: nothing rejected or poisoned).
+    pub async fn assert_empty(&self, queues: &[&str]) {
+        for q in queues {
+            let left = self.probe.peek(q).await.unwrap();
+            assert!(
+                left.is_empty(),
+                "{q} holds {left:?}\n--- output ---\n{}",
+                self.output()
+            );
+        }
+    }
+
     pub fn output(&self) -> String {
         self.output.lock().unwrap().clone()
     }

@@ -49,7 +49,7 @@ async fn export_completed_copies_and_tags_the_backup() {
     // EXPORT_ACTION defaults to both: the backup is tagged in place too.
     assert_eq!(backup.tags["iterationId"], i);
     assert_eq!(backup.metadata["cvprojectid"], p);
-    assert!(app.probe.peek(REJECTED).await.unwrap().is_empty());
+    app.assert_empty(&[REJECTED]).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -86,13 +86,8 @@ async fn the_same_message_three_times_yields_one_copy() {
         backup.etag, first.metadata["cvsourceetag"],
         "the backup is not rewritten either"
     );
-    assert!(app.probe.peek(REJECTED).await.unwrap().is_empty());
-    assert!(app
-        .probe
-        .peek(&format!("{EXPORTS}-poison"))
-        .await
-        .unwrap()
-        .is_empty());
+    app.assert_empty(&[REJECTED, &format!("{EXPORTS}-poison")])
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -133,14 +128,9 @@ async fn malformed_messages_go_to_rejected_with_their_reason() {
         );
         assert!(record["receivedAt"].is_string());
     }
-    assert!(
-        app.probe
-            .peek(&format!("{NOTIFICATIONS}-poison"))
-            .await
-            .unwrap()
-            .is_empty(),
-        "permanent errors burn no retries"
-    );
+    // Permanent errors burn no retries.
+    app.assert_empty(&[&format!("{NOTIFICATIONS}-poison")])
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -238,13 +228,8 @@ async fn training_and_connection_test_are_consumed() {
         out.contains("WARN") && out.contains(&format!("iteration {i}: TrainingFailed")),
         "{out}"
     );
-    assert!(app.probe.peek(REJECTED).await.unwrap().is_empty());
-    assert!(app
-        .probe
-        .peek(&format!("{TRAINING}-poison"))
-        .await
-        .unwrap()
-        .is_empty());
+    app.assert_empty(&[REJECTED, &format!("{TRAINING}-poison")])
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -68,6 +68,8 @@ var tags = {
 // Fixed names the handler and Custom Vision agree on.
 var backupContainerName = 'customvision-backups'
 var modelStoreContainerName = 'models'
+// Rejected messages too large for their queue record; written by the functions' blob output.
+var rejectedContainerName = 'customvision-rejected'
 var notificationQueueName = 'customvision-notifications'
 var trainingQueueName = 'customvision-training'
 var exportQueueName = 'customvision-exports'
@@ -98,6 +100,7 @@ module dataStorage 'app/storage.bicep' = {
     containerNames: [
       backupContainerName
       modelStoreContainerName
+      rejectedContainerName
     ]
     queueNames: queueNames
     enableDataProtection: true
@@ -174,6 +177,7 @@ module rbac 'app/rbac.bicep' = {
     customVisionName: customVisionAccountName
     backupContainerName: backupContainerName
     modelStoreContainerName: modelStoreContainerName
+    rejectedContainerName: rejectedContainerName
     notificationQueueName: notificationQueueName
     functionQueueNames: queueNames
     customVisionPrincipalId: customVisionPrincipalId
@@ -207,6 +211,7 @@ module function 'app/function.bicep' = {
       CV_TRAINING_QUEUE: trainingQueueName
       CV_EXPORT_QUEUE: exportQueueName
       CV_REJECTED_QUEUE: rejectedQueueName
+      CV_REJECTED_CONTAINER: rejectedContainerName
       CV_BACKUP_CONTAINER: backupContainerName
       MODEL_STORE_CONTAINER: modelStoreContainerName
       EXPORT_ACTION: exportAction
@@ -241,6 +246,7 @@ output CV_NOTIFICATION_QUEUE string = notificationQueueName
 output CV_TRAINING_QUEUE string = trainingQueueName
 output CV_EXPORT_QUEUE string = exportQueueName
 output CV_REJECTED_QUEUE string = rejectedQueueName
+output CV_REJECTED_CONTAINER string = rejectedContainerName
 output CV_BACKUP_CONTAINER string = backupContainerName
 output MODEL_STORE_CONTAINER string = modelStoreContainerName
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName

@@ -31,15 +31,17 @@ impl InvocationRequest {
     }
 
     /// The queue message text of a binding. The host encodes it twice (a JSON string whose
-    /// content is a JSON string literal); Microsoft's docs show it once. Unwrap while the value
-    /// is a string that itself parses as a JSON string; accept an object too.
+    /// content is a JSON string literal); Microsoft's docs show it once. Exactly the host's
+    /// layer is removed: one decode when the value is a JSON string literal, never more, so a
+    /// message whose own text is a JSON string literal (`"hello"`) arrives as it was sent.
+    /// An object is accepted too (its JSON text).
     pub fn message_text(&self, binding: &str) -> Result<String, EnvelopeError> {
         let value = self
             .data
             .get(binding)
             .ok_or_else(|| EnvelopeError::MissingBinding(binding.to_string()))?;
         match value {
-            Value::String(s) => Ok(unwrap_json_string(s)),
+            Value::String(s) => Ok(unwrap_host_layer(s)),
             Value::Object(_) => Ok(value.to_string()),
             _ => Err(EnvelopeError::UnexpectedBindingType(binding.to_string())),
         }
@@ -49,7 +51,7 @@ impl InvocationRequest {
     pub fn dequeue_count(&self) -> Option<u32> {
         match self.metadata.get("DequeueCount")? {
             Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
-            Value::String(s) => unwrap_json_string(s).trim().parse().ok(),
+            Value::String(s) => unwrap_host_layer(s).trim().parse().ok(),
             _ => None,
         }
     }
@@ -57,19 +59,18 @@ impl InvocationRequest {
     /// `Id` arrives JSON-quoted (`"\"800a…\""`).
     pub fn message_id(&self) -> Option<String> {
         match self.metadata.get("Id")? {
-            Value::String(s) => Some(unwrap_json_string(s)),
+            Value::String(s) => Some(unwrap_host_layer(s)),
             _ => None,
         }
     }
 }
 
-fn unwrap_json_string(raw: &str) -> String {
-    let mut current = raw.to_string();
-    // Bounded: each round strips one layer of quoting, so the string shrinks every time.
-    while let Ok(Value::String(inner)) = serde_json::from_str::<Value>(&current) {
-        current = inner;
+/// One JSON-string decode if `raw` is a JSON string literal, else `raw` as it is.
+fn unwrap_host_layer(raw: &str) -> String {
+    match serde_json::from_str::<Value>(raw) {
+        Ok(Value::String(inner)) => inner,
+        _ => raw.to_string(),
     }
-    current
 }
 
 /// What the handler answers. `ReturnValue` is always present (null): the host wants JSON.
@@ -96,6 +97,44 @@ impl InvocationResponse {
             .insert(binding.to_string(), Value::Object(message));
         self
     }
+
+    /// Exact bytes for a blob output: the same host rule, used on purpose. A base64 string is
+    /// written as its decoded bytes (`Convert.FromBase64String` in the host's
+    /// `HttpScriptInvocationResultExtensions`), so every byte lands as given.
+    pub fn output_bytes(mut self, binding: &str, bytes: &[u8]) -> Self {
+        self.outputs.insert(
+            binding.to_string(),
+            Value::String(crate::base64text::encode(bytes)),
+        );
+        self
+    }
+}
+
+/// Invocation bodies in the three shapes seen in captures (HOST-CONTRACT.md), for the tests.
+#[cfg(test)]
+pub(crate) mod captured {
+    /// As the host's source builds it: `Data` encoded twice, metadata quoted, the message's
+    /// keys copied into `Metadata`.
+    pub const TWICE: &str = r#"{"Data":{"notification":"\"{\\\"version\\\":\\\"1.0\\\",\\\"type\\\":\\\"Training\\\",\\\"Content\\\":{\\\"projectId\\\":\\\"9a8b7c6d-1234-4e5f-8a9b-0c1d2e3f4a5b\\\",\\\"iterationId\\\":\\\"1b2c3d4e-5f60-4172-8394-a5b6c7d8e9f0\\\",\\\"trainingStatus\\\":\\\"TrainingCompleted\\\"}}\""},
+ "Metadata":{"DequeueCount":"1","ExpirationTime":"2026-01-08T10:00:00+00:00","Id":"\"800ae4b3-bdd2-4c08-badd-f08e5a34b865\"",
+  "InsertionTime":"2026-01-01T10:00:00+00:00","NextVisibleTime":"2026-01-01T10:10:00+00:00","PopReceipt":"\"AgAAAAMAAAAAAAAAAgtnj8x+1QE=\"",
+  "version":"\"1.0\"","type":"\"Training\"","Content":{"projectId":"9a8b7c6d-1234-4e5f-8a9b-0c1d2e3f4a5b","iterationId":"1b2c3d4e-5f60-4172-8394-a5b6c7d8e9f0","trainingStatus":"TrainingCompleted"},
+  "sys":{"MethodName":"Notifications","UtcNow":"2026-01-01T10:00:01.1234567Z","RandGuid":"24ad4c06-0000-0000-0000-000000000000"}}}"#;
+
+    /// As Microsoft's custom-handler page shows it: `Data` encoded once, `DequeueCount` a
+    /// number, `Id` unquoted.
+    pub const ONCE: &str = r#"{"Data":{"notification":"{\"version\":\"1.0\",\"type\":\"ConnectionTest\",\"Content\":{\"projectId\":\"9a8b7c6d-1234-4e5f-8a9b-0c1d2e3f4a5b\"}}"},
+ "Metadata":{"DequeueCount":1,"ExpirationTime":"2026-01-08T10:00:00+00:00","Id":"800ae4b3-bdd2-4c08-badd-f08e5a34b866",
+  "InsertionTime":"2026-01-01T10:00:00+00:00","NextVisibleTime":"2026-01-01T10:10:00+00:00","PopReceipt":"AgAAAAMAAAAAAAAAAgtnj8x+1QE=",
+  "sys":{"MethodName":"Notifications","UtcNow":"2026-01-01T10:00:01.1234567Z","RandGuid":"24ad4c06-0000-0000-0000-000000000001"}}}"#;
+
+    /// As a real queue gave it: `Data` encoded twice, and only the message's string-valued keys
+    /// in `Metadata`, quoted (a flat Export here).
+    pub const METADATA_KEYS: &str = r#"{"Data":{"notification":"\"{\\\"version\\\":\\\"1.0\\\",\\\"type\\\":\\\"Export\\\",\\\"projectId\\\":\\\"9a8b7c6d-1234-4e5f-8a9b-0c1d2e3f4a5b\\\",\\\"iterationId\\\":\\\"1b2c3d4e-5f60-4172-8394-a5b6c7d8e9f0\\\",\\\"exportStatus\\\":\\\"ExportCompleted\\\"}\""},
+ "Metadata":{"DequeueCount":"2","ExpirationTime":"2026-01-08T10:00:00+00:00","Id":"\"800ae4b3-bdd2-4c08-badd-f08e5a34b867\"",
+  "InsertionTime":"2026-01-01T10:00:00+00:00","NextVisibleTime":"2026-01-01T10:10:00+00:00","PopReceipt":"\"AgAAAAMAAAAAAAAAAgtnj8x+1QE=\"",
+  "version":"\"1.0\"","type":"\"Export\"","projectId":"\"9a8b7c6d-1234-4e5f-8a9b-0c1d2e3f4a5b\"","iterationId":"\"1b2c3d4e-5f60-4172-8394-a5b6c7d8e9f0\"","exportStatus":"\"ExportCompleted\"",
+  "sys":{"MethodName":"Notifications","UtcNow":"2026-01-01T10:00:01.1234567Z","RandGuid":"24ad4c06-0000-0000-0000-000000000002"}}}"#;
 }
 
 #[cfg(test)]
@@ -103,12 +142,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    /// A payload as the host's source builds it (HOST-CONTRACT.md), message double-encoded.
-    const CAPTURED: &str = r#"{"Data":{"notification":"\"{\\\"version\\\":\\\"1.0\\\",\\\"type\\\":\\\"Training\\\",\\\"Content\\\":{\\\"projectId\\\":\\\"9a8b7c6d-1234-4e5f-8a9b-0c1d2e3f4a5b\\\",\\\"iterationId\\\":\\\"1b2c3d4e-5f60-4172-8394-a5b6c7d8e9f0\\\",\\\"trainingStatus\\\":\\\"TrainingCompleted\\\"}}\""},
- "Metadata":{"DequeueCount":"1","ExpirationTime":"2026-01-08T10:00:00+00:00","Id":"\"800ae4b3-bdd2-4c08-badd-f08e5a34b865\"",
-  "InsertionTime":"2026-01-01T10:00:00+00:00","NextVisibleTime":"2026-01-01T10:10:00+00:00","PopReceipt":"\"AgAAAAMAAAAAAAAAAgtnj8x+1QE=\"",
-  "version":"\"1.0\"","type":"\"Training\"","Content":{"projectId":"9a8b7c6d-1234-4e5f-8a9b-0c1d2e3f4a5b","iterationId":"1b2c3d4e-5f60-4172-8394-a5b6c7d8e9f0","trainingStatus":"TrainingCompleted"},
-  "sys":{"MethodName":"Notifications","UtcNow":"2026-01-01T10:00:01.1234567Z","RandGuid":"24ad4c06-0000-0000-0000-000000000000"}}}"#;
+    use super::captured::TWICE as CAPTURED;
 
     #[test]
     fn captured_payload_decodes() {
@@ -144,6 +178,38 @@ mod tests {
         let req: InvocationRequest =
             serde_json::from_value(json!({"Data": {"notification": "\"eyJhIjoxfQ==\""}})).unwrap();
         assert_eq!(req.message_text("notification").unwrap(), "eyJhIjoxfQ==");
+    }
+
+    #[test]
+    fn exactly_the_host_layer_is_removed() {
+        // The host encodes the message text once more than it is; one decode undoes that.
+        for message in [
+            "\"hello\"",
+            r#""{\"type\":\"ConnectionTest\"}""#,
+            "plain",
+            "{\"a\":1}",
+        ] {
+            let data = serde_json::to_string(message).unwrap();
+            let req: InvocationRequest =
+                serde_json::from_value(json!({"Data": {"notification": data}})).unwrap();
+            assert_eq!(req.message_text("notification").unwrap(), message);
+        }
+    }
+
+    #[test]
+    fn all_three_captured_shapes_decode() {
+        use super::captured::{METADATA_KEYS, ONCE, TWICE};
+        for (body, starts, count) in [
+            (TWICE, r#"{"version":"1.0","type":"Training""#, 1),
+            (ONCE, r#"{"version":"1.0","type":"ConnectionTest""#, 1),
+            (METADATA_KEYS, r#"{"version":"1.0","type":"Export""#, 2),
+        ] {
+            let req = InvocationRequest::from_slice(body.as_bytes()).unwrap();
+            let text = req.message_text(TRIGGER_BINDING).unwrap();
+            assert!(text.starts_with(starts), "{text}");
+            assert_eq!(req.dequeue_count(), Some(count));
+            assert!(req.message_id().unwrap().starts_with("800ae4b3-"));
+        }
     }
 
     #[test]

@@ -92,6 +92,7 @@ async fn serve() -> Result<(), String> {
     server::run(
         listener,
         Arc::new(App { settings, account }),
+        server::ServerConfig::default(),
         shutdown_signal(),
     )
     .await;

@@ -5,7 +5,6 @@
 
 use std::fmt;
 
-use base64::Engine as _;
 use serde_json::{json, Map, Value};
 use url::Url;
 use uuid::Uuid;
@@ -18,8 +17,8 @@ pub enum NotificationError {
     Empty,
     #[error("the message is neither JSON nor base64-encoded JSON")]
     NotJson,
-    #[error("the message is JSON but not an object")]
-    NotAnObject,
+    #[error("the message is JSON but not an object (it is {0})")]
+    NotAnObject(&'static str),
     #[error("missing field '{0}'")]
     Missing(&'static str),
     #[error("field '{field}' must be a string")]
@@ -159,21 +158,43 @@ pub enum Notification {
         project_id: ProjectId,
         iteration_id: IterationId,
         status: ExportStatus,
-        /// Only a hint for finding the backup blob: an unparsable value is dropped, not fatal.
+        /// Only a hint for finding the backup blob: a value that is not a URL string is
+        /// dropped with a warning, not fatal.
         model_uri: Option<Url>,
     },
+}
+
+/// A notification, and what parsing dropped on the way (never fatal; worth a log line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parsed {
+    pub notification: Notification,
+    pub warnings: Vec<String>,
 }
 
 impl Notification {
     /// Parses queue message text: JSON, or base64 of JSON (the service's encoding is not
     /// documented). Fields may sit under `Content` (any key case) or at the top level.
     pub fn parse(text: &str) -> Result<Self, NotificationError> {
-        let value = decode_message_text(text)?;
-        Self::from_value(&value)
+        Self::parse_with_warnings(text).map(|p| p.notification)
     }
 
-    pub fn from_value(value: &Value) -> Result<Self, NotificationError> {
-        let root = value.as_object().ok_or(NotificationError::NotAnObject)?;
+    pub fn parse_with_warnings(text: &str) -> Result<Parsed, NotificationError> {
+        let value = decode_message_text(text)?;
+        let mut warnings = Vec::new();
+        let notification = Self::from_value(&value, &mut warnings)?;
+        Ok(Parsed {
+            notification,
+            warnings,
+        })
+    }
+
+    pub fn from_value(
+        value: &Value,
+        warnings: &mut Vec<String>,
+    ) -> Result<Self, NotificationError> {
+        let root = value
+            .as_object()
+            .ok_or(NotificationError::NotAnObject(json_kind(value)))?;
         if let Some(version) = optional_str(root, "version")? {
             let major = version.trim().split('.').next().unwrap_or_default();
             if major != "1" {
@@ -220,7 +241,11 @@ impl Notification {
                 s if s.eq_ignore_ascii_case("ExportFailed") => ExportStatus::Failed,
                 other => return Err(unknown_status("exportStatus", other)),
             };
-            let model_uri = field("modelUri")?.and_then(|u| Url::parse(u.trim()).ok());
+            let hint = content
+                .and_then(|c| get_ci(c, "modelUri"))
+                .filter(|v| !v.is_null())
+                .or_else(|| get_ci(root, "modelUri"));
+            let model_uri = model_uri_hint(hint, warnings);
             return Ok(Self::Export {
                 project_id,
                 iteration_id,
@@ -229,6 +254,24 @@ impl Notification {
             });
         }
         Err(NotificationError::UnknownType(truncate(kind, 64)))
+    }
+
+    /// The same notification without its `modelUri` hint.
+    pub fn without_model_uri(self) -> Self {
+        match self {
+            Self::Export {
+                project_id,
+                iteration_id,
+                status,
+                ..
+            } => Self::Export {
+                project_id,
+                iteration_id,
+                status,
+                model_uri: None,
+            },
+            other => other,
+        }
     }
 
     pub fn project_id(&self) -> ProjectId {
@@ -286,7 +329,44 @@ impl Notification {
     }
 }
 
-/// JSON text, or base64 of JSON text (standard or URL-safe alphabet).
+/// `modelUri` is a hint: anything but a URL string is dropped with a warning.
+fn model_uri_hint(value: Option<&Value>, warnings: &mut Vec<String>) -> Option<Url> {
+    match value? {
+        Value::Null => None,
+        Value::String(s) => match Url::parse(s.trim()) {
+            Ok(url) => Some(url),
+            Err(e) => {
+                warnings.push(format!(
+                    "modelUri '{}' is not a URL ({e}); the hint is dropped",
+                    truncate(s, 64)
+                ));
+                None
+            }
+        },
+        other => {
+            warnings.push(format!(
+                "modelUri is {}, not a string; the hint is dropped",
+                json_kind(other)
+            ));
+            None
+        }
+    }
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// JSON text, or base64 of JSON text (standard or URL-safe alphabet, whitespace and line
+/// breaks ignored as .NET does). JSON that is not an object (a string literal, a number) is
+/// named as such: it is a message, just not a notification.
 fn decode_message_text(text: &str) -> Result<Value, NotificationError> {
     let trimmed = text.trim_start_matches('\u{feff}').trim();
     if trimmed.is_empty() {
@@ -295,22 +375,22 @@ fn decode_message_text(text: &str) -> Result<Value, NotificationError> {
     if trimmed.starts_with('{') || trimmed.starts_with('[') {
         return serde_json::from_str(trimmed).map_err(|_| NotificationError::NotJson);
     }
-    let engines = [
-        &base64::engine::general_purpose::STANDARD,
-        &base64::engine::general_purpose::URL_SAFE,
-    ];
-    engines
-        .iter()
-        .filter_map(|engine| engine.decode(trimmed).ok())
-        .filter_map(|bytes| String::from_utf8(bytes).ok())
-        .find_map(|decoded| {
+    let from_base64 = crate::base64text::decode_lenient(trimmed)
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .and_then(|decoded| {
             let decoded = decoded.trim_start_matches('\u{feff}').trim();
             decoded
                 .starts_with('{')
                 .then(|| serde_json::from_str(decoded).ok())
                 .flatten()
-        })
-        .ok_or(NotificationError::NotJson)
+        });
+    if let Some(value) = from_base64 {
+        return Ok(value);
+    }
+    match serde_json::from_str::<Value>(trimmed) {
+        Ok(value) => Err(NotificationError::NotAnObject(json_kind(&value))),
+        Err(_) => Err(NotificationError::NotJson),
+    }
 }
 
 fn get_ci<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
@@ -494,6 +574,7 @@ mod tests {
     #[test]
     fn base64_message_text_is_accepted() {
         use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+        use base64::Engine as _;
         for engine in [STANDARD, URL_SAFE] {
             let encoded = engine.encode(MD_TRAINING.as_bytes());
             assert_eq!(
@@ -514,7 +595,12 @@ mod tests {
             ("   \n".into(), NotificationError::Empty),
             ("not json at all".into(), NotificationError::NotJson),
             ("{\"type\":".into(), NotificationError::NotJson),
-            ("[1,2]".into(), NotificationError::NotAnObject),
+            ("[1,2]".into(), NotificationError::NotAnObject("an array")),
+            (
+                "\"hello\"".into(),
+                NotificationError::NotAnObject("a string"),
+            ),
+            ("42".into(), NotificationError::NotAnObject("a number")),
             (
                 r#"{"version":"1.0"}"#.into(),
                 NotificationError::Missing("type"),

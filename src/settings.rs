@@ -9,6 +9,7 @@ use crate::naming::PathTemplate;
 
 pub const DEFAULT_BACKUP_CONTAINER: &str = "customvision-backups";
 pub const DEFAULT_MODEL_STORE_CONTAINER: &str = "models";
+pub const DEFAULT_REJECTED_CONTAINER: &str = "customvision-rejected";
 /// Well-known Azurite account and key (public, documented by Microsoft; not a secret).
 pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
 pub const AZURITE_KEY: &str =
@@ -254,6 +255,9 @@ pub struct Settings {
     pub storage: StorageConnection,
     pub backup_container: String,
     pub model_store_container: String,
+    /// Where a rejected message too large for its queue record is kept (the functions' blob
+    /// output binding writes it; the handler names it in the record).
+    pub rejected_container: String,
     pub export_action: ExportAction,
     pub model_path_template: PathTemplate,
 }
@@ -307,6 +311,7 @@ impl Settings {
                 "MODEL_STORE_CONTAINER",
                 DEFAULT_MODEL_STORE_CONTAINER,
             )?,
+            rejected_container: container("CV_REJECTED_CONTAINER", DEFAULT_REJECTED_CONTAINER)?,
             export_action,
             model_path_template,
         })

@@ -11,6 +11,8 @@ param customVisionName string
 
 param backupContainerName string
 param modelStoreContainerName string
+@description('Container the functions keep large rejected messages in (blob output binding).')
+param rejectedContainerName string
 param notificationQueueName string
 
 @description('Queues the Function App triggers on or writes to, poison queues included.')
@@ -60,6 +62,11 @@ resource backupContainer 'Microsoft.Storage/storageAccounts/blobServices/contain
 resource modelStoreContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' existing = {
   parent: dataBlobService
   name: modelStoreContainerName
+}
+
+resource rejectedContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' existing = {
+  parent: dataBlobService
+  name: rejectedContainerName
 }
 
 resource dataQueueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' existing = {
@@ -160,6 +167,17 @@ resource fnModelStoreOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' 
   scope: modelStoreContainer
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataOwner)
+    principalId: functionPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// The blob output binding writes large rejected messages; no tags there, so Contributor.
+resource fnRejectedBlob 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(rejectedContainer.id, functionPrincipalId, roles.storageBlobDataContributor)
+  scope: rejectedContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
     principalId: functionPrincipalId
     principalType: 'ServicePrincipal'
   }

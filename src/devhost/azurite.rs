@@ -1,6 +1,7 @@
 //! Azurite, started on free loopback ports for the demo and the tests, and stopped on drop.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -31,74 +32,89 @@ impl Azurite {
             .unwrap_or_else(|| root.join("node_modules/.bin/azurite"))
     }
 
-    /// Starts an in-memory Azurite; retries on new ports if another process took the ones
-    /// picked (they are free when picked, not reserved).
+    /// Starts an in-memory Azurite on ports the OS assigns (`--blobPort 0`), read back from
+    /// the lines Azurite prints once it listens: no port is picked here and then taken by
+    /// another process before Azurite binds it.
     pub fn start(root: &Path) -> Result<Self, AzuriteError> {
         let binary = Self::binary(root);
         if !binary.exists() {
             return Err(AzuriteError::NotInstalled(binary));
         }
-        let mut last = String::new();
-        for _ in 0..3 {
-            let [blob_port, queue_port, table_port] =
-                free_ports::<3>().map_err(AzuriteError::Spawn)?;
-            let mut command = Command::new(&binary);
-            command
-                .args(["--silent", "--inMemoryPersistence", "--disableTelemetry"])
-                // The official SDK sends a newer x-ms-version than Azurite knows.
-                .arg("--skipApiVersionCheck")
-                .args([
-                    "--blobHost",
-                    "127.0.0.1",
-                    "--queueHost",
-                    "127.0.0.1",
-                    "--tableHost",
-                    "127.0.0.1",
-                ])
-                .args(["--blobPort", &blob_port.to_string()])
-                .args(["--queuePort", &queue_port.to_string()])
-                .args(["--tablePort", &table_port.to_string()])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped());
-            die_with_parent(&mut command);
-            let child = command.spawn().map_err(AzuriteError::Spawn)?;
-            let mut azurite = Self {
-                child,
-                blob_port,
-                queue_port,
-            };
-            match azurite.wait_ready(Duration::from_secs(30)) {
-                Ok(()) => return Ok(azurite),
-                Err(e) => last = e,
+        let mut command = Command::new(&binary);
+        command
+            .args(["--inMemoryPersistence", "--disableTelemetry"])
+            // The official SDK sends a newer x-ms-version than Azurite knows.
+            .arg("--skipApiVersionCheck")
+            .args(["--blobHost", "127.0.0.1", "--queueHost", "127.0.0.1"])
+            .args(["--tableHost", "127.0.0.1"])
+            .args(["--blobPort", "0", "--queuePort", "0", "--tablePort", "0"])
+            .args(Self::extra_args())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        die_with_parent(&mut command);
+        let mut child = command.spawn().map_err(AzuriteError::Spawn)?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| AzuriteError::NotReady("no stdout to read the ports from".into()))?;
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        // Reads every line for the life of the process, so Azurite never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                // Once the ports are known nobody listens: keep draining anyway.
+                let _ = tx.send(line);
+            }
+        });
+        let mut azurite = Self {
+            child,
+            blob_port: 0,
+            queue_port: 0,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while azurite.blob_port == 0 || azurite.queue_port == 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left.min(Duration::from_millis(200))) {
+                Ok(line) => {
+                    for (service, port) in [
+                        ("Blob", &mut azurite.blob_port),
+                        ("Queue", &mut azurite.queue_port),
+                    ] {
+                        if let Some(p) = listening_port(&line, service) {
+                            *port = p;
+                        }
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(AzuriteError::NotReady(azurite.exit_reason()))
+                }
+            }
+            if let Ok(Some(_)) = azurite.child.try_wait() {
+                return Err(AzuriteError::NotReady(azurite.exit_reason()));
+            }
+            if Instant::now() >= deadline {
+                return Err(AzuriteError::NotReady(
+                    "no listening ports after 30 s".into(),
+                ));
             }
         }
-        Err(AzuriteError::NotReady(last))
+        Ok(azurite)
     }
 
-    fn wait_ready(&mut self, deadline: Duration) -> Result<(), String> {
-        let started = Instant::now();
-        let addrs =
-            [self.blob_port, self.queue_port].map(|p| SocketAddr::from(([127, 0, 0, 1], p)));
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                let mut stderr = String::new();
-                if let Some(mut pipe) = self.child.stderr.take() {
-                    let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
-                }
-                return Err(format!("exited with {status}: {}", stderr.trim()));
-            }
-            let up = addrs
-                .iter()
-                .all(|a| TcpStream::connect_timeout(a, Duration::from_millis(200)).is_ok());
-            if up {
-                return Ok(());
-            }
-            if started.elapsed() > deadline {
-                return Err(format!("ports not open after {deadline:?}"));
-            }
-            std::thread::sleep(Duration::from_millis(50));
+    /// `AZURITE_ARGS`: extra arguments, e.g. `--debug /tmp/azurite.log` to count requests.
+    fn extra_args() -> Vec<String> {
+        std::env::var("AZURITE_ARGS")
+            .map(|a| a.split_whitespace().map(String::from).collect())
+            .unwrap_or_default()
+    }
+
+    fn exit_reason(&mut self) -> String {
+        let mut stderr = String::new();
+        if let Some(mut pipe) = self.child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
         }
+        format!("Azurite exited: {}", stderr.trim())
     }
 
     /// A full connection string (the well-known development key, not a secret).
@@ -116,6 +132,14 @@ impl Drop for Azurite {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The port of "Azurite <service> service is successfully listening at http://host:port".
+fn listening_port(line: &str, service: &str) -> Option<u16> {
+    let rest = line.strip_prefix(&format!(
+        "Azurite {service} service is successfully listening at "
+    ))?;
+    rest.trim().rsplit(':').next()?.parse().ok()
 }
 
 /// Ports the OS says are free now, all distinct.
@@ -148,4 +172,23 @@ pub fn die_with_parent(command: &mut Command) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = command;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_are_read_from_azurite_output() {
+        let line = "Azurite Blob service is successfully listening at http://127.0.0.1:43327";
+        assert_eq!(listening_port(line, "Blob"), Some(43327));
+        assert_eq!(listening_port(line, "Queue"), None);
+        assert_eq!(
+            listening_port(
+                "Azurite Blob service is starting at http://127.0.0.1:0",
+                "Blob"
+            ),
+            None
+        );
+    }
 }

@@ -70,11 +70,23 @@ pub struct QueueBinding {
     pub connection: String,
 }
 
+/// A blob output binding (`type: blob`, `direction: out`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobBinding {
+    /// `Outputs.<name>`.
+    pub name: String,
+    /// `container/blob`, `%SETTING%` resolved; `{Id}`-style expressions stay for each
+    /// invocation to resolve.
+    pub path: String,
+    pub connection: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FunctionConfig {
     pub name: String,
     pub trigger: QueueBinding,
     pub outputs: Vec<QueueBinding>,
+    pub blob_outputs: Vec<BlobBinding>,
 }
 
 /// App settings: `local.settings.json` Values overlaid by the process environment.
@@ -246,6 +258,7 @@ struct RawBinding {
     name: String,
     #[serde(rename = "queueName")]
     queue_name: Option<String>,
+    path: Option<String>,
     connection: Option<String>,
 }
 
@@ -270,8 +283,30 @@ pub fn parse_function(
                 .unwrap_or_else(|| "AzureWebJobsStorage".into()),
         })
     };
+    let blob_binding = |b: &RawBinding| -> Result<BlobBinding, String> {
+        let raw = b
+            .path
+            .as_deref()
+            .ok_or(format!("binding '{}' has no path", b.name))?;
+        let path = settings.resolve(raw)?;
+        if !path.contains('/') || path.starts_with('/') {
+            return Err(format!(
+                "binding '{}': path '{raw}' is not container/blob",
+                b.name
+            ));
+        }
+        Ok(BlobBinding {
+            name: b.name.clone(),
+            path,
+            connection: b
+                .connection
+                .clone()
+                .unwrap_or_else(|| "AzureWebJobsStorage".into()),
+        })
+    };
     let mut trigger = None;
     let mut outputs = Vec::new();
+    let mut blob_outputs = Vec::new();
     for b in &bindings {
         match (b.kind.as_str(), b.direction.as_str()) {
             ("queueTrigger", "in") => {
@@ -280,6 +315,7 @@ pub fn parse_function(
                 }
             }
             ("queue", "out") => outputs.push(queue_binding(b)?),
+            ("blob", "out") => blob_outputs.push(blob_binding(b)?),
             (kind, direction) => {
                 return Err(format!(
                     "binding '{}' ({kind}, {direction}) is not supported by the dev host",
@@ -292,6 +328,7 @@ pub fn parse_function(
         name: name.to_string(),
         trigger: trigger.ok_or("no queueTrigger binding")?,
         outputs,
+        blob_outputs,
     })
 }
 
@@ -423,6 +460,19 @@ mod tests {
                 "{}",
                 f.name
             );
+        }
+        for f in &functions {
+            let blob = f
+                .blob_outputs
+                .iter()
+                .find(|b| b.name == crate::functions::REJECTED_BLOB_OUTPUT)
+                .unwrap_or_else(|| panic!("{} keeps large rejected messages", f.name));
+            // The path the handler names in its record is the one the host writes.
+            let expected = settings
+                .resolve(&crate::functions::rejected::blob_path_template(&f.name))
+                .unwrap();
+            assert_eq!(blob.path, expected);
+            assert_eq!(blob.connection, "CV_STORAGE");
         }
         let notifications = &functions
             .iter()

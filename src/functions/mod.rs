@@ -2,17 +2,21 @@
 //!
 //! Errors split the way the host treats them: a [`FunctionError`] is a non-2xx answer (the host
 //! retries, then moves the message to `-poison`); a message we can never process is *not* an
-//! error: it is answered 200 with a copy in the rejected queue, so it does not burn retries.
+//! error: it is answered 200 with a record in the rejected queue ([`rejected`]), so it does not
+//! burn retries.
+//!
+//! Log lines of an invocation go in the answer's `Logs` only: the host writes every `Logs`
+//! entry *and* every stdout line to its log stream, so a line in both would show twice.
+//! Stdout (tracing) carries start-up and the reason for a non-2xx answer, where `Logs` is
+//! dropped.
 
 pub mod export_completed;
 pub mod notifications;
+pub mod outputs;
+pub mod rejected;
 pub mod training_completed;
 
-use serde_json::{json, Map};
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
-
-use crate::envelope::{EnvelopeError, InvocationRequest, InvocationResponse};
+use crate::envelope::{EnvelopeError, InvocationRequest, InvocationResponse, TRIGGER_BINDING};
 use crate::settings::Settings;
 use crate::storage::StorageAccount;
 
@@ -20,6 +24,8 @@ use crate::storage::StorageAccount;
 pub const TRAINING_OUTPUT: &str = "trainingEvents";
 pub const EXPORT_OUTPUT: &str = "exportEvents";
 pub const REJECTED_OUTPUT: &str = "rejected";
+/// Blob output that keeps a rejected message too large for its queue record.
+pub const REJECTED_BLOB_OUTPUT: &str = "rejectedText";
 
 /// The functions this handler serves, by folder name.
 pub const FUNCTIONS: [&str; 3] = ["Notifications", "TrainingCompleted", "ExportCompleted"];
@@ -28,6 +34,24 @@ pub const FUNCTIONS: [&str; 3] = ["Notifications", "TrainingCompleted", "ExportC
 pub struct App {
     pub settings: Settings,
     pub account: StorageAccount,
+}
+
+/// One invocation: the app, which function, and what the host sent.
+pub struct Invocation<'a> {
+    pub app: &'a App,
+    pub function: &'static str,
+    pub request: &'a InvocationRequest,
+}
+
+impl Invocation<'_> {
+    pub fn message_text(&self) -> Result<String, EnvelopeError> {
+        self.request.message_text(TRIGGER_BINDING)
+    }
+
+    /// Answers 200 and keeps the message with its reason ([`rejected::reject`]).
+    pub fn reject(&self, text: &str, reason: &str) -> InvocationResponse {
+        rejected::reject(self, text, reason)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,28 +72,45 @@ impl App {
         function: &str,
         request: &InvocationRequest,
     ) -> Result<InvocationResponse, FunctionError> {
-        match function {
-            "Notifications" => notifications::handle(request),
-            "TrainingCompleted" => training_completed::handle(request),
-            "ExportCompleted" => export_completed::handle(self, request).await,
-            other => Err(FunctionError::UnknownFunction(other.to_string())),
+        let Some(name) = FUNCTIONS.iter().copied().find(|f| *f == function) else {
+            return Err(FunctionError::UnknownFunction(function.to_string()));
+        };
+        let invocation = Invocation {
+            app: self,
+            function: name,
+            request,
+        };
+        match name {
+            "Notifications" => notifications::handle(&invocation),
+            "TrainingCompleted" => training_completed::handle(&invocation),
+            _ => export_completed::handle(&invocation).await,
         }
     }
 }
 
-/// Answers 200 and writes the original text with the reason to the rejected queue.
-pub fn reject(function: &str, text: &str, reason: &str) -> InvocationResponse {
-    tracing::warn!(function, reason, "message rejected");
-    let received_at = OffsetDateTime::now_utc()
-        .format(&Rfc3339)
-        .unwrap_or_default();
-    let record = Map::from_iter([
-        ("reason".to_string(), json!(reason)),
-        ("message".to_string(), json!(text)),
-        ("receivedAt".to_string(), json!(received_at)),
-        ("function".to_string(), json!(function)),
-    ]);
-    InvocationResponse::default()
-        .log(format!("{function}: rejected: {reason}"))
-        .output(REJECTED_OUTPUT, record)
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+
+    /// An app whose storage is a port nothing listens on: pure functions never notice, and
+    /// any storage call fails as in an outage.
+    pub fn app() -> App {
+        let cs = format!(
+            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={};BlobEndpoint=http://127.0.0.1:9/devstoreaccount1;",
+            crate::settings::AZURITE_KEY
+        );
+        let settings = Settings::from_lookup(&|k| (k == "CV_STORAGE").then(|| cs.clone())).unwrap();
+        let account = StorageAccount::new(&settings.storage).unwrap();
+        App { settings, account }
+    }
+
+    /// A request as the host sends it: the message text JSON-encoded twice, a quoted `Id`.
+    pub fn request(message: &str) -> InvocationRequest {
+        let once = serde_json::to_string(message).unwrap();
+        serde_json::from_value(serde_json::json!({
+            "Data": {"notification": once},
+            "Metadata": {"Id": "\"6f1c0a52-0000-4000-8000-000000000001\"", "DequeueCount": "1"}
+        }))
+        .unwrap()
+    }
 }

@@ -2,11 +2,10 @@
 //! message and routes it: a queue delivers a message to one consumer only, so separate
 //! functions on the same queue would each lose the other's messages.
 
-use super::{reject, FunctionError, EXPORT_OUTPUT, TRAINING_OUTPUT};
-use crate::envelope::{InvocationRequest, InvocationResponse, TRIGGER_BINDING};
+use super::outputs::fits_queue;
+use super::{FunctionError, Invocation, EXPORT_OUTPUT, TRAINING_OUTPUT};
+use crate::envelope::InvocationResponse;
 use crate::notification::Notification;
-
-const NAME: &str = "Notifications";
 
 /// Where a notification goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,49 +26,63 @@ pub fn route(notification: &Notification) -> Route {
     }
 }
 
-pub fn handle(request: &InvocationRequest) -> Result<InvocationResponse, FunctionError> {
-    let text = request.message_text(TRIGGER_BINDING)?;
-    let notification = match Notification::parse(&text) {
-        Ok(n) => n,
-        Err(e) => return Ok(reject(NAME, &text, &e.to_string())),
+/// The forwarded form must fit one queue message. Only a `modelUri` can make it large (a URL
+/// re-encodes longer than it came); it is a hint, so it is dropped rather than the message.
+fn bounded(notification: Notification, warnings: &mut Vec<String>) -> Notification {
+    if fits_queue(&notification.to_canonical_json()) {
+        return notification;
+    }
+    warnings.push(
+        "the modelUri is too long to forward in one queue message; the hint is dropped".into(),
+    );
+    notification.without_model_uri()
+}
+
+pub fn handle(invocation: &Invocation) -> Result<InvocationResponse, FunctionError> {
+    let text = invocation.message_text()?;
+    let parsed = match Notification::parse_with_warnings(&text) {
+        Ok(p) => p,
+        Err(e) => return Ok(invocation.reject(&text, &e.to_string())),
     };
-    let response = InvocationResponse::default();
+    let mut warnings = parsed.warnings;
+    let notification = bounded(parsed.notification, &mut warnings);
+    let mut response = InvocationResponse::default();
+    for warning in warnings {
+        response = response.log(format!("warning: {warning}"));
+    }
     Ok(match route(&notification) {
-        Route::Acknowledge(line) => {
-            tracing::info!(project_id = %notification.project_id(), "{line}");
-            response.log(line)
-        }
-        Route::Forward(binding) => {
-            tracing::info!(
-                project_id = %notification.project_id(),
-                kind = notification.kind(),
-                binding,
-                "notification routed"
-            );
-            response
-                .log(format!(
-                    "{} notification for project {} routed to {binding}",
-                    notification.kind(),
-                    notification.project_id()
-                ))
-                .output(binding, notification.to_canonical_json())
-        }
+        Route::Acknowledge(line) => response.log(line),
+        Route::Forward(binding) => response
+            .log(format!(
+                "{} notification for project {} routed to {binding}",
+                notification.kind(),
+                notification.project_id()
+            ))
+            .output(binding, notification.to_canonical_json()),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::functions::REJECTED_OUTPUT;
+    use crate::envelope::InvocationRequest;
+    use crate::functions::test_support::{app, request};
+    use crate::functions::{App, REJECTED_OUTPUT};
     use serde_json::json;
 
     const P: &str = "9a8b7c6d-1234-4e5f-8a9b-0c1d2e3f4a5b";
     const I: &str = "1b2c3d4e-5f60-4172-8394-a5b6c7d8e9f0";
 
-    fn request(message: &str) -> InvocationRequest {
-        // As the host sends it: the message text JSON-encoded twice.
-        let once = serde_json::to_string(message).unwrap();
-        serde_json::from_value(json!({"Data": {"notification": once}})).unwrap()
+    fn run(app: &App, req: &InvocationRequest) -> Result<InvocationResponse, FunctionError> {
+        handle(&Invocation {
+            app,
+            function: "Notifications",
+            request: req,
+        })
+    }
+
+    fn handle_text(message: &str) -> InvocationResponse {
+        run(&app(), &request(message)).unwrap()
     }
 
     #[test]
@@ -77,9 +90,9 @@ mod tests {
         let msg = format!(
             r#"{{"version":"1.0","type":"ConnectionTest","Content":{{"projectId":"{P}"}}}}"#
         );
-        let r = handle(&request(&msg)).unwrap();
+        let r = handle_text(&msg);
         assert!(r.outputs.is_empty());
-        assert!(r.logs[0].contains(P));
+        assert_eq!(r.logs, vec![format!("ConnectionTest from project {P}")]);
     }
 
     #[test]
@@ -97,7 +110,7 @@ mod tests {
             let msg = format!(
                 r#"{{"VERSION":"1.0","type":"{kind}","projectId":"{P}","iterationId":"{I}","{status_field}":"{status}"}}"#
             );
-            let r = handle(&request(&msg)).unwrap();
+            let r = handle_text(&msg);
             assert_eq!(r.outputs.len(), 1, "{kind}");
             let out = &r.outputs[binding];
             assert_eq!(out["type"], kind);
@@ -119,7 +132,7 @@ mod tests {
                 "unsupported notification version",
             ),
         ] {
-            let r = handle(&request(msg)).unwrap();
+            let r = handle_text(msg);
             let rejected = &r.outputs[REJECTED_OUTPUT];
             assert!(
                 rejected["reason"].as_str().unwrap().contains(reason),
@@ -132,8 +145,71 @@ mod tests {
     }
 
     #[test]
+    fn a_json_string_message_is_kept_as_it_came_not_unwrapped_again() {
+        let wrapped = serde_json::to_string(&format!(
+            r#"{{"type":"ConnectionTest","Content":{{"projectId":"{P}"}}}}"#
+        ))
+        .unwrap();
+        for text in ["\"hello\"", wrapped.as_str()] {
+            let r = handle_text(text);
+            let rejected = &r.outputs[REJECTED_OUTPUT];
+            assert_eq!(rejected["message"], text, "kept with its quotes");
+            assert!(
+                rejected["reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("it is a string"),
+                "{rejected}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_model_uri_of_the_wrong_type_is_dropped_and_the_export_routed() {
+        for bad in [
+            json!(42),
+            json!({"url": "x"}),
+            json!(["x"]),
+            json!("not a url"),
+        ] {
+            let msg = json!({"type": "Export", "Content": {
+                "projectId": P, "iterationId": I, "exportStatus": "ExportCompleted", "modelUri": bad
+            }})
+            .to_string();
+            let r = handle_text(&msg);
+            let out = &r.outputs[EXPORT_OUTPUT];
+            assert!(out["Content"].get("modelUri").is_none(), "{out}");
+            assert!(
+                r.logs[0].starts_with("warning: modelUri"),
+                "{bad}: {:?}",
+                r.logs
+            );
+        }
+    }
+
+    #[test]
+    fn an_absurd_model_uri_is_dropped_so_the_forwarded_message_fits() {
+        // Non-ASCII path characters percent-encode to nine bytes each when re-encoded.
+        let uri = format!("https://a.blob.core.windows.net/c/{}", "é".repeat(20_000));
+        let msg = json!({"type": "Export", "Content": {
+            "projectId": P, "iterationId": I, "exportStatus": "ExportCompleted", "modelUri": uri
+        }})
+        .to_string();
+        assert!(msg.len() < 64 * 1024, "the message itself fits its queue");
+        let r = handle_text(&msg);
+        let out = r.outputs[EXPORT_OUTPUT].as_object().unwrap();
+        assert!(fits_queue(out));
+        assert!(out["Content"].get("modelUri").is_none());
+        assert!(
+            r.logs.iter().any(|l| l.contains("too long to forward")),
+            "{:?}",
+            r.logs
+        );
+    }
+
+    #[test]
     fn a_request_without_the_binding_is_an_error() {
         let req: InvocationRequest = serde_json::from_value(json!({"Data": {}})).unwrap();
-        assert!(matches!(handle(&req), Err(FunctionError::Envelope(_))));
+        assert!(matches!(run(&app(), &req), Err(FunctionError::Envelope(_))));
     }
 }

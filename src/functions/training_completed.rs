@@ -3,11 +3,9 @@
 //! The follow-up automation (report, export, publish through the Training API) plugs in at
 //! [`act`]: it receives the validated event and returns log lines or a transient error.
 
-use super::{reject, FunctionError};
-use crate::envelope::{InvocationRequest, InvocationResponse, TRIGGER_BINDING};
+use super::{FunctionError, Invocation};
+use crate::envelope::InvocationResponse;
 use crate::notification::{IterationId, Notification, ProjectId, TrainingStatus};
-
-const NAME: &str = "TrainingCompleted";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TrainingEvent {
@@ -16,8 +14,8 @@ pub struct TrainingEvent {
     pub status: TrainingStatus,
 }
 
-pub fn handle(request: &InvocationRequest) -> Result<InvocationResponse, FunctionError> {
-    let text = request.message_text(TRIGGER_BINDING)?;
+pub fn handle(invocation: &Invocation) -> Result<InvocationResponse, FunctionError> {
+    let text = invocation.message_text()?;
     let event = match Notification::parse(&text) {
         Ok(Notification::Training {
             project_id,
@@ -30,9 +28,9 @@ pub fn handle(request: &InvocationRequest) -> Result<InvocationResponse, Functio
         },
         Ok(other) => {
             let reason = format!("expected a Training notification, got {}", other.kind());
-            return Ok(reject(NAME, &text, &reason));
+            return Ok(invocation.reject(&text, &reason));
         }
-        Err(e) => return Ok(reject(NAME, &text, &e.to_string())),
+        Err(e) => return Ok(invocation.reject(&text, &e.to_string())),
     };
     let logs = act(&event)?;
     Ok(InvocationResponse {
@@ -46,25 +44,27 @@ fn act(event: &TrainingEvent) -> Result<Vec<String>, FunctionError> {
     let (project_id, iteration_id, status) =
         (event.project_id, event.iteration_id, event.status.as_str());
     let line = format!("training of project {project_id} iteration {iteration_id}: {status}");
-    match event.status {
-        TrainingStatus::Completed => {
-            tracing::info!(%project_id, %iteration_id, status, "training finished")
-        }
-        TrainingStatus::Failed => {
-            tracing::warn!(%project_id, %iteration_id, status, "training failed")
-        }
-    }
-    Ok(vec![line])
+    Ok(vec![match event.status {
+        TrainingStatus::Completed => line,
+        TrainingStatus::Failed => format!("warning: {line}"),
+    }])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::functions::test_support::{app, request};
     use crate::functions::REJECTED_OUTPUT;
-    use serde_json::json;
 
-    fn request(message: &str) -> InvocationRequest {
-        serde_json::from_value(json!({"Data": {"notification": message}})).unwrap()
+    fn run(message: &str) -> InvocationResponse {
+        let app = app();
+        let req = request(message);
+        handle(&Invocation {
+            app: &app,
+            function: "TrainingCompleted",
+            request: &req,
+        })
+        .unwrap()
     }
 
     #[test]
@@ -73,7 +73,7 @@ mod tests {
             let msg = format!(
                 r#"{{"type":"Training","Content":{{"projectId":"9a8b7c6d-1234-4e5f-8a9b-0c1d2e3f4a5b","iterationId":"1b2c3d4e-5f60-4172-8394-a5b6c7d8e9f0","trainingStatus":"{status}"}}}}"#
             );
-            let r = handle(&request(&msg)).unwrap();
+            let r = run(&msg);
             assert!(r.outputs.is_empty());
             assert!(r.logs[0].ends_with(status));
         }
@@ -82,7 +82,7 @@ mod tests {
     #[test]
     fn other_kinds_are_rejected() {
         let msg = r#"{"type":"ConnectionTest","Content":{"projectId":"9a8b7c6d-1234-4e5f-8a9b-0c1d2e3f4a5b"}}"#;
-        let r = handle(&request(msg)).unwrap();
+        let r = run(msg);
         assert!(r.outputs[REJECTED_OUTPUT]["reason"]
             .as_str()
             .unwrap()

@@ -225,7 +225,9 @@ async fn training_and_connection_test_are_consumed() {
         "{out}"
     );
     assert!(
-        out.contains("WARN") && out.contains(&format!("iteration {i}: TrainingFailed")),
+        out.contains(&format!(
+            "warning: training of project {p} iteration {i}: TrainingFailed"
+        )),
         "{out}"
     );
     app.assert_empty(&[REJECTED, &format!("{TRAINING}-poison")])
@@ -278,4 +280,135 @@ async fn sas_signatures_never_reach_the_logs() {
         .filter(|(at, _)| !out[at + 4..].starts_with("REDACTED"))
         .count();
     assert_eq!(leaked, 0, "{out}");
+}
+
+/// Counts the lines of the log stream that hold `needle`.
+fn lines_with(out: &str, needle: &str) -> usize {
+    out.lines().filter(|l| l.contains(needle)).count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_event_is_logged_once() {
+    let app = spawn_app(&[]).await;
+    let (p, i) = ids();
+    let name = backup_name(&p, &i, "ONNX");
+    app.probe.put_blob(BACKUPS, &name, b"model").await.unwrap();
+    app.send(customvision_events::seed::CONNECTION_TEST).await;
+    app.send(&export_message(&p, &i, "ExportCompleted", None))
+        .await;
+    app.send("garbage for the rejected queue").await;
+    app.messages(REJECTED, 1).await;
+    app.drained().await;
+    let out = app.output();
+    for event in [
+        "ConnectionTest from project 00000000-0000-0000-0000-000000000000".to_string(),
+        format!("Export notification for project {p} routed to exportEvents"),
+        format!("copied to '{MODELS}/{p}/{i}/ONNX/{name}'"),
+        "Notifications: rejected: the message is neither JSON nor base64".to_string(),
+    ] {
+        assert_eq!(
+            lines_with(&out, &event),
+            1,
+            "{event}\n--- output ---\n{out}"
+        );
+    }
+    // Invocation lines come from Logs, tied to the invocation, not from the handler's stdout.
+    let line = out
+        .lines()
+        .find(|l| l.contains("ConnectionTest from project"))
+        .unwrap();
+    assert!(
+        line.contains("Function.Notifications.User Information"),
+        "{line}"
+    );
+    assert!(line.contains("(Id="), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_malformed_message_is_kept_whole_in_a_blob_not_poisoned() {
+    let app = spawn_app(&[]).await;
+    // 40 KiB of quotes and a SAS: escaping would double it past the queue's 64 KiB.
+    let text = format!(
+        "{}https://a.blob.core.windows.net/c/b?sv=1&sig=LARGESECRET {}",
+        "\"".repeat(20 * 1024),
+        "\"".repeat(20 * 1024)
+    );
+    app.send(&text).await;
+    let records = app.messages(REJECTED, 1).await;
+    app.drained().await;
+    let record: Value = serde_json::from_str(&records[0]).unwrap();
+    let blob = record["messageBlob"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{record}\n{}", app.output()));
+    let (container, name) = blob.split_once('/').unwrap();
+    assert_eq!(container, "customvision-rejected");
+    assert!(
+        name.starts_with("Notifications/") && name.ends_with(".txt"),
+        "{name}"
+    );
+    let kept = app.probe.blob(container, name).await.unwrap().unwrap();
+    let expected = text.replace("LARGESECRET", "REDACTED");
+    assert_eq!(
+        kept.bytes,
+        expected.as_bytes(),
+        "every byte but the signature"
+    );
+    assert_eq!(record["messageBytes"], expected.len());
+    assert!(record["messagePrefix"]
+        .as_str()
+        .unwrap()
+        .starts_with("\"\"\""));
+    assert!(!records[0].contains("LARGESECRET") && !app.output().contains("LARGESECRET"));
+    app.assert_empty(&[&format!("{NOTIFICATIONS}-poison")])
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn messages_are_unwrapped_once_and_hints_of_the_wrong_type_are_dropped() {
+    let app = spawn_app(&[]).await;
+    // A message that is a JSON string literal is a message, not its content.
+    app.send("\"hello\"").await;
+    // A modelUri that is a number: the export is still processed.
+    let (p, i) = ids();
+    let name = backup_name(&p, &i, "ONNX");
+    app.probe.put_blob(BACKUPS, &name, b"model").await.unwrap();
+    let export = serde_json::json!({"version": "1.0", "type": "Export", "Content": {
+        "projectId": p, "iterationId": i, "exportStatus": "ExportCompleted", "modelUri": 42}});
+    app.send(&export.to_string()).await;
+    // Base64 with MIME line breaks, as .NET accepts it.
+    let (p2, i2) = ids();
+    let name2 = backup_name(&p2, &i2, "CoreML");
+    app.probe.put_blob(BACKUPS, &name2, b"model").await.unwrap();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(export_message(
+        &p2,
+        &i2,
+        "ExportCompleted",
+        None,
+    ));
+    let mime = encoded
+        .as_bytes()
+        .chunks(76)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect::<Vec<_>>()
+        .join("\r\n");
+    app.send(&mime).await;
+
+    let rejected = app.messages(REJECTED, 1).await;
+    app.drained().await;
+    let record: Value = serde_json::from_str(&rejected[0]).unwrap();
+    assert_eq!(record["message"], "\"hello\"", "kept as it came");
+    assert!(record["reason"]
+        .as_str()
+        .unwrap()
+        .contains("it is a string"));
+    for (p, i, name, platform) in [(&p, &i, &name, "ONNX"), (&p2, &i2, &name2, "CoreML")] {
+        let copy = app
+            .probe
+            .blob(MODELS, &format!("{p}/{i}/{platform}/{name}"))
+            .await
+            .unwrap();
+        assert!(copy.is_some(), "{name} copied\n{}", app.output());
+    }
+    assert!(app.output().contains("warning: modelUri is a number"));
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
 }

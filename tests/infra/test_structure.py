@@ -127,6 +127,7 @@ def test_role_assignment_matrix_is_exactly_the_intended_one():
         (fn, "storageQueueDataContributor", "functionQueues"),  # one per queue, 7 queues
         (fn, "storageBlobDataOwner", "backupContainer"),
         (fn, "storageBlobDataOwner", "modelStoreContainer"),
+        (fn, "storageBlobDataContributor", "rejectedContainer"),
         (fn, "storageBlobDataOwner", "hostAccount"),
         (fn, "storageQueueDataContributor", "hostAccount"),
         (fn, "storageTableDataContributor", "hostAccount"),
@@ -289,6 +290,7 @@ HANDLER_SETTINGS = {
     "CV_TRAINING_QUEUE": "customvision-training",
     "CV_EXPORT_QUEUE": "customvision-exports",
     "CV_REJECTED_QUEUE": "customvision-rejected",
+    "CV_REJECTED_CONTAINER": "customvision-rejected",
     "CV_BACKUP_CONTAINER": "customvision-backups",
     "MODEL_STORE_CONTAINER": "models",
     "EXPORT_ACTION": None,

@@ -15,7 +15,7 @@ use std::time::Duration;
 use customvision_events::devhost::{self, DevHostOptions};
 use customvision_events::functions::App;
 use customvision_events::settings::Settings;
-use customvision_events::storage::StorageAccount;
+use customvision_events::storage::{self, StorageAccount};
 use customvision_events::{demo, redact, server};
 
 const USAGE: &str = "usage:
@@ -77,7 +77,9 @@ async fn serve() -> Result<(), String> {
         .parse()
         .map_err(|_| "setting FUNCTIONS_CUSTOMHANDLER_PORT is not a port number".to_string())?;
     let settings = Settings::from_env().map_err(|e| e.to_string())?;
-    let account = StorageAccount::new(&settings.storage).map_err(|e| e.to_string())?;
+    // Once per process: the HTTP client (certificates, connection pool) and the SDK clients.
+    let http = storage::http_client().map_err(|e| e.to_string())?;
+    let account = StorageAccount::new(&settings.storage, &http).map_err(|e| e.to_string())?;
     // Loopback only: the host is the one and only client.
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let listener = tokio::net::TcpListener::bind(addr)

@@ -1,14 +1,24 @@
 //! Storage clients for a [`StorageConnection`]: the official `azure_storage_blob` /
 //! `azure_storage_queue` SDKs, authorised by Entra ID in Azure or by an account SAS signed
 //! here for Azurite and connection strings (the SDK has no shared-key policy).
+//!
+//! Built once per process and kept: one HTTP client ([`http_client`]: one certificate load,
+//! one connection pool) is the transport of every SDK client and of the token credential, and
+//! each container or queue client is made once and reused. A key-signed SAS is not baked into
+//! the clients' URLs: [`SasPolicy`] puts a current one on every request, re-signed before it
+//! expires.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use azure_core::credentials::TokenCredential;
-use azure_core::http::{ClientOptions, ExponentialRetryOptions, RetryOptions, Url};
+use azure_core::http::policies::{Policy, PolicyResult};
+use azure_core::http::{
+    ClientOptions, Context, ExponentialRetryOptions, Request, RetryOptions, Transport, Url,
+};
 use azure_identity::{
-    DeveloperToolsCredential, ManagedIdentityCredential, ManagedIdentityCredentialOptions,
-    UserAssignedId,
+    DeveloperToolsCredential, DeveloperToolsCredentialOptions, ManagedIdentityCredential,
+    ManagedIdentityCredentialOptions, UserAssignedId,
 };
 use azure_storage_blob::{BlobContainerClient, BlobContainerClientOptions};
 use azure_storage_queue::{QueueClient, QueueClientOptions};
@@ -32,77 +42,129 @@ pub enum StorageError {
     Request(String),
 }
 
-#[derive(Clone)]
-enum Auth {
-    SharedKey { account: String, key: Arc<Vec<u8>> },
-    Sas(String),
-    Token(Arc<dyn TokenCredential>),
+/// The process's one HTTP client, with the SDK's own defaults (connect and read timeouts, no
+/// redirects). Building it loads the platform's root certificates: do it once, at start-up,
+/// and pass it to everything that talks HTTP.
+pub fn http_client() -> Result<reqwest::Client, StorageError> {
+    reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .read_timeout(std::time::Duration::from_secs(60))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| StorageError::Client(e.to_string()))
 }
 
-/// One storage account, blob and/or queue side. Cheap to clone; clients are made per use so
-/// that a signed SAS is always fresh.
+/// One storage account, blob and/or queue side. Cheap to clone: clones share the clients.
 #[derive(Clone)]
-pub struct StorageAccount {
+pub struct StorageAccount(Arc<Inner>);
+
+struct Inner {
     blob_endpoint: Option<Url>,
     queue_endpoint: Option<Url>,
-    auth: Auth,
+    credential: Option<Arc<dyn TokenCredential>>,
+    sas: Option<Arc<SasPolicy>>,
+    client_options: ClientOptions,
+    containers: Mutex<HashMap<String, Arc<BlobContainerClient>>>,
+    queues: Mutex<HashMap<String, Arc<QueueClient>>>,
 }
 
 impl StorageAccount {
-    pub fn new(connection: &StorageConnection) -> Result<Self, StorageError> {
-        let auth = match &connection.auth {
-            StorageAuth::SharedKey { account, key } => Auth::SharedKey {
-                account: account.clone(),
-                key: Arc::new(
-                    base64::engine::general_purpose::STANDARD
-                        .decode(key.expose())
-                        .map_err(|_| StorageError::Credential("AccountKey is not base64".into()))?,
-                ),
-            },
-            StorageAuth::Sas(sas) => Auth::Sas(sas.expose().to_string()),
+    /// `http` is the process's client ([`http_client`]); every SDK client made here, and the
+    /// token credential, send through it.
+    pub fn new(
+        connection: &StorageConnection,
+        http: &reqwest::Client,
+    ) -> Result<Self, StorageError> {
+        let transport = Transport::new(Arc::new(http.clone()));
+        let base_options = ClientOptions {
+            transport: Some(transport),
+            ..Default::default()
+        };
+        let (credential, sas): (Option<Arc<dyn TokenCredential>>, _) = match &connection.auth {
+            StorageAuth::SharedKey { account, key } => {
+                let key = base64::engine::general_purpose::STANDARD
+                    .decode(key.expose())
+                    .map_err(|_| StorageError::Credential("AccountKey is not base64".into()))?;
+                (None, Some(Arc::new(SasPolicy::signed(account, key))))
+            }
+            StorageAuth::Sas(sas) => (None, Some(Arc::new(SasPolicy::fixed(sas.expose())))),
             StorageAuth::ManagedIdentity { client_id } => {
                 let options = ManagedIdentityCredentialOptions {
                     user_assigned_id: client_id.clone().map(UserAssignedId::ClientId),
+                    client_options: base_options.clone(),
                     ..Default::default()
                 };
                 let credential = ManagedIdentityCredential::new(Some(options))
                     .map_err(|e| StorageError::Credential(redact(&e.to_string())))?;
-                Auth::Token(credential)
+                (Some(credential as Arc<dyn TokenCredential>), None)
             }
-            StorageAuth::DeveloperTools => Auth::Token(
-                DeveloperToolsCredential::new(None)
-                    .map_err(|e| StorageError::Credential(redact(&e.to_string())))?,
-            ),
+            StorageAuth::DeveloperTools => {
+                let credential =
+                    DeveloperToolsCredential::new(Some(DeveloperToolsCredentialOptions::default()))
+                        .map_err(|e| StorageError::Credential(redact(&e.to_string())))?;
+                (Some(credential as Arc<dyn TokenCredential>), None)
+            }
         };
-        Ok(Self {
+        let mut client_options = base_options;
+        client_options.retry = retry_options();
+        if let Some(sas) = &sas {
+            client_options
+                .per_try_policies
+                .push(sas.clone() as Arc<dyn Policy>);
+        }
+        Ok(Self(Arc::new(Inner {
             blob_endpoint: connection.blob_endpoint.clone(),
             queue_endpoint: connection.queue_endpoint.clone(),
-            auth,
-        })
+            credential,
+            sas,
+            client_options,
+            containers: Mutex::default(),
+            queues: Mutex::default(),
+        })))
     }
 
     pub fn blob_endpoint(&self) -> Option<&Url> {
-        self.blob_endpoint.as_ref()
+        self.0.blob_endpoint.as_ref()
     }
 
-    pub fn container(&self, name: &str) -> Result<BlobContainerClient, StorageError> {
-        let url = self.resource_url(self.blob_endpoint.as_ref(), "blob", name)?;
+    /// The container's client, made on first use and kept.
+    pub fn container(&self, name: &str) -> Result<Arc<BlobContainerClient>, StorageError> {
+        if let Some(c) = lock(&self.0.containers).get(name) {
+            return Ok(c.clone());
+        }
+        let url = resource_url(self.0.blob_endpoint.as_ref(), "blob", name)?;
         let options = BlobContainerClientOptions {
-            client_options: client_options(),
+            client_options: self.0.client_options.clone(),
             ..Default::default()
         };
-        BlobContainerClient::new(url, self.token(), Some(options))
-            .map_err(|e| StorageError::Client(redact(&e.to_string())))
+        let client = Arc::new(
+            BlobContainerClient::new(url, self.0.credential.clone(), Some(options))
+                .map_err(|e| StorageError::Client(redact(&e.to_string())))?,
+        );
+        Ok(lock(&self.0.containers)
+            .entry(name.to_string())
+            .or_insert(client)
+            .clone())
     }
 
-    pub fn queue(&self, name: &str) -> Result<QueueClient, StorageError> {
-        let url = self.resource_url(self.queue_endpoint.as_ref(), "queue", name)?;
+    /// The queue's client, made on first use and kept.
+    pub fn queue(&self, name: &str) -> Result<Arc<QueueClient>, StorageError> {
+        if let Some(q) = lock(&self.0.queues).get(name) {
+            return Ok(q.clone());
+        }
+        let url = resource_url(self.0.queue_endpoint.as_ref(), "queue", name)?;
         let options = QueueClientOptions {
-            client_options: client_options(),
+            client_options: self.0.client_options.clone(),
             ..Default::default()
         };
-        QueueClient::new(url, self.token(), Some(options))
-            .map_err(|e| StorageError::Client(redact(&e.to_string())))
+        let client = Arc::new(
+            QueueClient::new(url, self.0.credential.clone(), Some(options))
+                .map_err(|e| StorageError::Client(redact(&e.to_string())))?,
+        );
+        Ok(lock(&self.0.queues)
+            .entry(name.to_string())
+            .or_insert(client)
+            .clone())
     }
 
     /// Creates the queue if missing. For development and tests: in Azure, infra creates the
@@ -132,43 +194,200 @@ impl StorageAccount {
         Ok(())
     }
 
-    /// A URL another request can read the blob from (a copy source): with a SAS when the
-    /// account is key-authorised; plain with Entra ID, where same-account copies are authorised
-    /// by the caller's own token.
+    /// A URL another request can read the blob from (a copy source): with a current SAS when
+    /// the account is key-authorised; plain with Entra ID, where same-account copies are
+    /// authorised by the caller's own token.
     pub fn blob_url(&self, container: &str, blob: &str) -> Result<Url, StorageError> {
-        let mut url = self.resource_url(self.blob_endpoint.as_ref(), "blob", container)?;
+        let mut url = resource_url(self.0.blob_endpoint.as_ref(), "blob", container)?;
         url.path_segments_mut()
             .map_err(|_| StorageError::NoEndpoint("blob"))?
             .push(blob);
+        if let Some(sas) = &self.0.sas {
+            sas.apply(&mut url);
+        }
         Ok(url)
     }
 
-    fn token(&self) -> Option<Arc<dyn TokenCredential>> {
-        match &self.auth {
-            Auth::Token(t) => Some(t.clone()),
-            _ => None,
+    /// The same URL without any credential in it: what is safe to record or show.
+    pub fn plain_blob_url(&self, container: &str, blob: &str) -> Result<Url, StorageError> {
+        let mut url = self.blob_url(container, blob)?;
+        url.set_query(None);
+        Ok(url)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic elsewhere while holding the lock leaves a map of clients, still valid.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn resource_url(
+    endpoint: Option<&Url>,
+    service: &'static str,
+    name: &str,
+) -> Result<Url, StorageError> {
+    let mut url = endpoint.ok_or(StorageError::NoEndpoint(service))?.clone();
+    url.path_segments_mut()
+        .map_err(|_| StorageError::NoEndpoint(service))?
+        .pop_if_empty()
+        .push(name);
+    Ok(url)
+}
+
+/// Puts a SAS on every request. A signed one is valid for an hour and re-signed once less
+/// than a quarter of that remains, so a client kept for days never sends an expired one and
+/// does not sign per call.
+#[derive(Debug)]
+pub struct SasPolicy {
+    source: SasSource,
+    current: Mutex<(String, OffsetDateTime)>,
+}
+
+enum SasSource {
+    Signed { account: String, key: Vec<u8> },
+    Fixed(String),
+}
+
+impl std::fmt::Debug for SasSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SasSource(REDACTED)")
+    }
+}
+
+/// The query parameters of an account or service SAS: replaced, not duplicated, on a retry.
+const SAS_PARAMS: [&str; 12] = [
+    "sv", "ss", "srt", "sp", "st", "se", "spr", "sig", "sr", "si", "sip", "skoid",
+];
+
+impl SasPolicy {
+    fn signed(account: &str, key: Vec<u8>) -> Self {
+        Self {
+            source: SasSource::Signed {
+                account: account.to_string(),
+                key,
+            },
+            current: Mutex::new((String::new(), OffsetDateTime::UNIX_EPOCH)),
         }
     }
 
-    fn resource_url(
-        &self,
-        endpoint: Option<&Url>,
-        service: &'static str,
-        name: &str,
-    ) -> Result<Url, StorageError> {
-        let mut url = endpoint.ok_or(StorageError::NoEndpoint(service))?.clone();
-        url.path_segments_mut()
-            .map_err(|_| StorageError::NoEndpoint(service))?
-            .pop_if_empty()
-            .push(name);
-        match &self.auth {
-            Auth::SharedKey { account, key } => {
-                url.set_query(Some(&account_sas(account, key, OffsetDateTime::now_utc())))
+    fn fixed(sas: &str) -> Self {
+        Self {
+            source: SasSource::Fixed(sas.trim_start_matches('?').to_string()),
+            current: Mutex::new((String::new(), OffsetDateTime::UNIX_EPOCH)),
+        }
+    }
+
+    /// The SAS to send now.
+    pub fn token(&self, now: OffsetDateTime) -> String {
+        match &self.source {
+            SasSource::Fixed(sas) => sas.clone(),
+            SasSource::Signed { account, key } => {
+                let mut current = lock(&self.current);
+                if current.1 - now < SAS_REFRESH_BEFORE {
+                    *current = (account_sas(account, key, now), now + SAS_LIFETIME);
+                }
+                current.0.clone()
             }
-            Auth::Sas(sas) => url.set_query(Some(sas)),
-            Auth::Token(_) => {}
         }
-        Ok(url)
+    }
+
+    fn apply(&self, url: &mut Url) {
+        let token = self.token(OffsetDateTime::now_utc());
+        let kept: Vec<(String, String)> = url
+            .query_pairs()
+            .filter(|(k, _)| !SAS_PARAMS.contains(&k.as_ref()))
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        let mut query = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(kept)
+            .finish();
+        if !query.is_empty() {
+            query.push('&');
+        }
+        query.push_str(&token);
+        url.set_query(Some(&query));
+    }
+}
+
+#[async_trait::async_trait]
+impl Policy for SasPolicy {
+    async fn send(
+        &self,
+        ctx: &Context,
+        request: &mut Request,
+        next: &[Arc<dyn Policy>],
+    ) -> PolicyResult {
+        self.apply(request.url_mut());
+        next[0].send(ctx, request, &next[1..]).await
+    }
+}
+
+/// A blob as a listing shows it: with `include=tags,metadata` (and `copy`), one request gives
+/// what would otherwise take a properties read and a tags read per blob.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Listed {
+    pub name: String,
+    /// As the listing gives it, unquoted (`0x8D…`).
+    pub etag: String,
+    pub tags: HashMap<String, String>,
+    pub metadata: HashMap<String, String>,
+    pub created: Option<OffsetDateTime>,
+    pub content_length: Option<u64>,
+    pub content_md5: Option<Vec<u8>>,
+    pub copy_status: Option<azure_storage_blob::models::CopyStatus>,
+}
+
+/// Every blob whose name starts with `prefix`, with tags, metadata and copy state.
+pub async fn list_blobs(
+    container: &BlobContainerClient,
+    prefix: &str,
+) -> azure_core::Result<Vec<Listed>> {
+    use azure_storage_blob::models::{BlobContainerClientListBlobsOptions, ListBlobsIncludeItem};
+    use futures::TryStreamExt;
+    let options = BlobContainerClientListBlobsOptions {
+        prefix: Some(prefix.to_string()),
+        include: Some(vec![
+            ListBlobsIncludeItem::Tags,
+            ListBlobsIncludeItem::Metadata,
+            ListBlobsIncludeItem::Copy,
+        ]),
+        ..Default::default()
+    };
+    let mut pager = container.list_blobs(Some(options))?;
+    let mut out = Vec::new();
+    while let Some(item) = pager.try_next().await? {
+        let Some(name) = item.name else { continue };
+        let properties = item.properties.unwrap_or_default();
+        out.push(Listed {
+            name,
+            etag: properties.etag.map(|e| e.to_string()).unwrap_or_default(),
+            tags: item.blob_tags.map(HashMap::from).unwrap_or_default(),
+            metadata: item.metadata.and_then(|m| m.values).unwrap_or_default(),
+            created: properties.creation_time,
+            content_length: properties.content_length,
+            content_md5: properties.content_md5,
+            copy_status: properties.copy_status,
+        });
+    }
+    Ok(out)
+}
+
+/// The one blob named `name`, if it exists (a prefix listing, filtered to the exact name).
+pub async fn list_one(
+    container: &BlobContainerClient,
+    name: &str,
+) -> azure_core::Result<Option<Listed>> {
+    Ok(list_blobs(container, name)
+        .await?
+        .into_iter()
+        .find(|b| b.name == name))
+}
+
+/// The error code the service answered with (`BlobAlreadyExists`, `ConditionNotMet`…).
+pub fn error_code(e: &azure_core::Error) -> Option<&str> {
+    match e.kind() {
+        azure_core::error::ErrorKind::HttpResponse { error_code, .. } => error_code.as_deref(),
+        _ => None,
     }
 }
 
@@ -185,17 +404,18 @@ fn request_error(action: &'static str) -> impl Fn(azure_core::Error) -> StorageE
 
 /// Bounded SDK retries: the Functions host retries the whole invocation anyway, and an
 /// invocation that hangs for minutes on a 500 from an emulator helps nobody.
-fn client_options() -> ClientOptions {
-    ClientOptions {
-        retry: RetryOptions::exponential(ExponentialRetryOptions {
-            initial_delay: Duration::milliseconds(200),
-            max_retries: 3,
-            max_total_elapsed: Duration::seconds(20),
-            max_delay: Duration::seconds(5),
-        }),
-        ..Default::default()
-    }
+fn retry_options() -> RetryOptions {
+    RetryOptions::exponential(ExponentialRetryOptions {
+        initial_delay: Duration::milliseconds(200),
+        max_retries: 3,
+        max_total_elapsed: Duration::seconds(20),
+        max_delay: Duration::seconds(5),
+    })
 }
+
+const SAS_LIFETIME: Duration = Duration::hours(1);
+const SAS_BACKDATE: Duration = Duration::minutes(5);
+const SAS_REFRESH_BEFORE: Duration = Duration::minutes(15);
 
 /// Service version the SAS is signed for; its string-to-sign has the encryption-scope line.
 const SAS_VERSION: &str = "2022-11-02";
@@ -208,10 +428,7 @@ pub fn account_sas(account: &str, key: &[u8], now: OffsetDateTime) -> String {
         t.format(&Rfc3339).unwrap_or_default()
     };
     let (services, resource_types, permissions) = ("bq", "sco", "rwdlacuptf");
-    let (start, expiry) = (
-        fmt(now - Duration::minutes(5)),
-        fmt(now + Duration::hours(1)),
-    );
+    let (start, expiry) = (fmt(now - SAS_BACKDATE), fmt(now + SAS_LIFETIME));
     let protocol = "https,http";
     let string_to_sign = format!(
         "{account}\n{permissions}\n{services}\n{resource_types}\n{start}\n{expiry}\n\n{protocol}\n{SAS_VERSION}\n\n"
@@ -262,7 +479,7 @@ mod tests {
                 key: Secret::new(AZURITE_KEY),
             },
         };
-        let account = StorageAccount::new(&conn).unwrap();
+        let account = StorageAccount::new(&conn, &http_client().unwrap()).unwrap();
         let url = account.blob_url("models", "a - b.ONNX").unwrap();
         assert_eq!(url.path(), "/devstoreaccount1/models/a%20-%20b.ONNX");
         assert!(url.query().unwrap().contains("sig="));
@@ -270,5 +487,36 @@ mod tests {
             account.queue("q"),
             Err(StorageError::NoEndpoint("queue"))
         ));
+        // Clients are made once per container and kept.
+        let a = account.container("models").unwrap();
+        let b = account.container("models").unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+    }
+
+    #[test]
+    fn the_sas_is_reused_then_resigned_before_it_expires() {
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(AZURITE_KEY)
+            .unwrap();
+        let policy = SasPolicy::signed(AZURITE_ACCOUNT, key);
+        let t0 = datetime!(2026-01-01 10:00:00 UTC);
+        let first = policy.token(t0);
+        assert_eq!(
+            policy.token(t0 + Duration::minutes(40)),
+            first,
+            "not signed per call"
+        );
+        let later = policy.token(t0 + Duration::minutes(50));
+        assert_ne!(later, first, "re-signed with 10 minutes left");
+        assert!(later.contains("se=2026-01-01T11%3A50%3A00Z"), "{later}");
+    }
+
+    #[test]
+    fn applying_the_sas_replaces_an_earlier_one() {
+        let policy = SasPolicy::fixed("?sv=1&sig=abc");
+        let mut url = Url::parse("http://h/a/c?comp=tags").unwrap();
+        policy.apply(&mut url);
+        policy.apply(&mut url);
+        assert_eq!(url.query(), Some("comp=tags&sv=1&sig=abc"));
     }
 }

@@ -82,9 +82,9 @@ struct Runtime {
     http: HostClient,
     base_url: String,
     function: FunctionConfig,
-    trigger: QueueClient,
-    poison: QueueClient,
-    outputs: HashMap<String, QueueClient>,
+    trigger: Arc<QueueClient>,
+    poison: Arc<QueueClient>,
+    outputs: HashMap<String, Arc<QueueClient>>,
     blob_outputs: Vec<(BlobBinding, StorageAccount)>,
 }
 
@@ -132,6 +132,8 @@ pub async fn run(
     }
     let functions = config::load_functions(root, &settings)?;
 
+    // One HTTP client for every storage account the dev host reaches.
+    let storage_http = crate::storage::http_client().map_err(storage)?;
     let mut accounts: HashMap<String, StorageAccount> = HashMap::new();
     let mut account_for = |name: &str| -> Result<StorageAccount, DevHostError> {
         if let Some(a) = accounts.get(name) {
@@ -143,10 +145,11 @@ pub async fn run(
                 reason: e.to_string(),
             }
         })?;
-        let account = StorageAccount::new(&conn).map_err(|e| DevHostError::Connection {
-            name: name.into(),
-            reason: e.to_string(),
-        })?;
+        let account =
+            StorageAccount::new(&conn, &storage_http).map_err(|e| DevHostError::Connection {
+                name: name.into(),
+                reason: e.to_string(),
+            })?;
         accounts.insert(name.to_string(), account.clone());
         Ok(account)
     };
@@ -241,7 +244,10 @@ fn storage(e: crate::storage::StorageError) -> DevHostError {
     DevHostError::Storage(e.to_string())
 }
 
-async fn ensure_queue(account: &StorageAccount, name: &str) -> Result<QueueClient, DevHostError> {
+async fn ensure_queue(
+    account: &StorageAccount,
+    name: &str,
+) -> Result<Arc<QueueClient>, DevHostError> {
     account.ensure_queue(name).await.map_err(storage)?;
     account.queue(name).map_err(storage)
 }

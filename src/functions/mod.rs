@@ -100,7 +100,9 @@ pub(crate) mod test_support {
             crate::settings::AZURITE_KEY
         );
         let settings = Settings::from_lookup(&|k| (k == "CV_STORAGE").then(|| cs.clone())).unwrap();
-        let account = StorageAccount::new(&settings.storage).unwrap();
+        let account =
+            StorageAccount::new(&settings.storage, &crate::storage::http_client().unwrap())
+                .unwrap();
         App { settings, account }
     }
 

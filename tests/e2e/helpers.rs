@@ -10,6 +10,8 @@ use std::time::Duration;
 use customvision_events::devhost::azurite::{die_with_parent, Azurite};
 use customvision_events::devhost::probe::{wait_for, Probe};
 
+use crate::proxy::CountingProxy;
+
 pub const NOTIFICATIONS: &str = "customvision-notifications";
 pub const TRAINING: &str = "customvision-training";
 pub const EXPORTS: &str = "customvision-exports";
@@ -33,9 +35,35 @@ pub fn root() -> PathBuf {
 }
 
 pub async fn spawn_app(settings: &[(&str, &str)]) -> TestApp {
+    spawn(settings, None).await
+}
+
+/// The app with its blob requests going through a [`CountingProxy`]; the test's probe and the
+/// queues talk to Azurite directly.
+pub async fn spawn_counted(settings: &[(&str, &str)]) -> (TestApp, CountingProxy) {
     let azurite = Azurite::start(&root()).expect("Azurite starts (run `npm ci` first)");
-    let connection = azurite.connection_string();
-    let probe = Probe::from_connection_string(&connection).unwrap();
+    let proxy = CountingProxy::start(azurite.blob_port).await;
+    let app = spawn(settings, Some((azurite, proxy.port))).await;
+    (app, proxy)
+}
+
+async fn spawn(settings: &[(&str, &str)], azurite: Option<(Azurite, u16)>) -> TestApp {
+    let (azurite, blob_port) = match azurite {
+        Some((a, proxy_port)) => (a, Some(proxy_port)),
+        None => (
+            Azurite::start(&root()).expect("Azurite starts (run `npm ci` first)"),
+            None,
+        ),
+    };
+    let direct = azurite.connection_string();
+    let probe = Probe::from_connection_string(&direct).unwrap();
+    let connection = match blob_port {
+        Some(port) => direct.replace(
+            &format!("127.0.0.1:{}/", azurite.blob_port),
+            &format!("127.0.0.1:{port}/"),
+        ),
+        None => direct,
+    };
     for c in [BACKUPS, MODELS] {
         probe.create_container(c).await.unwrap();
     }

@@ -2,9 +2,11 @@
 //! outcomes read back from storage. Every wait is a poll with a deadline.
 
 mod helpers;
+mod proxy;
 
 use base64::Engine as _;
 use helpers::*;
+use proxy::CountingProxy;
 use serde_json::Value;
 
 fn backup_name(p: &str, i: &str, suffix: &str) -> String {
@@ -411,4 +413,127 @@ async fn messages_are_unwrapped_once_and_hints_of_the_wrong_type_are_dropped() {
     }
     assert!(app.output().contains("warning: modelUri is a number"));
     assert_eq!(rejected.len(), 1, "{rejected:?}");
+}
+
+/// The storage round trips of one export, counted at the wire: the budget of the performance
+/// issue, held as a regression test (a count, not a timing).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_export_takes_the_fewest_blob_requests() {
+    for (action, first_budget) in [("both", 4), ("copy", 2)] {
+        let (app, proxy) = spawn_counted(&[("EXPORT_ACTION", action)]).await;
+        // The dev host is up and has made its own start-up requests once this is consumed.
+        app.send(customvision_events::seed::CONNECTION_TEST).await;
+        app.drained().await;
+        let before = proxy.sdk_requests().len();
+
+        let (p, i) = ids();
+        let name = backup_name(&p, &i, "ONNX");
+        app.probe.put_blob(BACKUPS, &name, b"model").await.unwrap();
+        let message = export_message(&p, &i, "ExportCompleted", None);
+        app.send(&message).await;
+        app.drained().await;
+        let first = proxy.sdk_requests()[before..].to_vec();
+        assert!(
+            app.probe
+                .blob(MODELS, &format!("{p}/{i}/ONNX/{name}"))
+                .await
+                .unwrap()
+                .is_some(),
+            "{}",
+            app.output()
+        );
+        assert!(
+            first.len() <= first_budget,
+            "{action}: {} requests on first delivery: {first:#?}",
+            first.len()
+        );
+
+        app.send(&message).await;
+        app.drained().await;
+        let again = proxy.sdk_requests()[before + first.len()..].to_vec();
+        assert!(
+            again.len() <= 3,
+            "{action}: {} requests on redelivery: {again:#?}",
+            again.len()
+        );
+        assert!(
+            again
+                .iter()
+                .all(|r| r.method == "GET"
+                    || r.method == "PUT" && !r.path_and_query.contains("comp=")),
+            "a redelivery writes nothing but the refused copy: {again:#?}"
+        );
+        println!(
+            "{action}: first delivery {} requests, redelivery {}",
+            first.len(),
+            again.len()
+        );
+        app.assert_empty(&[REJECTED, &format!("{EXPORTS}-poison")])
+            .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_re_exported_backup_replaces_its_copy() {
+    let app = spawn_app(&[]).await;
+    let (p, i) = ids();
+    let name = backup_name(&p, &i, "ONNX");
+    let copy_name = format!("{p}/{i}/ONNX/{name}");
+    app.probe
+        .put_blob(BACKUPS, &name, b"first export")
+        .await
+        .unwrap();
+    let message = export_message(&p, &i, "ExportCompleted", None);
+    app.send(&message).await;
+    app.drained().await;
+    let first = app.probe.blob(MODELS, &copy_name).await.unwrap().unwrap();
+    assert_eq!(first.bytes, b"first export");
+
+    // The same iteration exported again: a new backup with a new ETag.
+    app.probe
+        .put_blob(BACKUPS, &name, b"second export")
+        .await
+        .unwrap();
+    app.send(&message).await;
+    app.drained().await;
+    let second = app.probe.blob(MODELS, &copy_name).await.unwrap().unwrap();
+    let backup = app.probe.blob(BACKUPS, &name).await.unwrap().unwrap();
+    assert_eq!(second.bytes, b"second export", "{}", app.output());
+    assert_eq!(second.metadata["cvsourceetag"], backup.etag);
+    assert_eq!(second.tags["iterationId"], i);
+    app.assert_empty(&[REJECTED, &format!("{EXPORTS}-poison")])
+        .await;
+}
+
+/// One HTTP client for the process: exports reuse its kept-alive connections instead of
+/// opening one (in Azure, a TLS handshake too) per SDK client, as a client per use did.
+#[tokio::test(flavor = "multi_thread")]
+async fn storage_connections_are_reused_across_exports() {
+    let (app, proxy) = spawn_counted(&[]).await;
+    app.send(customvision_events::seed::CONNECTION_TEST).await;
+    app.drained().await;
+    let before = proxy.sdk_requests().len();
+    for _ in 0..10 {
+        let (p, i) = ids();
+        app.probe
+            .put_blob(BACKUPS, &backup_name(&p, &i, "ONNX"), b"model")
+            .await
+            .unwrap();
+        app.send(&export_message(&p, &i, "ExportCompleted", None))
+            .await;
+        app.drained().await;
+    }
+    let window = proxy.sdk_requests()[before..].to_vec();
+    let connections = CountingProxy::connections_of(&window);
+    // hyper returns a connection to the pool just after its response ends; a request sent at
+    // that instant opens another. A client per use opened two or more per export.
+    assert!(
+        connections <= 4,
+        "{} requests on {connections} connections",
+        window.len()
+    );
+    println!(
+        "10 exports: {} requests on {connections} connection(s)",
+        window.len()
+    );
 }

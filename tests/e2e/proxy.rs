@@ -1,0 +1,130 @@
+//! A counting reverse proxy between the handler and Azurite's blob service: what the handler
+//! asks of storage, request by request. Requests are forwarded unchanged (the `Host` header
+//! too, so Azurite's same-instance check on copy sources still holds).
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// Which accepted connection carried it.
+    pub connection: usize,
+    pub method: String,
+    pub path_and_query: String,
+    pub user_agent: String,
+}
+
+pub struct CountingProxy {
+    pub port: u16,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl CountingProxy {
+    pub async fn start(upstream_port: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let client: Client<HttpConnector, Full<Bytes>> =
+            Client::builder(TokioExecutor::new()).build_http();
+        let log = seen.clone();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let connection = accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let (client, log) = (client.clone(), log.clone());
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                        forward(req, client.clone(), log.clone(), upstream_port, connection)
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self { port, seen }
+    }
+
+    /// The distinct connections that carried `requests`.
+    pub fn connections_of(requests: &[Seen]) -> usize {
+        let mut ids: Vec<usize> = requests.iter().map(|r| r.connection).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.len()
+    }
+
+    /// Requests the handler's SDK made so far (Azurite's own copy-source checks excluded).
+    pub fn sdk_requests(&self) -> Vec<Seen> {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.user_agent.starts_with("azsdk-rust"))
+            .cloned()
+            .collect()
+    }
+}
+
+async fn forward(
+    req: Request<Incoming>,
+    client: Client<HttpConnector, Full<Bytes>>,
+    log: Arc<Mutex<Vec<Seen>>>,
+    upstream_port: u16,
+    connection: usize,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let (mut parts, body) = req.into_parts();
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.to_string())
+        .unwrap_or_default();
+    log.lock().unwrap().push(Seen {
+        connection,
+        method: parts.method.to_string(),
+        path_and_query: path_and_query.clone(),
+        user_agent: parts
+            .headers
+            .get("user-agent")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string(),
+    });
+    parts.uri = format!("http://127.0.0.1:{upstream_port}{path_and_query}")
+        .parse()
+        .unwrap();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let answer = match client
+        .request(Request::from_parts(parts, Full::new(body)))
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            return Ok(Response::builder()
+                .status(502)
+                .body(Full::new(Bytes::from(e.to_string())))
+                .unwrap())
+        }
+    };
+    let (parts, body) = answer.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    Ok(Response::from_parts(parts, Full::new(body)))
+}

@@ -110,9 +110,9 @@ impl InvocationResponse {
     }
 }
 
-/// Invocation bodies in the three shapes seen in captures (HOST-CONTRACT.md), for the tests.
-#[cfg(test)]
-pub(crate) mod captured {
+/// Invocation bodies in the three shapes seen in captures (HOST-CONTRACT.md), for the tests
+/// and the benchmarks.
+pub mod captured {
     /// As the host's source builds it: `Data` encoded twice, metadata quoted, the message's
     /// keys copied into `Metadata`.
     pub const TWICE: &str = r#"{"Data":{"notification":"\"{\\\"version\\\":\\\"1.0\\\",\\\"type\\\":\\\"Training\\\",\\\"Content\\\":{\\\"projectId\\\":\\\"9a8b7c6d-1234-4e5f-8a9b-0c1d2e3f4a5b\\\",\\\"iterationId\\\":\\\"1b2c3d4e-5f60-4172-8394-a5b6c7d8e9f0\\\",\\\"trainingStatus\\\":\\\"TrainingCompleted\\\"}}\""},

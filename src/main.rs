@@ -78,7 +78,7 @@ async fn serve() -> Result<(), String> {
         .map_err(|_| "setting FUNCTIONS_CUSTOMHANDLER_PORT is not a port number".to_string())?;
     let settings = Settings::from_env().map_err(|e| e.to_string())?;
     // Once per process: the HTTP client (certificates, connection pool) and the SDK clients.
-    let http = storage::http_client().map_err(|e| e.to_string())?;
+    let http = storage::http_client();
     let account = StorageAccount::new(&settings.storage, &http).map_err(|e| e.to_string())?;
     // Loopback only: the host is the one and only client.
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -91,6 +91,8 @@ async fn serve() -> Result<(), String> {
         model_store_container = %settings.model_store_container,
         "handler listening on {addr}"
     );
+    // The certificate load happens off the start-up path, before the first invocation needs it.
+    http.warm();
     server::run(
         listener,
         Arc::new(App { settings, account }),

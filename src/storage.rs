@@ -9,12 +9,13 @@
 //! expires.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use azure_core::credentials::TokenCredential;
 use azure_core::http::policies::{Policy, PolicyResult};
 use azure_core::http::{
-    ClientOptions, Context, ExponentialRetryOptions, Request, RetryOptions, Transport, Url,
+    AsyncRawResponse, ClientOptions, Context, ExponentialRetryOptions, HttpClient, Request,
+    RetryOptions, Transport, Url,
 };
 use azure_identity::{
     DeveloperToolsCredential, DeveloperToolsCredentialOptions, ManagedIdentityCredential,
@@ -42,16 +43,54 @@ pub enum StorageError {
     Request(String),
 }
 
-/// The process's one HTTP client, with the SDK's own defaults (connect and read timeouts, no
-/// redirects). Building it loads the platform's root certificates: do it once, at start-up,
-/// and pass it to everything that talks HTTP.
-pub fn http_client() -> Result<reqwest::Client, StorageError> {
-    reqwest::Client::builder()
-        .connect_timeout(std::time::Duration::from_secs(10))
-        .read_timeout(std::time::Duration::from_secs(60))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| StorageError::Client(e.to_string()))
+/// The process's one HTTP client, shared by every SDK client, the token credential and the
+/// Training API: one certificate load, one connection pool. Building it reads the platform's
+/// root certificates (some 150 files), so it is built on first use, not before the server
+/// answers the host's start-up probe; [`SharedHttp::warm`] builds it in the background right
+/// after.
+#[derive(Clone, Debug, Default)]
+pub struct SharedHttp(Arc<OnceLock<Result<reqwest::Client, String>>>);
+
+impl SharedHttp {
+    pub fn client(&self) -> Result<&reqwest::Client, StorageError> {
+        self.0
+            .get_or_init(|| {
+                // The SDK's own defaults: connect and read timeouts, no redirects.
+                reqwest::Client::builder()
+                    .connect_timeout(std::time::Duration::from_secs(10))
+                    .read_timeout(std::time::Duration::from_secs(60))
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()
+                    .map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(|e| StorageError::Client(e.clone()))
+    }
+
+    /// Builds the client on a blocking thread now, so the first invocation finds it ready.
+    pub fn warm(&self) {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = this.client() {
+                tracing::error!("cannot build the HTTP client: {e}");
+            }
+        });
+    }
+}
+
+#[async_trait::async_trait]
+impl HttpClient for SharedHttp {
+    async fn execute_request(&self, request: &Request) -> azure_core::Result<AsyncRawResponse> {
+        let client = self.client().map_err(|e| {
+            azure_core::Error::with_message(azure_core::error::ErrorKind::Other, e.to_string())
+        })?;
+        client.execute_request(request).await
+    }
+}
+
+/// A [`SharedHttp`] for a process (tools and tests that make their own).
+pub fn http_client() -> SharedHttp {
+    SharedHttp::default()
 }
 
 /// One storage account, blob and/or queue side. Cheap to clone: clones share the clients.
@@ -71,10 +110,7 @@ struct Inner {
 impl StorageAccount {
     /// `http` is the process's client ([`http_client`]); every SDK client made here, and the
     /// token credential, send through it.
-    pub fn new(
-        connection: &StorageConnection,
-        http: &reqwest::Client,
-    ) -> Result<Self, StorageError> {
+    pub fn new(connection: &StorageConnection, http: &SharedHttp) -> Result<Self, StorageError> {
         let transport = Transport::new(Arc::new(http.clone()));
         let base_options = ClientOptions {
             transport: Some(transport),
@@ -92,7 +128,6 @@ impl StorageAccount {
                 let options = ManagedIdentityCredentialOptions {
                     user_assigned_id: client_id.clone().map(UserAssignedId::ClientId),
                     client_options: base_options.clone(),
-                    ..Default::default()
                 };
                 let credential = ManagedIdentityCredential::new(Some(options))
                     .map_err(|e| StorageError::Credential(redact(&e.to_string())))?;
@@ -479,7 +514,7 @@ mod tests {
                 key: Secret::new(AZURITE_KEY),
             },
         };
-        let account = StorageAccount::new(&conn, &http_client().unwrap()).unwrap();
+        let account = StorageAccount::new(&conn, &http_client()).unwrap();
         let url = account.blob_url("models", "a - b.ONNX").unwrap();
         assert_eq!(url.path(), "/devstoreaccount1/models/a%20-%20b.ONNX");
         assert!(url.query().unwrap().contains("sig="));

@@ -133,7 +133,7 @@ pub async fn run(
     let functions = config::load_functions(root, &settings)?;
 
     // One HTTP client for every storage account the dev host reaches.
-    let storage_http = crate::storage::http_client().map_err(storage)?;
+    let storage_http = crate::storage::http_client();
     let mut accounts: HashMap<String, StorageAccount> = HashMap::new();
     let mut account_for = |name: &str| -> Result<StorageAccount, DevHostError> {
         if let Some(a) = accounts.get(name) {

@@ -101,8 +101,7 @@ pub(crate) mod test_support {
         );
         let settings = Settings::from_lookup(&|k| (k == "CV_STORAGE").then(|| cs.clone())).unwrap();
         let account =
-            StorageAccount::new(&settings.storage, &crate::storage::http_client().unwrap())
-                .unwrap();
+            StorageAccount::new(&settings.storage, &crate::storage::http_client()).unwrap();
         App { settings, account }
     }
 

@@ -107,15 +107,24 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for RedactingStdout {
     }
 }
 
-/// Installs the process-wide subscriber: stdout, redacted, `RUST_LOG` or `info`.
+/// Installs the process-wide subscriber: stdout, redacted, filtered by `RUST_LOG` (a level, or
+/// `target=level` pairs such as `info,hyper=warn`), `info` by default.
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.parse::<tracing_subscriber::filter::Targets>().ok())
+        .unwrap_or_else(|| {
+            tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO)
+        });
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(RedactingStdout)
         .with_ansi(false)
-        .with_target(false)
+        .with_target(false);
+    let _ = tracing_subscriber::registry()
+        .with(layer)
+        .with(filter)
         .try_init();
 }
 

@@ -1,12 +1,15 @@
 //! Storage clients for a [`StorageConnection`]: the official `azure_storage_blob` /
-//! `azure_storage_queue` SDKs, authorised by Entra ID in Azure or by an account SAS signed
-//! here for Azurite and connection strings (the SDK has no shared-key policy).
+//! `azure_storage_queue` SDKs, authorised by Entra ID in Azure, by Shared Key for Azurite and
+//! account-key connection strings ([`shared_key`]: the SDK has no such policy), or by the SAS
+//! of a SAS connection string.
 //!
-//! Built once per process and kept: one HTTP client ([`http_client`]: one certificate load,
+//! Built once per process and kept: one HTTP client ([`SharedHttp`]: one certificate load,
 //! one connection pool) is the transport of every SDK client and of the token credential, and
-//! each container or queue client is made once and reused. A key-signed SAS is not baked into
-//! the clients' URLs: [`SasPolicy`] puts a current one on every request, re-signed before it
-//! expires.
+//! each container or queue client is made once and reused. Credentials are applied per
+//! request by policies, so a kept client never carries one that expires.
+
+pub mod sas;
+pub mod shared_key;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -24,9 +27,7 @@ use azure_identity::{
 use azure_storage_blob::{BlobContainerClient, BlobContainerClientOptions};
 use azure_storage_queue::{QueueClient, QueueClientOptions};
 use base64::Engine as _;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-use time::{format_description::well_known::Rfc3339, Duration, OffsetDateTime};
+use time::{Duration, OffsetDateTime};
 
 use crate::redact::redact;
 use crate::settings::{StorageAuth, StorageConnection};
@@ -55,6 +56,8 @@ impl SharedHttp {
     pub fn client(&self) -> Result<&reqwest::Client, StorageError> {
         self.0
             .get_or_init(|| {
+                // rustls on ring; a provider someone installed first is as good.
+                let _ = rustls::crypto::ring::default_provider().install_default();
                 // The SDK's own defaults: connect and read timeouts, no redirects.
                 reqwest::Client::builder()
                     .connect_timeout(std::time::Duration::from_secs(10))
@@ -101,6 +104,7 @@ struct Inner {
     blob_endpoint: Option<Url>,
     queue_endpoint: Option<Url>,
     credential: Option<Arc<dyn TokenCredential>>,
+    /// The SAS of a SAS connection string: copy sources need it in their URL.
     sas: Option<Arc<SasPolicy>>,
     client_options: ClientOptions,
     containers: Mutex<HashMap<String, Arc<BlobContainerClient>>>,
@@ -116,14 +120,22 @@ impl StorageAccount {
             transport: Some(transport),
             ..Default::default()
         };
-        let (credential, sas): (Option<Arc<dyn TokenCredential>>, _) = match &connection.auth {
+        let mut signing: Option<Arc<dyn Policy>> = None;
+        let mut sas = None;
+        let credential: Option<Arc<dyn TokenCredential>> = match &connection.auth {
             StorageAuth::SharedKey { account, key } => {
                 let key = base64::engine::general_purpose::STANDARD
                     .decode(key.expose())
                     .map_err(|_| StorageError::Credential("AccountKey is not base64".into()))?;
-                (None, Some(Arc::new(SasPolicy::signed(account, key))))
+                signing = Some(Arc::new(shared_key::SharedKeyPolicy::new(account, key)));
+                None
             }
-            StorageAuth::Sas(sas) => (None, Some(Arc::new(SasPolicy::fixed(sas.expose())))),
+            StorageAuth::Sas(token) => {
+                let policy = Arc::new(SasPolicy::new(token.expose()));
+                signing = Some(policy.clone());
+                sas = Some(policy);
+                None
+            }
             StorageAuth::ManagedIdentity { client_id } => {
                 let options = ManagedIdentityCredentialOptions {
                     user_assigned_id: client_id.clone().map(UserAssignedId::ClientId),
@@ -131,22 +143,19 @@ impl StorageAccount {
                 };
                 let credential = ManagedIdentityCredential::new(Some(options))
                     .map_err(|e| StorageError::Credential(redact(&e.to_string())))?;
-                (Some(credential as Arc<dyn TokenCredential>), None)
+                Some(credential)
             }
             StorageAuth::DeveloperTools => {
                 let credential =
                     DeveloperToolsCredential::new(Some(DeveloperToolsCredentialOptions::default()))
                         .map_err(|e| StorageError::Credential(redact(&e.to_string())))?;
-                (Some(credential as Arc<dyn TokenCredential>), None)
+                Some(credential)
             }
         };
         let mut client_options = base_options;
         client_options.retry = retry_options();
-        if let Some(sas) = &sas {
-            client_options
-                .per_try_policies
-                .push(sas.clone() as Arc<dyn Policy>);
-        }
+        // Last before the transport: what it signs is what goes out.
+        client_options.per_try_policies.extend(signing);
         Ok(Self(Arc::new(Inner {
             blob_endpoint: connection.blob_endpoint.clone(),
             queue_endpoint: connection.queue_endpoint.clone(),
@@ -229,9 +238,9 @@ impl StorageAccount {
         Ok(())
     }
 
-    /// A URL another request can read the blob from (a copy source): with a current SAS when
-    /// the account is key-authorised; plain with Entra ID, where same-account copies are
-    /// authorised by the caller's own token.
+    /// A URL another request can read the blob from (a copy source): plain for Shared Key and
+    /// Entra ID, where a same-account source is authorised by the copy request itself; with
+    /// the connection string's SAS otherwise.
     pub fn blob_url(&self, container: &str, blob: &str) -> Result<Url, StorageError> {
         let mut url = resource_url(self.0.blob_endpoint.as_ref(), "blob", container)?;
         url.path_segments_mut()
@@ -269,24 +278,11 @@ fn resource_url(
     Ok(url)
 }
 
-/// Puts a SAS on every request. A signed one is valid for an hour and re-signed once less
-/// than a quarter of that remains, so a client kept for days never sends an expired one and
-/// does not sign per call.
+/// Puts the SAS of a SAS connection string on every request, replacing any SAS a retried
+/// request already carries.
 #[derive(Debug)]
 pub struct SasPolicy {
-    source: SasSource,
-    current: Mutex<(String, OffsetDateTime)>,
-}
-
-enum SasSource {
-    Signed { account: String, key: Vec<u8> },
-    Fixed(String),
-}
-
-impl std::fmt::Debug for SasSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SasSource(REDACTED)")
-    }
+    token: crate::settings::Secret,
 }
 
 /// The query parameters of an account or service SAS: replaced, not duplicated, on a retry.
@@ -295,39 +291,13 @@ const SAS_PARAMS: [&str; 12] = [
 ];
 
 impl SasPolicy {
-    fn signed(account: &str, key: Vec<u8>) -> Self {
+    fn new(token: &str) -> Self {
         Self {
-            source: SasSource::Signed {
-                account: account.to_string(),
-                key,
-            },
-            current: Mutex::new((String::new(), OffsetDateTime::UNIX_EPOCH)),
-        }
-    }
-
-    fn fixed(sas: &str) -> Self {
-        Self {
-            source: SasSource::Fixed(sas.trim_start_matches('?').to_string()),
-            current: Mutex::new((String::new(), OffsetDateTime::UNIX_EPOCH)),
-        }
-    }
-
-    /// The SAS to send now.
-    pub fn token(&self, now: OffsetDateTime) -> String {
-        match &self.source {
-            SasSource::Fixed(sas) => sas.clone(),
-            SasSource::Signed { account, key } => {
-                let mut current = lock(&self.current);
-                if current.1 - now < SAS_REFRESH_BEFORE {
-                    *current = (account_sas(account, key, now), now + SAS_LIFETIME);
-                }
-                current.0.clone()
-            }
+            token: crate::settings::Secret::new(token.trim_start_matches('?')),
         }
     }
 
     fn apply(&self, url: &mut Url) {
-        let token = self.token(OffsetDateTime::now_utc());
         let kept: Vec<(String, String)> = url
             .query_pairs()
             .filter(|(k, _)| !SAS_PARAMS.contains(&k.as_ref()))
@@ -339,7 +309,7 @@ impl SasPolicy {
         if !query.is_empty() {
             query.push('&');
         }
-        query.push_str(&token);
+        query.push_str(self.token.expose());
         url.set_query(Some(&query));
     }
 }
@@ -448,61 +418,10 @@ fn retry_options() -> RetryOptions {
     })
 }
 
-const SAS_LIFETIME: Duration = Duration::hours(1);
-const SAS_BACKDATE: Duration = Duration::minutes(5);
-const SAS_REFRESH_BEFORE: Duration = Duration::minutes(15);
-
-/// Service version the SAS is signed for; its string-to-sign has the encryption-scope line.
-const SAS_VERSION: &str = "2022-11-02";
-
-/// An account SAS (blob + queue, all resource types) valid from five minutes ago for an hour,
-/// per "Create an account SAS" in the Storage REST reference.
-pub fn account_sas(account: &str, key: &[u8], now: OffsetDateTime) -> String {
-    let fmt = |t: OffsetDateTime| {
-        let t = t.replace_nanosecond(0).unwrap_or(t);
-        t.format(&Rfc3339).unwrap_or_default()
-    };
-    let (services, resource_types, permissions) = ("bq", "sco", "rwdlacuptf");
-    let (start, expiry) = (fmt(now - SAS_BACKDATE), fmt(now + SAS_LIFETIME));
-    let protocol = "https,http";
-    let string_to_sign = format!(
-        "{account}\n{permissions}\n{services}\n{resource_types}\n{start}\n{expiry}\n\n{protocol}\n{SAS_VERSION}\n\n"
-    );
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes a key of any length");
-    mac.update(string_to_sign.as_bytes());
-    let signature = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
-    url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("sv", SAS_VERSION)
-        .append_pair("ss", services)
-        .append_pair("srt", resource_types)
-        .append_pair("sp", permissions)
-        .append_pair("st", &start)
-        .append_pair("se", &expiry)
-        .append_pair("spr", protocol)
-        .append_pair("sig", &signature)
-        .finish()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::settings::{Secret, AZURITE_ACCOUNT, AZURITE_KEY};
-    use time::macros::datetime;
-
-    #[test]
-    fn account_sas_is_deterministic_and_signed() {
-        let key = base64::engine::general_purpose::STANDARD
-            .decode(AZURITE_KEY)
-            .unwrap();
-        let now = datetime!(2026-01-01 10:00:00.123 UTC);
-        let sas = account_sas(AZURITE_ACCOUNT, &key, now);
-        assert_eq!(sas, account_sas(AZURITE_ACCOUNT, &key, now));
-        assert!(sas.contains("st=2026-01-01T09%3A55%3A00Z"), "{sas}");
-        assert!(sas.contains("se=2026-01-01T11%3A00%3A00Z"), "{sas}");
-        let other = account_sas(AZURITE_ACCOUNT, b"another key", now);
-        let sig = |s: &str| s.split("sig=").nth(1).unwrap().to_string();
-        assert_ne!(sig(&sas), sig(&other));
-    }
 
     #[test]
     fn resource_urls_keep_the_account_path() {
@@ -517,7 +436,11 @@ mod tests {
         let account = StorageAccount::new(&conn, &http_client()).unwrap();
         let url = account.blob_url("models", "a - b.ONNX").unwrap();
         assert_eq!(url.path(), "/devstoreaccount1/models/a%20-%20b.ONNX");
-        assert!(url.query().unwrap().contains("sig="));
+        assert_eq!(
+            url.query(),
+            None,
+            "Shared Key: no credential in a copy source"
+        );
         assert!(matches!(
             account.queue("q"),
             Err(StorageError::NoEndpoint("queue"))
@@ -529,26 +452,8 @@ mod tests {
     }
 
     #[test]
-    fn the_sas_is_reused_then_resigned_before_it_expires() {
-        let key = base64::engine::general_purpose::STANDARD
-            .decode(AZURITE_KEY)
-            .unwrap();
-        let policy = SasPolicy::signed(AZURITE_ACCOUNT, key);
-        let t0 = datetime!(2026-01-01 10:00:00 UTC);
-        let first = policy.token(t0);
-        assert_eq!(
-            policy.token(t0 + Duration::minutes(40)),
-            first,
-            "not signed per call"
-        );
-        let later = policy.token(t0 + Duration::minutes(50));
-        assert_ne!(later, first, "re-signed with 10 minutes left");
-        assert!(later.contains("se=2026-01-01T11%3A50%3A00Z"), "{later}");
-    }
-
-    #[test]
     fn applying_the_sas_replaces_an_earlier_one() {
-        let policy = SasPolicy::fixed("?sv=1&sig=abc");
+        let policy = SasPolicy::new("?sv=1&sig=abc");
         let mut url = Url::parse("http://h/a/c?comp=tags").unwrap();
         policy.apply(&mut url);
         policy.apply(&mut url);

@@ -472,7 +472,9 @@ class CountingProxy:
     def reset(self):
         self.requests = Counter()
         self.internal = Counter()
-        self.client_ports = set()
+        self.client_ports = set()  # connections that sent a handler request
+        self.accepted = 0  # every connection accepted, Azurite's own ones excepted
+        self.internal_connections = 0
 
     async def start(self):
         self.server = await asyncio.start_server(self.client, "127.0.0.1", 0)
@@ -505,6 +507,8 @@ class CountingProxy:
             writer.close()
             return
         back = asyncio.create_task(self.pipe(up_reader, writer))
+        self.accepted += 1
+        first = True
         try:
             while True:
                 try:
@@ -524,6 +528,9 @@ class CountingProxy:
                     self.client_ports.add(peer_port)
                 else:
                     self.internal[internal_label(method, target, headers)] += 1
+                    if first:
+                        self.internal_connections += 1
+                first = False
                 up_writer.write(raw)
                 if "chunked" in headers.get("transfer-encoding", "").lower():
                     while True:
@@ -714,6 +721,7 @@ async def counted_phases(azurite, handler, service, results, count, concurrency)
             r[f"internal_{action}"] = sum(proxy.internal.values()) / count
             r[f"ops_{action}"].update({f"Azurite to itself: `{k}`": v / count
                                        for k, v in sorted(proxy.internal.items())})
+            r[f"accepted_{action}"] = proxy.accepted - proxy.internal_connections
             if action == "both":
                 r["connections"] = len(proxy.client_ports)
                 proxy.reset()
@@ -723,6 +731,7 @@ async def counted_phases(azurite, handler, service, results, count, concurrency)
                 r["requests_redelivery"] = sum(proxy.requests.values()) / count
                 r["ops_redelivery"] = {k: v / count for k, v in sorted(proxy.requests.items())}
                 r["connections_redelivery"] = len(proxy.client_ports)
+                r["accepted_redelivery"] = proxy.accepted - proxy.internal_connections
             for c in pool:
                 c.close()
         finally:
@@ -733,52 +742,94 @@ async def counted_phases(azurite, handler, service, results, count, concurrency)
         await delete(service, backups_and_copies(warm + batch))
 
 
-async def throughput_phase(azurite, handler, service, results, exports, warmup, concurrency):
-    r = results[handler.kind]
-    running = Running(handler, azurite.connection_string(), "both")
-    try:
-        await asyncio.to_thread(running.wait_ready)
-        pool = []
-        out, _ = await invoke_all(running.port, [e.body(azurite.blob_port) for e in warmup],
-                                  concurrency, pool)
-        r["failures"] += out.failures
-        bodies = [e.body(azurite.blob_port) for e in exports]
-        sockets, peak = set(), [0]
-        stop = threading.Event()
+def busy_seconds():
+    """CPU time the whole machine spent busy (all cores), from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]
+    return (sum(fields[:8]) - idle) / CLK_TCK
 
-        def watch():
-            while not stop.wait(0.25):
-                now = storage_sockets(running.pid, azurite.blob_port)
-                sockets.update(now)
-                peak[0] = max(peak[0], len(now))
-        watcher = threading.Thread(target=watch, daemon=True)
-        cpu0, az0 = cpu_seconds(running.pid), cpu_seconds(azurite.proc.pid)
-        watcher.start()
-        out, wall = await invoke_all(running.port, bodies, concurrency, pool)
-        cpu1, az1 = cpu_seconds(running.pid), cpu_seconds(azurite.proc.pid)
-        stop.set()
-        watcher.join()
-        mem = memory_kib(running.pid)
-        for c in pool:
-            c.close()
+
+def own_cpu_seconds():
+    t = os.times()
+    return t.user + t.system
+
+
+async def throughput_phase(azurite, handlers, service, results, sets, concurrency):
+    """Both handlers up at once (the idle one costs nothing), each warmed up, then their exports
+    in halves, in the order Rust, peer, peer, Rust: drift on the machine (other work, Azurite's
+    growing blob count) falls on both alike. Each handler keeps its connections across halves,
+    as the host's pool does."""
+    running = {h.kind: Running(h, azurite.connection_string(), "both") for h in handlers}
+    acc = {h.kind: {"ok": 0, "wall": 0.0, "cpu": 0.0, "azurite": 0.0, "others": 0.0,
+                    "latencies": [], "peak": 0, "seen": set()} for h in handlers}
+    try:
+        for run in running.values():
+            await asyncio.to_thread(run.wait_ready)
+        pools = {kind: [] for kind in running}
+        for h in handlers:
+            warmup = sets[h.kind][0]
+            out, _ = await invoke_all(running[h.kind].port,
+                                      [e.body(azurite.blob_port) for e in warmup], concurrency,
+                                      pools[h.kind])
+            results[h.kind]["failures"] += out.failures
+        first, second = HANDLERS
+        for kind, half in ((first, 0), (second, 0), (second, 1), (first, 1)):
+            exports = sets[kind][1]
+            middle = len(exports) // 2
+            part = exports[:middle] if half == 0 else exports[middle:]
+            run, a = running[kind], acc[kind]
+            bodies = [e.body(azurite.blob_port) for e in part]
+            stop = threading.Event()
+
+            def watch(pid=run.pid, a=a, stop=stop):
+                while not stop.wait(0.25):
+                    now = storage_sockets(pid, azurite.blob_port)
+                    a["seen"].update(now)
+                    a["peak"] = max(a["peak"], len(now))
+            watcher = threading.Thread(target=watch, daemon=True)
+            pids = [p.pid for p in running.values()]
+            before = (cpu_seconds(run.pid), cpu_seconds(azurite.proc.pid), busy_seconds(),
+                      own_cpu_seconds(), sum(cpu_seconds(p) for p in pids))
+            watcher.start()
+            out, wall = await invoke_all(run.port, bodies, concurrency, pools[kind])
+            after = (cpu_seconds(run.pid), cpu_seconds(azurite.proc.pid), busy_seconds(),
+                     own_cpu_seconds(), sum(cpu_seconds(p) for p in pids))
+            stop.set()
+            watcher.join()
+            d = [y - x for x, y in zip(before, after)]
+            a["ok"] += out.ok
+            a["wall"] += wall
+            a["cpu"] += d[0]
+            a["azurite"] += d[1]
+            a["others"] += max(0.0, d[2] - d[1] - d[3] - d[4])
+            a["latencies"] += out.latencies
+            results[kind]["failures"] += out.failures
+            log(f"  {kind} half {half + 1}: {len(part)} exports in {wall:.1f} s")
+        for kind, run in running.items():
+            mem = memory_kib(run.pid)
+            results[kind]["hwm_mib"] = mem["VmHWM"] / 1024
+            results[kind]["rss_mib"] = mem["VmRSS"] / 1024
+        for conns in pools.values():
+            for c in conns:
+                c.close()
     finally:
-        running.stop()
-    n = len(exports)
-    r["failures"] += out.failures
-    r["throughput"] = out.ok / wall
-    r["wall"] = wall
-    r["cpu_ms"] = (cpu1 - cpu0) * 1000 / n
-    r["azurite_cpu_ms"] = (az1 - az0) * 1000 / n
-    r["hwm_mib"] = mem["VmHWM"] / 1024
-    r["rss_mib"] = mem["VmRSS"] / 1024
-    r["p50_ms"] = percentile(out.latencies, 50) * 1000
-    r["p99_ms"] = percentile(out.latencies, 99) * 1000
-    r["peak_sockets"] = peak[0]
-    r["sockets_seen"] = len(sockets)
-    sample = random.sample(exports, min(25, n))
-    await check(r, "throughput", service, sample, "both", SMALL)
-    # The next handler then runs with as many blobs in Azurite as this one had.
-    await delete(service, [(MODELS, e.copy) for e in warmup + exports])
+        for run in running.values():
+            run.stop()
+    for kind, a in acc.items():
+        r, n = results[kind], len(sets[kind][1])
+        r["throughput"] = a["ok"] / a["wall"]
+        r["wall"] = a["wall"]
+        r["cpu_ms"] = a["cpu"] * 1000 / n
+        r["azurite_cpu_ms"] = a["azurite"] * 1000 / n
+        r["others_cores"] = a["others"] / a["wall"]
+        r["p50_ms"] = percentile(a["latencies"], 50) * 1000
+        r["p99_ms"] = percentile(a["latencies"], 99) * 1000
+        r["latency"] = f"{r['p50_ms']:.1f} / {r['p99_ms']:.1f}"
+        r["peak_sockets"] = a["peak"]
+        r["sockets_seen"] = len(a["seen"])
+        sample = random.sample(sets[kind][1], min(25, n))
+        await check(r, "throughput", service, sample, "both", SMALL)
 
 
 async def large_phase(azurite, handler, service, results, large, warm):
@@ -887,6 +938,11 @@ def report(results, args, info):
     rust, peer = results["rust"], results["peer"]
     rows = []  # (figure, Rust, peer, Rust/peer, target, verdict)
 
+    for h in (rust, peer):
+        if "accepted_redelivery" in h:
+            h["redelivery_connections"] = (f"{h['accepted_redelivery']} / "
+                                           f"{h['connections_redelivery']}")
+
     def verdict(ok):
         return "" if ok is None else ("met" if ok else "**not met**")
 
@@ -919,8 +975,11 @@ def report(results, args, info):
         "SAS-signed copy source to check it; not counted above)", "internal_both", 2,
         show_ratio=False)
     row(f"TCP connections opened to storage over {args.count} exports at concurrency "
-        f"{args.concurrency}, first delivery (proxy: distinct client ports)", "connections", 0)
-    row("… over their redelivery", "connections_redelivery", 0)
+        f"{args.concurrency}, `both` first delivery (accepted by the proxy)", "accepted_both", 0)
+    row("… of which sent a request (distinct client ports)", "connections", 0)
+    row("… over their redelivery: opened / sent a request", "redelivery_connections",
+        show_ratio=False)
+    row(f"… over {args.count} exports, `copy` first delivery: opened", "accepted_copy", 0)
     row("storage connections open at once, peak during the throughput run (/proc, every "
         "0.25 s)", "peak_sockets", 0)
     row("… distinct storage connections seen by that sampling (a lower bound)",
@@ -929,6 +988,9 @@ def report(results, args, info):
     row("files opened at start-up (strace openat, successful)", "files_startup", 0)
     row("files opened per export (strace openat, successful)", "files_per_export", 2)
     row("Azurite CPU per export during the throughput run (ms)", "azurite_cpu_ms", 3)
+    row("other processes' CPU during that run, average cores busy (machine noise: the whole "
+        "machine's busy time less handlers, Azurite and driver)", "others_cores", 2,
+        show_ratio=False)
     if args.large:
         for h in (rust, peer):
             if h.get("large_failed"):
@@ -979,8 +1041,9 @@ def report(results, args, info):
         f"Linux {m['kernel']}; load average when the run started {m['load'][0]:.2f} / "
         f"{m['load'][1]:.2f} / {m['load'][2]:.2f}, when it ended {info['load_end'][0]:.2f} "
         "(1-min load averages; above 2 the run shared its 2 cores with other work)",
-        f"- Rust handler: commit `{info['commit']}`{info['dirty']}, "
-        "`target/release/handler serve`, `RUST_LOG=warn`",
+        f"- Rust handler: sources (`src/`, `Cargo.*`) as of commit `{info['source_commit']}`"
+        f"{info['dirty']}, checkout at `{info['commit']}`; `target/release/handler serve`, "
+        "`RUST_LOG=warn`",
         f"- peer: `bench/peer/handler.py` (reference only), Python {platform.python_version()}, "
         f"{info['peer_versions']}",
         f"- Azurite {info['azurite']}, in memory, `--silent`: one instance for both handlers",
@@ -1037,6 +1100,8 @@ async def main():
     info = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "command": args.command, "machine": machine(),
             "commit": git("rev-parse", "--short=12", "HEAD"),
+            "source_commit": git("log", "-1", "--format=%h", "--abbrev=12", "--", "src",
+                                 "Cargo.toml", "Cargo.lock"),
             "dirty": " (+ uncommitted changes)" if git("status", "--porcelain", "--", "src",
                                                        "Cargo.toml", "Cargo.lock") else ""}
     binary = ROOT / "target/release/handler"
@@ -1089,23 +1154,21 @@ async def main():
                 r = results[h.kind]
                 log(f"  both {r['requests_both']:.2f}, copy {r['requests_copy']:.2f}, "
                     f"redelivery {r['requests_redelivery']:.2f} requests/export; "
-                    f"{r['connections']} connections")
+                    f"{r['accepted_both']} connections accepted, {r['connections']} used")
 
             # 3. Throughput, CPU and memory: every backup uploaded before either handler runs.
             log(f"uploading {2 * (args.exports + args.warmup)} backups of 64 KiB")
             sets = {h.kind: ([Export() for _ in range(args.warmup)],
                              [Export() for _ in range(args.exports)]) for h in handlers}
             await upload_small(service, [e for w, x in sets.values() for e in w + x])
+            log(f"throughput: {args.exports} exports per handler at concurrency "
+                f"{args.concurrency} after {args.warmup} warm-up, in halves: rust, peer, peer, "
+                "rust")
+            await throughput_phase(azurite, handlers, service, results, sets, args.concurrency)
             for h in handlers:
-                log(f"throughput ({h.kind}): {args.exports} exports at concurrency "
-                    f"{args.concurrency} after {args.warmup} warm-up")
-                await throughput_phase(azurite, h, service, results, sets[h.kind][1],
-                                       sets[h.kind][0], args.concurrency)
                 r = results[h.kind]
-                r["latency"] = f"{r['p50_ms']:.1f} / {r['p99_ms']:.1f}"
-                log(f"  {r['throughput']:.1f} exports/s, {r['cpu_ms']:.3f} ms CPU/export, "
-                    f"VmHWM {r['hwm_mib']:.1f} MiB")
-            await delete(service, [(BACKUPS, e.name) for w, x in sets.values() for e in w + x])
+                log(f"  {h.kind}: {r['throughput']:.1f} exports/s, {r['cpu_ms']:.3f} ms "
+                    f"CPU/export, VmHWM {r['hwm_mib']:.1f} MiB")
 
             # 4. Files opened and connect() calls (strace).
             for h in handlers:

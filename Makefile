@@ -3,7 +3,7 @@ SHELL := bash
 AZURITE := node_modules/.bin/azurite
 MUSL_TARGET := x86_64-unknown-linux-musl
 
-.PHONY: demo test lint unit infra-check azurite release clean
+.PHONY: demo test lint unit infra-check azurite release bench clean
 
 # Azurite (the storage emulator) from npm, pinned by package-lock.json, into ./node_modules.
 $(AZURITE): package.json package-lock.json
@@ -39,6 +39,30 @@ release:
 	cargo build --release --target $(MUSL_TARGET)
 	cp target/$(MUSL_TARGET)/release/handler ./handler
 
+## Whole-process benchmark: the release binary and the Python reference peer (bench/peer/) on
+## one Azurite, driven as the Functions host drives them; writes bench/RESULTS.md. Not part of
+## `make test`. BENCH_EXPORTS (default 1000), BENCH_LARGE=0 skips the 1 GiB copy, BENCH_MUSL=0
+## skips `make release` (then no musl size is reported).
+BENCH_EXPORTS ?= 1000
+BENCH_LARGE ?= 1
+BENCH_MUSL ?= 1
+BENCH_VENV := bench/.venv
+
+$(BENCH_VENV)/.installed: bench/peer/requirements.txt
+	python3 -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/peer/requirements.txt
+	@touch $@
+
+bench: $(AZURITE) $(BENCH_VENV)/.installed
+	cargo build --release
+	@musl="not built (BENCH_MUSL=0)"; \
+	if [ "$(BENCH_MUSL)" = 1 ]; then \
+	  if $(MAKE) --no-print-directory release; then musl=ok; else musl="not built: make release failed"; fi; \
+	fi; \
+	BENCH_MUSL_STATUS="$$musl" \
+	BENCH_COMMAND="make bench BENCH_EXPORTS=$(BENCH_EXPORTS) BENCH_LARGE=$(BENCH_LARGE) BENCH_MUSL=$(BENCH_MUSL)" \
+	$(BENCH_VENV)/bin/python bench/driver.py --exports $(BENCH_EXPORTS) --large $(BENCH_LARGE)
+
 clean:
 	cargo clean
-	rm -rf node_modules .azurite .venv-infra handler
+	rm -rf node_modules .azurite .venv-infra handler bench/.venv

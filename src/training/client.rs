@@ -114,9 +114,10 @@ impl TrainingClient {
         if !matches!(endpoint.scheme(), "http" | "https")
             || endpoint.cannot_be_a_base()
             || endpoint.query().is_some()
+            || endpoint.fragment().is_some()
         {
             return Err(TrainingError::Config(format!(
-                "'{endpoint}' is not an http(s) endpoint without a query"
+                "'{endpoint}' is not an http(s) endpoint without a query or fragment"
             )));
         }
         let mut base = endpoint.clone();

@@ -20,6 +20,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn ids() -> (ProjectId, IterationId) {
+    init_logs();
     (
         ProjectId::parse(bodies::PROJECT_ID).unwrap(),
         IterationId::parse(bodies::ITERATION_ID).unwrap(),
@@ -38,6 +39,7 @@ fn quick_policy() -> RetryPolicy {
 }
 
 fn client_with_key(fixture: &CustomVisionFixture, key: &str) -> TrainingClient {
+    init_logs();
     TrainingClient::new(
         reqwest::Client::new(),
         &fixture.endpoint(),
@@ -399,7 +401,7 @@ async fn invalid_key_is_a_service_error_without_retries_or_the_key() {
 }
 
 /// A buggy gateway echoing the key back in its bodies: the key stays out of the error and out
-/// of every log line the retries write.
+/// of every log line the retries write (those of all tests in this binary, see [`logs`]).
 #[tokio::test]
 async fn the_key_never_reaches_errors_or_logs() {
     let fixture = CustomVisionFixture::start().await;
@@ -408,30 +410,45 @@ async fn the_key_never_reaches_errors_or_logs() {
     fixture.push(Route::GetProject, Canned::error(500, "ErrorUnknown", &echo));
     fixture.push(Route::GetProject, Canned::error(403, "Forbidden", &echo));
 
-    let logs = Arc::new(Mutex::new(Vec::<u8>::new()));
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || LogBuffer(writer.clone()))
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-
     let c = client(&fixture);
     let err = c.get_project(p).await.unwrap_err();
     assert_eq!(err.code(), Some("Forbidden"));
-    let logs = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
-    assert!(logs.contains("retrying"), "the retry was logged: {logs}");
+    let logs = logs();
+    assert!(
+        logs.contains("upstream rejected Training-Key REDACTED"),
+        "the retry was logged, scrubbed: {logs}"
+    );
     for text in [err.to_string(), format!("{err:?}"), format!("{c:?}"), logs] {
         assert!(!text.contains(FIXTURE_KEY), "{text}");
     }
 }
 
-struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+/// Everything logged in this test binary so far. A process-wide subscriber, installed before
+/// any client exists (from [`ids`]): a thread-scoped one races with other tests over tracing's
+/// per-callsite cache and can miss events.
+fn logs() -> String {
+    String::from_utf8_lossy(&LOGS.lock().unwrap()).into_owned()
+}
+
+fn init_logs() {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(|| LogBuffer)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("one subscriber");
+    });
+}
+
+struct LogBuffer;
 
 impl Write for LogBuffer {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
+        LOGS.lock().unwrap().extend_from_slice(buf);
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {

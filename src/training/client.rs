@@ -316,7 +316,7 @@ impl TrainingClient {
             exports.push(
                 serde_json::from_value(entry).map_err(|e| TrainingError::Decode {
                     operation: OPERATION,
-                    reason: e.to_string(),
+                    reason: self.scrub(&e.to_string()),
                 })?,
             );
         }

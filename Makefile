@@ -5,7 +5,8 @@ MUSL_TARGET := x86_64-unknown-linux-musl
 
 .PHONY: demo test lint unit infra-check azurite release bench clean
 
-# Azurite (the storage emulator) from npm, pinned by package-lock.json, into ./node_modules.
+# Azurite (the storage emulator) and Prism (the Training API contract mock) from npm, pinned by
+# package-lock.json, into ./node_modules.
 $(AZURITE): package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@

@@ -12,3 +12,4 @@ pub mod seed;
 pub mod server;
 pub mod settings;
 pub mod storage;
+pub mod training;

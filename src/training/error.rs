@@ -1,0 +1,212 @@
+//! What a Training API call can fail with, split the way the Functions host needs it: a
+//! transient failure is answered 500 (the host retries the message), everything else is a
+//! value the caller decides about.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// A failed Training API call. No variant ever holds the training key: every text that comes
+/// from a response or a transport error passes through [`scrub`] first.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TrainingError {
+    /// 429, 5xx, a connection or timeout failure, or a credential that could not give a token,
+    /// still failing when the retries or the deadline ran out. Retrying later may succeed.
+    #[error("{operation}: transient failure after {attempts} attempt(s){}: {reason}", status_text(.status))]
+    Transient {
+        operation: &'static str,
+        attempts: u32,
+        /// The last HTTP status, if the service answered at all.
+        status: Option<u16>,
+        /// The service's last `Retry-After`, if it sent one.
+        retry_after: Option<Duration>,
+        reason: String,
+    },
+    /// A 4xx answer: retrying the same request gives the same answer. `code` is the service's
+    /// `CustomVisionError` code (`BadRequestExportAlreadyInProgress`, `NotFoundIteration`, ...),
+    /// or the gateway's status code as text for answers that are not a `CustomVisionError`.
+    #[error("{operation}: the service answered {status} {code}: {message}")]
+    Service {
+        operation: &'static str,
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// A 2xx answer whose body is not what the spec describes.
+    #[error("{operation}: cannot decode the answer: {reason}")]
+    Decode {
+        operation: &'static str,
+        reason: String,
+    },
+    /// The client cannot be built or the request cannot be formed (bad endpoint, a key that is
+    /// not a valid header value). Not retryable.
+    #[error("training client configuration: {0}")]
+    Config(String),
+}
+
+fn status_text(status: &Option<u16>) -> String {
+    status
+        .map(|s| format!(" (last status {s})"))
+        .unwrap_or_default()
+}
+
+impl TrainingError {
+    /// Whether the caller should answer 500 so that the Functions host retries the message.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Transient { .. })
+    }
+
+    /// The service's error code, for a [`TrainingError::Service`].
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Self::Service { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status of a [`TrainingError::Service`] (or the last one of a transient failure).
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Service { status, .. } => Some(*status),
+            Self::Transient { status, .. } => *status,
+            _ => None,
+        }
+    }
+
+    /// A second ExportIteration of the same iteration and platform fails with this code ("...
+    /// is already queued for export"): the export exists, read it with GetExports.
+    pub fn is_export_already_in_progress(&self) -> bool {
+        self.code() == Some("BadRequestExportAlreadyInProgress")
+    }
+}
+
+/// The bodies a 4xx can carry. The Training API's own errors are `CustomVisionError`
+/// (`{"code", "message"}`); the Cognitive Services gateway in front of it answers an invalid key
+/// either as `{"statusCode": 401, "message"}` (the APIM shape Custom Vision endpoints return) or
+/// as `{"error": {"code": "401", "message"}}` (the newer shape of other Cognitive Services).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ErrorBody {
+    CustomVision {
+        code: String,
+        message: String,
+    },
+    Gateway {
+        #[serde(rename = "statusCode")]
+        status_code: serde_json::Value,
+        message: String,
+    },
+    Nested {
+        error: NestedError,
+    },
+}
+
+#[derive(Deserialize)]
+struct NestedError {
+    code: serde_json::Value,
+    message: String,
+}
+
+fn value_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Most of an unparseable error body that is worth keeping in a message.
+const MAX_BODY_TEXT: usize = 512;
+
+/// The code and message of an error answer. A body that matches none of the known shapes (an
+/// HTML page from a proxy) is kept, shortened, as the message, with the status as the code.
+pub(crate) fn parse_error_body(status: u16, body: &[u8]) -> (String, String) {
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(ErrorBody::CustomVision { code, message }) => (code, message),
+        Ok(ErrorBody::Gateway {
+            status_code,
+            message,
+        }) => (value_text(&status_code), message),
+        Ok(ErrorBody::Nested { error }) => (value_text(&error.code), error.message),
+        Err(_) => {
+            let text = String::from_utf8_lossy(body);
+            let text = text.trim();
+            let message = if text.is_empty() {
+                "(empty body)".to_string()
+            } else {
+                truncate(text, MAX_BODY_TEXT)
+            };
+            (status.to_string(), message)
+        }
+    }
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &text[..end])
+}
+
+/// Removes the key (when it is one) and SAS signatures from a text that leaves the client. A
+/// gateway or proxy could echo a header back; a download URI in a body carries a signature.
+pub(crate) fn scrub(text: &str, secret: Option<&str>) -> String {
+    let text = match secret {
+        Some(s) if !s.is_empty() => text.replace(s, "REDACTED"),
+        _ => text.to_string(),
+    };
+    crate::redact::redact(&text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn custom_vision_error_body() {
+        let (code, message) = parse_error_body(
+            400,
+            br#"{"code":"BadRequestExportAlreadyInProgress","message":"5f3e... is already queued for export"}"#,
+        );
+        assert_eq!(code, "BadRequestExportAlreadyInProgress");
+        assert!(message.contains("already queued for export"));
+    }
+
+    #[test]
+    fn gateway_bodies_in_both_shapes() {
+        let (code, message) = parse_error_body(
+            401,
+            br#"{"statusCode": 401, "message": "Access denied due to invalid subscription key. Make sure to provide a valid key for an active subscription."}"#,
+        );
+        assert_eq!(code, "401");
+        assert!(message.starts_with("Access denied"));
+        let (code, message) = parse_error_body(
+            401,
+            br#"{"error":{"code":"401","message":"Access denied due to invalid subscription key or wrong API endpoint."}}"#,
+        );
+        assert_eq!(code, "401");
+        assert!(message.contains("wrong API endpoint"));
+    }
+
+    #[test]
+    fn unknown_bodies_are_kept_short() {
+        let html = format!("<html>{}</html>", "x".repeat(4000));
+        let (code, message) = parse_error_body(403, html.as_bytes());
+        assert_eq!(code, "403");
+        assert!(message.len() <= MAX_BODY_TEXT + 3);
+        assert_eq!(parse_error_body(404, b"").1, "(empty body)");
+    }
+
+    #[test]
+    fn scrub_removes_the_key_and_signatures() {
+        let out = scrub(
+            "key abc123 echoed; https://a/b?sv=1&sig=SECRETSIG&se=2",
+            Some("abc123"),
+        );
+        assert!(!out.contains("abc123"));
+        assert!(!out.contains("SECRETSIG"));
+    }
+}

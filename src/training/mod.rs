@@ -1,0 +1,27 @@
+//! Custom Vision Training API v3.3 client: the few operations the functions need after a
+//! notification (look at an iteration and its performance, export it, list its exports,
+//! publish it) and those that wire a project to storage (get, update, create a project).
+//!
+//! - [`client`]: [`TrainingClient`], its requests, authorisation and the retry loop;
+//! - [`models`]: the spec's data, typed where we read it, lossless where we write it back;
+//! - [`error`]: [`TrainingError`], transient (answer 500, the host retries) or not;
+//! - [`retry`]: [`RetryPolicy`], back-off and `Retry-After`;
+//! - [`config`]: [`TrainingSettings`] from app settings.
+//!
+//! Paths, parameters and shapes follow `shared/specs/customvision-training-v3.3.json`;
+//! `tests/training_contract.rs` checks every request against it with Stoplight Prism.
+
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod models;
+pub mod retry;
+
+pub use client::{TrainingAuth, TrainingClient, COGNITIVE_SERVICES_SCOPE};
+pub use config::{TrainingAuthSettings, TrainingSettings};
+pub use error::TrainingError;
+pub use models::{
+    Classifier, Export, ExportFlavor, ExportStatus, Iteration, IterationPerformance, NewProject,
+    Project, ProjectSettings, TagPerformance,
+};
+pub use retry::RetryPolicy;

@@ -7,7 +7,7 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use customvision_events::envelope::captured::{METADATA_KEYS, TWICE};
 use customvision_events::envelope::{InvocationRequest, TRIGGER_BINDING};
 use customvision_events::functions::App;
-use customvision_events::naming::{BackupBlob, PathTemplate};
+use customvision_events::naming::{ExportedModel, PathTemplate, KIND_MODEL};
 use customvision_events::notification::{IterationId, Notification, ProjectId};
 use customvision_events::seed;
 use customvision_events::settings::Settings;
@@ -62,11 +62,9 @@ fn naming(c: &mut Criterion) {
     let template = PathTemplate::parse(PathTemplate::DEFAULT).unwrap();
     c.bench_function("naming: classify a backup, render its path and tags", |b| {
         b.iter(|| {
-            let backup = BackupBlob::classify(black_box(&name), p, i).unwrap();
-            black_box((
-                template.render(&backup),
-                backup.tags("customvision-backups"),
-            ))
+            let backup =
+                ExportedModel::classify(black_box(&name), "customvision-backups", p, i).unwrap();
+            black_box((template.render(&backup), backup.tags(KIND_MODEL)))
         })
     });
 }

@@ -5,6 +5,7 @@ pub mod devhost;
 pub mod envelope;
 pub mod export;
 pub mod functions;
+pub mod model_store;
 pub mod naming;
 pub mod notification;
 pub mod redact;

@@ -8,18 +8,50 @@ use url::Url;
 
 use crate::notification::{ExportPlatform, IterationId, ProjectId};
 
-/// A backup blob of a finished export, named `{projectId} - {iterationId}.{platform}`.
+/// Where an exported model comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BackupBlob {
+pub enum Origin {
+    /// A backup in the configured container (the project's `exportModelContainerUri`).
+    Backup { container: String },
+    /// The blob a SAS `modelUri` names, recorded without its query (the SAS).
+    Sas { url: Url },
+}
+
+/// The platform a model is for, as far as its name says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Platform {
+    Known(ExportPlatform),
+    /// A `.zip` backup: the package format says nothing about the platform.
+    Zip,
+    /// A SAS source whose file name names no platform.
+    Unknown,
+}
+
+impl Platform {
+    /// What goes in the `platform` tag, the `{platform}` placeholder and the `latest` path.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Known(p) => p.as_str(),
+            Self::Zip => "zip",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+/// The model blob of one finished export, named from validated ids only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportedModel {
+    pub origin: Origin,
+    /// `{blobName}`: the backup's name, or for a SAS source the name a backup would have had,
+    /// `{projectId} - {iterationId}.{extension}`.
     pub name: String,
     pub project_id: ProjectId,
     pub iteration_id: IterationId,
-    /// `None` for a `.zip` backup: the package format says nothing about the platform.
-    pub platform: Option<ExportPlatform>,
+    pub platform: Platform,
     pub extension: String,
 }
 
-impl BackupBlob {
+impl ExportedModel {
     /// The documented prefix; every backup of this iteration starts with it.
     pub fn prefix(project_id: ProjectId, iteration_id: IterationId) -> String {
         format!("{project_id} - {iteration_id}.")
@@ -27,7 +59,12 @@ impl BackupBlob {
 
     /// Accepts `name` only if it is exactly a backup of this iteration: the documented prefix
     /// (ids compared case-insensitively) and a known platform or `zip` suffix, any case.
-    pub fn classify(name: &str, project_id: ProjectId, iteration_id: IterationId) -> Option<Self> {
+    pub fn classify(
+        name: &str,
+        container: &str,
+        project_id: ProjectId,
+        iteration_id: IterationId,
+    ) -> Option<Self> {
         let prefix = Self::prefix(project_id, iteration_id);
         if name.len() <= prefix.len() || !name.is_char_boundary(prefix.len()) {
             return None;
@@ -36,11 +73,15 @@ impl BackupBlob {
         if !head.eq_ignore_ascii_case(&prefix) {
             return None;
         }
-        let platform = ExportPlatform::parse(extension);
-        if platform.is_none() && !extension.eq_ignore_ascii_case("zip") {
-            return None;
-        }
+        let platform = match ExportPlatform::parse(extension) {
+            Some(p) => Platform::Known(p),
+            None if extension.eq_ignore_ascii_case("zip") => Platform::Zip,
+            None => return None,
+        };
         Some(Self {
+            origin: Origin::Backup {
+                container: container.to_string(),
+            },
             name: name.to_string(),
             project_id,
             iteration_id,
@@ -49,32 +90,89 @@ impl BackupBlob {
         })
     }
 
-    /// What goes in the `platform` tag and the `{platform}` placeholder.
-    pub fn platform_label(&self) -> String {
-        match self.platform {
-            Some(p) => p.as_str().to_string(),
-            None => self.extension.to_ascii_lowercase(),
+    /// A SAS source: the platform comes from the URL's file name when that names one
+    /// (`….ONNX`), else `unknown`; the extension is the file's (`zip` when it has none).
+    pub fn from_sas(url: &Url, project_id: ProjectId, iteration_id: IterationId) -> Self {
+        let mut plain = url.clone();
+        plain.set_query(None);
+        plain.set_fragment(None);
+        let file = url
+            .path_segments()
+            .and_then(|mut s| s.next_back())
+            .map(|f| {
+                percent_encoding::percent_decode_str(f)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
+            .unwrap_or_default();
+        let extension = file
+            .rsplit_once('.')
+            .map(|(_, ext)| ext)
+            .filter(|ext| !ext.is_empty() && ext.chars().all(|c| c.is_ascii_alphanumeric()))
+            .unwrap_or("zip")
+            .to_string();
+        let platform = match ExportPlatform::parse(&extension) {
+            Some(p) => Platform::Known(p),
+            None => Platform::Unknown,
+        };
+        Self {
+            origin: Origin::Sas { url: plain },
+            name: format!("{}{extension}", Self::prefix(project_id, iteration_id)),
+            project_id,
+            iteration_id,
+            platform,
+            extension,
         }
     }
 
-    /// Index tags. Deterministic, so re-applying them is a no-op.
-    pub fn tags(&self, container: &str) -> BTreeMap<String, String> {
+    /// Where the model came from, for metadata and logs: `container/blob`, or the SAS URL
+    /// without its query.
+    pub fn source(&self) -> String {
+        match &self.origin {
+            Origin::Backup { container } => format!("{container}/{}", self.name),
+            Origin::Sas { url } => url.to_string(),
+        }
+    }
+
+    /// The same as a tag value: tags allow letters, digits, space and `+ - . / : = _` only,
+    /// up to 256 characters.
+    fn source_tag(&self) -> String {
+        let raw = match &self.origin {
+            Origin::Backup { .. } => self.source(),
+            Origin::Sas { url } => format!("{}{}", url.host_str().unwrap_or_default(), url.path()),
+        };
+        raw.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || " +-./:=_".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .take(256)
+            .collect()
+    }
+
+    /// Index tags, deterministic so re-applying them is a no-op. `kind` tells a model-store
+    /// copy (`model`) from the `latest` alias and from a backup tagged in place.
+    pub fn tags(&self, kind: &str) -> BTreeMap<String, String> {
         BTreeMap::from([
             ("projectId".into(), self.project_id.to_string()),
             ("iterationId".into(), self.iteration_id.to_string()),
-            ("platform".into(), self.platform_label()),
-            ("source".into(), format!("{container}/{}", self.name)),
+            ("platform".into(), self.platform.label().to_string()),
+            ("source".into(), self.source_tag()),
+            ("kind".into(), kind.to_string()),
         ])
     }
 
     /// Metadata (names must be C# identifiers). `source_etag` is set on copies: it is how a
     /// redelivered message recognises a copy that is already done.
-    pub fn metadata(&self, container: &str, source_etag: Option<&str>) -> BTreeMap<String, String> {
+    pub fn metadata(&self, source_etag: Option<&str>) -> BTreeMap<String, String> {
         let mut m = BTreeMap::from([
             ("cvprojectid".into(), self.project_id.to_string()),
             ("cviterationid".into(), self.iteration_id.to_string()),
-            ("cvplatform".into(), self.platform_label()),
-            ("cvsourceblob".into(), format!("{container}/{}", self.name)),
+            ("cvplatform".into(), self.platform.label().to_string()),
+            ("cvsourceblob".into(), self.source()),
         ]);
         if let Some(etag) = source_etag {
             m.insert(SOURCE_ETAG_KEY.into(), etag.to_string());
@@ -82,6 +180,11 @@ impl BackupBlob {
         m
     }
 }
+
+/// Tag `kind` of a model-store copy, of the `latest` alias, of a backup tagged in place.
+pub const KIND_MODEL: &str = "model";
+pub const KIND_LATEST: &str = "latest";
+pub const KIND_BACKUP: &str = "backup";
 
 pub const SOURCE_ETAG_KEY: &str = "cvsourceetag";
 
@@ -212,14 +315,14 @@ impl PathTemplate {
         Ok(Self(pieces))
     }
 
-    pub fn render(&self, backup: &BackupBlob) -> String {
+    pub fn render(&self, backup: &ExportedModel) -> String {
         self.0
             .iter()
             .map(|piece| match piece {
                 Piece::Text(t) => t.clone(),
                 Piece::Value(Placeholder::ProjectId) => backup.project_id.to_string(),
                 Piece::Value(Placeholder::IterationId) => backup.iteration_id.to_string(),
-                Piece::Value(Placeholder::Platform) => backup.platform_label(),
+                Piece::Value(Placeholder::Platform) => backup.platform.label().to_string(),
                 Piece::Value(Placeholder::Extension) => backup.extension.clone(),
                 Piece::Value(Placeholder::BlobName) => backup.name.clone(),
             })
@@ -242,20 +345,20 @@ mod tests {
     fn classify_documented_names() {
         let (p, i) = ids();
         for (suffix, platform) in [
-            ("ONNX", Some(ExportPlatform::Onnx)),
-            ("onnx", Some(ExportPlatform::Onnx)),
-            ("CoreML", Some(ExportPlatform::CoreMl)),
-            ("tensorflow", Some(ExportPlatform::TensorFlow)),
-            ("DockerFile", Some(ExportPlatform::DockerFile)),
-            ("zip", None),
-            ("ZIP", None),
+            ("ONNX", Platform::Known(ExportPlatform::Onnx)),
+            ("onnx", Platform::Known(ExportPlatform::Onnx)),
+            ("CoreML", Platform::Known(ExportPlatform::CoreMl)),
+            ("tensorflow", Platform::Known(ExportPlatform::TensorFlow)),
+            ("DockerFile", Platform::Known(ExportPlatform::DockerFile)),
+            ("zip", Platform::Zip),
+            ("ZIP", Platform::Zip),
         ] {
             let name = format!("{P} - {I}.{suffix}");
-            let b = BackupBlob::classify(&name, p, i).unwrap_or_else(|| panic!("{name}"));
+            let b = ExportedModel::classify(&name, "c", p, i).unwrap_or_else(|| panic!("{name}"));
             assert_eq!(b.platform, platform);
         }
         let upper = format!("{} - {}.ONNX", P.to_uppercase(), I.to_uppercase());
-        assert!(BackupBlob::classify(&upper, p, i).is_some());
+        assert!(ExportedModel::classify(&upper, "c", p, i).is_some());
     }
 
     #[test]
@@ -272,7 +375,10 @@ mod tests {
             format!("{P} - {I}"),
             "é".repeat(40),
         ] {
-            assert!(BackupBlob::classify(&name, p, i).is_none(), "{name}");
+            assert!(
+                ExportedModel::classify(&name, "c", p, i).is_none(),
+                "{name}"
+            );
         }
     }
 
@@ -337,12 +443,12 @@ mod tests {
     #[test]
     fn default_template_and_placeholders() {
         let (p, i) = ids();
-        let b = BackupBlob::classify(&format!("{P} - {I}.onnx"), p, i).unwrap();
+        let b = ExportedModel::classify(&format!("{P} - {I}.onnx"), "c", p, i).unwrap();
         let t = PathTemplate::parse(PathTemplate::DEFAULT).unwrap();
         assert_eq!(t.render(&b), format!("{P}/{I}/ONNX/{P} - {I}.onnx"));
         let t = PathTemplate::parse("models/{projectId}/{iterationId}.{extension}").unwrap();
         assert_eq!(t.render(&b), format!("models/{P}/{I}.onnx"));
-        let zip = BackupBlob::classify(&format!("{P} - {I}.zip"), p, i).unwrap();
+        let zip = ExportedModel::classify(&format!("{P} - {I}.zip"), "c", p, i).unwrap();
         assert_eq!(
             PathTemplate::parse("{iterationId}/{platform}")
                 .unwrap()
@@ -374,8 +480,14 @@ mod tests {
     #[test]
     fn tags_and_metadata() {
         let (p, i) = ids();
-        let b = BackupBlob::classify(&format!("{P} - {I}.ONNX"), p, i).unwrap();
-        let tags = b.tags("customvision-backups");
+        let b = ExportedModel::classify(&format!("{P} - {I}.ONNX"), "customvision-backups", p, i)
+            .unwrap();
+        let tags = b.tags(KIND_MODEL);
+        assert_eq!(
+            tags["source"],
+            format!("customvision-backups/{P} - {I}.ONNX")
+        );
+        assert_eq!(tags["kind"], "model");
         assert_eq!(tags["projectId"], P);
         assert_eq!(tags["iterationId"], I);
         assert_eq!(tags["platform"], "ONNX");
@@ -387,9 +499,9 @@ mod tests {
                 "{v}"
             );
         }
-        let m = b.metadata("customvision-backups", Some("\"0x1\""));
+        let m = b.metadata(Some("\"0x1\""));
         assert_eq!(m[SOURCE_ETAG_KEY], "\"0x1\"");
-        assert!(!b.metadata("c", None).contains_key(SOURCE_ETAG_KEY));
+        assert!(!b.metadata(None).contains_key(SOURCE_ETAG_KEY));
         assert_eq!(
             tags_header(&BTreeMap::from([
                 ("a b".into(), "x/y".into()),
@@ -397,5 +509,40 @@ mod tests {
             ])),
             "a%20b=x%2Fy&k=v"
         );
+    }
+
+    #[test]
+    fn sas_sources_are_named_like_backups_and_recorded_without_their_sas() {
+        let (p, i) = ids();
+        let url = Url::parse(
+            "https://irisprod.blob.core.windows.net:443/m-1/Model%20A.ONNX?sv=1&sig=SECRET",
+        )
+        .unwrap();
+        let m = ExportedModel::from_sas(&url, p, i);
+        assert_eq!(m.platform, Platform::Known(ExportPlatform::Onnx));
+        assert_eq!(m.name, format!("{P} - {I}.ONNX"));
+        assert_eq!(
+            m.source(),
+            "https://irisprod.blob.core.windows.net/m-1/Model%20A.ONNX"
+        );
+        let tags = m.tags(KIND_MODEL);
+        assert_eq!(
+            tags["source"],
+            "irisprod.blob.core.windows.net/m-1/Model_20A.ONNX"
+        );
+        let everything = format!("{:?}{:?}", tags, m.metadata(Some("\"0x1\"")));
+        assert!(
+            !everything.contains("SECRET") && !everything.contains("sig"),
+            "{everything}"
+        );
+        let hashed = Url::parse("https://a.blob.core.windows.net/c/9f8e7d.zip?sig=x").unwrap();
+        let m = ExportedModel::from_sas(&hashed, p, i);
+        assert_eq!(
+            (m.platform, m.extension.as_str()),
+            (Platform::Unknown, "zip")
+        );
+        assert_eq!(m.platform.label(), "unknown");
+        let bare = Url::parse("https://a.blob.core.windows.net/c/model").unwrap();
+        assert_eq!(ExportedModel::from_sas(&bare, p, i).extension, "zip");
     }
 }

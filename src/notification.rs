@@ -6,7 +6,6 @@
 use std::fmt;
 
 use serde_json::{json, Map, Value};
-use url::Url;
 use uuid::Uuid;
 
 /// Why a message is not a notification we can act on. These are permanent: retrying the same
@@ -158,9 +157,9 @@ pub enum Notification {
         project_id: ProjectId,
         iteration_id: IterationId,
         status: ExportStatus,
-        /// Only a hint for finding the backup blob: a value that is not a URL string is
-        /// dropped with a warning, not fatal.
-        model_uri: Option<Url>,
+        /// Only a hint, kept as written (`crate::export::hint` judges it): a value that is
+        /// not a string is dropped with a warning, not fatal.
+        model_uri: Option<String>,
     },
 }
 
@@ -316,7 +315,7 @@ impl Notification {
                     "exportStatus": status.as_str(),
                 });
                 if let Some(uri) = model_uri {
-                    c["modelUri"] = Value::String(uri.to_string());
+                    c["modelUri"] = Value::String(uri.clone());
                 }
                 c
             }
@@ -329,20 +328,12 @@ impl Notification {
     }
 }
 
-/// `modelUri` is a hint: anything but a URL string is dropped with a warning.
-fn model_uri_hint(value: Option<&Value>, warnings: &mut Vec<String>) -> Option<Url> {
+/// `modelUri` is a hint: a value that is not a string is dropped with a warning. A string is
+/// kept as written, for the export to judge.
+fn model_uri_hint(value: Option<&Value>, warnings: &mut Vec<String>) -> Option<String> {
     match value? {
         Value::Null => None,
-        Value::String(s) => match Url::parse(s.trim()) {
-            Ok(url) => Some(url),
-            Err(e) => {
-                warnings.push(format!(
-                    "modelUri '{}' is not a URL ({e}); the hint is dropped",
-                    truncate(s, 64)
-                ));
-                None
-            }
-        },
+        Value::String(s) => Some(s.trim().to_string()).filter(|s| !s.is_empty()),
         other => {
             warnings.push(format!(
                 "modelUri is {}, not a string; the hint is dropped",
@@ -511,7 +502,7 @@ mod tests {
                 status, model_uri, ..
             } => {
                 assert_eq!(status, ExportStatus::Completed);
-                assert_eq!(model_uri.unwrap().as_str(), url);
+                assert_eq!(model_uri.as_deref(), Some(url));
             }
             other => panic!("parsed as {other:?}"),
         }

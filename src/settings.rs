@@ -5,6 +5,7 @@ use std::fmt;
 
 use url::Url;
 
+use crate::export::hint::HostAllowList;
 use crate::naming::PathTemplate;
 
 pub const DEFAULT_BACKUP_CONTAINER: &str = "customvision-backups";
@@ -260,6 +261,12 @@ pub struct Settings {
     pub rejected_container: String,
     pub export_action: ExportAction,
     pub model_path_template: PathTemplate,
+    /// Hosts a SAS `modelUri` may name (`CV_MODEL_URI_HOSTS`).
+    pub model_uri_hosts: HostAllowList,
+    /// Keep `{projectId}/latest/{platform}/…` on the newest iteration (`LATEST_ALIAS`).
+    pub latest_alias: bool,
+    /// Keep `{projectId}/index.json` (`MODEL_INDEX`).
+    pub model_index: bool,
 }
 
 impl Settings {
@@ -297,6 +304,17 @@ impl Settings {
         let model_path_template =
             PathTemplate::parse(&or_default("MODEL_PATH_TEMPLATE", PathTemplate::DEFAULT))
                 .map_err(|e| SettingsError::invalid("MODEL_PATH_TEMPLATE", e.to_string()))?;
+        let flag = |name: &str| match or_default(name, "true").to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(true),
+            "false" | "0" | "no" | "off" => Ok(false),
+            other => Err(SettingsError::invalid(
+                name,
+                format!("'{other}' is not true or false"),
+            )),
+        };
+        let model_uri_hosts =
+            HostAllowList::parse(&or_default("CV_MODEL_URI_HOSTS", HostAllowList::DEFAULT))
+                .map_err(|e| SettingsError::invalid("CV_MODEL_URI_HOSTS", e))?;
         let storage = StorageConnection::from_settings("CV_STORAGE", get)?;
         if storage.blob_endpoint.is_none() {
             return Err(SettingsError::Missing {
@@ -314,6 +332,9 @@ impl Settings {
             rejected_container: container("CV_REJECTED_CONTAINER", DEFAULT_REJECTED_CONTAINER)?,
             export_action,
             model_path_template,
+            model_uri_hosts,
+            latest_alias: flag("LATEST_ALIAS")?,
+            model_index: flag("MODEL_INDEX")?,
         })
     }
 }
@@ -460,6 +481,20 @@ mod tests {
                     "https://a.queue.core.windows.net",
                 )],
                 "CV_STORAGE__blobServiceUri",
+            ),
+            (
+                vec![
+                    ("CV_STORAGE", "UseDevelopmentStorage=true"),
+                    ("CV_MODEL_URI_HOSTS", "*"),
+                ],
+                "CV_MODEL_URI_HOSTS",
+            ),
+            (
+                vec![
+                    ("CV_STORAGE", "UseDevelopmentStorage=true"),
+                    ("LATEST_ALIAS", "sometimes"),
+                ],
+                "LATEST_ALIAS",
             ),
         ];
         for (pairs, name) in cases {

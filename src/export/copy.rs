@@ -31,12 +31,21 @@ pub struct CopyRequest<'a> {
     pub metadata: &'a BTreeMap<String, String>,
 }
 
+/// The destination condition of a copy.
+#[derive(Debug, Clone)]
+pub enum Destination {
+    /// Only if there is no blob there (`If-None-Match: *`).
+    Absent,
+    /// Only over exactly this version (`If-Match`).
+    Replaces(String),
+}
+
 pub async fn copy(
     store: &BlobContainerClient,
     request: &CopyRequest<'_>,
 ) -> Result<CopyState, ExportError> {
     let target = store.blob_client(request.destination);
-    match start(&target, request, None).await {
+    match start(&target, request, Destination::Absent).await {
         Ok(status) => finish(&target, request, status)
             .await
             .map(|()| CopyState::Copied),
@@ -67,7 +76,7 @@ pub async fn copy(
                 Existing::Stale => {
                     // A re-exported backup or a failed copy: replace exactly what was listed.
                     let etag = crate::export::plan::quoted_etag(&existing.etag);
-                    let status = start(&target, request, Some(etag))
+                    let status = start(&target, request, Destination::Replaces(etag))
                         .await
                         .map_err(storage_error("start copy"))?;
                     finish(&target, request, status).await?;
@@ -79,9 +88,9 @@ pub async fn copy(
     }
 }
 
-/// The destination condition failed: there is a blob already (409 `BlobAlreadyExists`, or 412
-/// from the destination precondition), not a source that changed (`SourceConditionNotMet`).
-fn destination_exists(e: &azure_core::Error) -> bool {
+/// The destination condition failed: there is a blob already (409 `BlobAlreadyExists`), or not
+/// the version named (412), not a source that changed (`SourceConditionNotMet`).
+pub fn destination_exists(e: &azure_core::Error) -> bool {
     match e.http_status() {
         Some(StatusCode::Conflict) => true,
         Some(StatusCode::PreconditionFailed) => error_code(e) != Some("SourceConditionNotMet"),
@@ -89,32 +98,51 @@ fn destination_exists(e: &azure_core::Error) -> bool {
     }
 }
 
-/// Starts the copy; `replace` is the ETag of a destination to overwrite, `None` for "only if
-/// there is none".
+/// Starts the copy of `request` under the `destination` condition.
 async fn start(
     target: &BlobClient,
     request: &CopyRequest<'_>,
-    replace: Option<String>,
+    destination: Destination,
 ) -> azure_core::Result<Option<CopyStatus>> {
-    let metadata: HashMap<String, String> = request
-        .metadata
+    begin(
+        target,
+        &request.source_url,
+        request.metadata,
+        request.tags,
+        Some(request.source_etag),
+        destination,
+    )
+    .await
+}
+
+/// One Copy Blob call: tags and metadata in it, conditional on `destination` and, when given,
+/// on the source's ETag. The service's answer says `success` or `pending`.
+pub async fn begin(
+    target: &BlobClient,
+    source_url: &Url,
+    metadata: &BTreeMap<String, String>,
+    tags: &BTreeMap<String, String>,
+    source_etag: Option<&str>,
+    destination: Destination,
+) -> azure_core::Result<Option<CopyStatus>> {
+    let metadata: HashMap<String, String> = metadata
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let (if_match, if_none_match) = match replace {
-        Some(etag) => (Some(etag.into()), None),
-        None => (None, Some("*".to_string().into())),
+    let (if_match, if_none_match) = match destination {
+        Destination::Replaces(etag) => (Some(etag.into()), None),
+        Destination::Absent => (None, Some("*".to_string().into())),
     };
     let options = BlobClientStartCopyFromUrlOptions {
         metadata: Some(metadata),
-        blob_tags_string: Some(tags_header(request.tags)),
-        source_if_match: Some(request.source_etag.to_string().into()),
+        blob_tags_string: Some(tags_header(tags)),
+        source_if_match: source_etag.map(|e| e.to_string().into()),
         if_match,
         if_none_match,
         ..Default::default()
     };
     let response = target
-        .start_copy_from_url(request.source_url.to_string(), Some(options))
+        .start_copy_from_url(source_url.to_string(), Some(options))
         .await?;
     response.copy_status()
 }
@@ -125,12 +153,26 @@ async fn finish(
     request: &CopyRequest<'_>,
     status: Option<CopyStatus>,
 ) -> Result<(), ExportError> {
+    settle(target, request.source_name, request.destination, status).await
+}
+
+async fn wait(target: &BlobClient, request: &CopyRequest<'_>) -> Result<(), ExportError> {
+    poll(target, request.source_name, request.destination).await
+}
+
+/// After [`begin`]: done at `success`, polled while `pending`, an error otherwise.
+pub async fn settle(
+    target: &BlobClient,
+    source_name: &str,
+    destination: &str,
+    status: Option<CopyStatus>,
+) -> Result<(), ExportError> {
     match status {
         None | Some(CopyStatus::Success) => Ok(()),
-        Some(CopyStatus::Pending) => wait(target, request).await,
+        Some(CopyStatus::Pending) => poll(target, source_name, destination).await,
         Some(other) => Err(ExportError::CopyFailed {
-            source_name: request.source_name.to_string(),
-            destination: request.destination.to_string(),
+            source_name: source_name.to_string(),
+            destination: destination.to_string(),
             status: format!("{other:?}"),
             description: String::new(),
         }),
@@ -139,7 +181,11 @@ async fn finish(
 
 /// Polls the copy status with a deadline. A copy that outlives the invocation stays pending in
 /// storage; the retry finds it by the source ETag it records and waits again.
-async fn wait(target: &BlobClient, request: &CopyRequest<'_>) -> Result<(), ExportError> {
+pub async fn poll(
+    target: &BlobClient,
+    source_name: &str,
+    destination: &str,
+) -> Result<(), ExportError> {
     let started = tokio::time::Instant::now();
     let mut delay = Duration::from_millis(50);
     loop {
@@ -155,8 +201,8 @@ async fn wait(target: &BlobClient, request: &CopyRequest<'_>) -> Result<(), Expo
             Some(CopyStatus::Pending) => {}
             Some(status) => {
                 return Err(ExportError::CopyFailed {
-                    source_name: request.source_name.to_string(),
-                    destination: request.destination.to_string(),
+                    source_name: source_name.to_string(),
+                    destination: destination.to_string(),
                     status: format!("{status:?}"),
                     description: redact(
                         &props
@@ -170,8 +216,8 @@ async fn wait(target: &BlobClient, request: &CopyRequest<'_>) -> Result<(), Expo
         }
         if started.elapsed() >= COPY_DEADLINE {
             return Err(ExportError::CopyPending {
-                source_name: request.source_name.to_string(),
-                destination: request.destination.to_string(),
+                source_name: source_name.to_string(),
+                destination: destination.to_string(),
                 seconds: COPY_DEADLINE.as_secs(),
             });
         }

@@ -4,7 +4,7 @@
 use azure_storage_blob::BlobContainerClient;
 
 use super::{storage_error, ExportError};
-use crate::naming::BackupBlob;
+use crate::naming::ExportedModel;
 use crate::notification::{IterationId, ProjectId};
 use crate::storage::{list_blobs, Listed};
 
@@ -17,8 +17,8 @@ pub async fn backups(
     container_name: &str,
     project_id: ProjectId,
     iteration_id: IterationId,
-    hinted: Option<BackupBlob>,
-) -> Result<Vec<(BackupBlob, Listed)>, ExportError> {
+    hinted: Option<ExportedModel>,
+) -> Result<Vec<(ExportedModel, Listed)>, ExportError> {
     if let Some(backup) = hinted {
         let listed = list_blobs(container, &backup.name)
             .await
@@ -31,7 +31,7 @@ pub async fn backups(
             prefix: backup.name,
         });
     }
-    let prefix = BackupBlob::prefix(project_id, iteration_id);
+    let prefix = ExportedModel::prefix(project_id, iteration_id);
     // Names are case-sensitive in storage; ids are written lower-case, but try upper too.
     for candidate in [prefix.clone(), prefix.to_uppercase()] {
         let found: Vec<_> = list_blobs(container, &candidate)
@@ -39,7 +39,8 @@ pub async fn backups(
             .map_err(storage_error("list backups"))?
             .into_iter()
             .filter_map(|listed| {
-                BackupBlob::classify(&listed.name, project_id, iteration_id).map(|b| (b, listed))
+                ExportedModel::classify(&listed.name, container_name, project_id, iteration_id)
+                    .map(|b| (b, listed))
             })
             .collect();
         if !found.is_empty() {

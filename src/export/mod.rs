@@ -12,25 +12,35 @@
 //! First delivery: 4 requests for `both`, 2 for `copy`; a redelivery with everything done: 3.
 
 pub mod copy;
+pub mod hint;
 pub mod in_place;
 pub mod locate;
 pub mod plan;
 
+use std::collections::HashMap;
 use std::time::Duration;
 
+use azure_core::http::StatusCode;
+use azure_storage_blob::models::BlobClientGetPropertiesResultHeaders;
+use time::OffsetDateTime;
 use url::Url;
 
-use crate::naming::BackupBlob;
+use crate::model_store::{index, latest, OrderBy, OrderKey, StoredModel};
+use crate::naming::{ExportedModel, Origin, KIND_BACKUP, KIND_MODEL};
 use crate::notification::{IterationId, ProjectId};
 use crate::redact::redact;
 use crate::settings::Settings;
 use crate::storage::{StorageAccount, StorageError};
+use hint::Hint;
 
-/// Every failure here is worth a retry (a blob that is not there yet, a storage hiccup, a copy
-/// still running); the host's `maxDequeueCount` bounds the retries and then keeps the message
-/// in `-poison`.
+/// Failures of an export. All but [`ExportError::Rejected`] are worth a retry (a blob that is
+/// not there yet, a storage hiccup, a copy still running); the host's `maxDequeueCount` bounds
+/// the retries and then keeps the message in `-poison`.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
+    /// Permanent: the same message can never succeed. Answered 200 with a rejected record.
+    #[error("{reason}")]
+    Rejected { reason: String },
     #[error("no backup blob '{prefix}<platform>' in container '{container}' yet")]
     BackupNotFound { container: String, prefix: String },
     #[error("{action} failed: {reason}")]
@@ -52,12 +62,14 @@ pub enum ExportError {
     },
 }
 
-/// What happened to one backup blob.
+/// What happened to one model.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BackupOutcome {
+pub struct ModelOutcome {
     pub source: String,
     pub copy: Option<(String, CopyState)>,
     pub tagged_in_place: bool,
+    pub latest: Option<latest::Latest>,
+    pub indexed: Option<index::Recorded>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,9 +78,9 @@ pub enum CopyState {
     AlreadyPresent,
 }
 
-impl std::fmt::Display for BackupOutcome {
+impl std::fmt::Display for ModelOutcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "backup '{}'", self.source)?;
+        write!(f, "model '{}'", self.source)?;
         match &self.copy {
             Some((dest, CopyState::Copied)) => write!(f, " copied to '{dest}'")?,
             Some((dest, CopyState::AlreadyPresent)) => write!(f, " already in '{dest}'")?,
@@ -77,16 +89,45 @@ impl std::fmt::Display for BackupOutcome {
         if self.tagged_in_place {
             write!(f, ", tagged in place")?;
         }
+        if let Some(latest) = &self.latest {
+            write!(f, "; latest: {latest}")?;
+        }
+        match self.indexed {
+            Some(index::Recorded::Written) => write!(f, "; index updated")?,
+            Some(index::Recorded::AlreadyThere) => write!(f, "; index already lists it")?,
+            None => {}
+        }
         Ok(())
     }
+}
+
+/// The log lines of one export, in order: warnings first, then one line per model.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExportReport {
+    pub lines: Vec<String>,
 }
 
 /// How long one invocation waits for a server-side copy before handing back to the host.
 pub const COPY_DEADLINE: Duration = Duration::from_secs(120);
 
+/// A model's source as storage describes it.
+struct SourceState {
+    /// Readable by the service: a SAS URL as given, or our own blob's URL.
+    url: Url,
+    /// Quoted.
+    etag: String,
+    tags: HashMap<String, String>,
+    metadata: HashMap<String, String>,
+    created: Option<OffsetDateTime>,
+    size: Option<u64>,
+    content_md5: Option<Vec<u8>>,
+}
+
 pub struct ExportProcessor<'a> {
     pub settings: &'a Settings,
     pub account: &'a StorageAccount,
+    /// The iteration's `trainedAt` (Training API), which orders `latest` when known.
+    pub trained_at: Option<OffsetDateTime>,
 }
 
 impl ExportProcessor<'_> {
@@ -94,71 +135,247 @@ impl ExportProcessor<'_> {
         &self,
         project_id: ProjectId,
         iteration_id: IterationId,
-        model_uri: Option<&Url>,
-    ) -> Result<Vec<BackupOutcome>, ExportError> {
-        let container_name = &self.settings.backup_container;
+        model_uri: Option<&str>,
+    ) -> Result<ExportReport, ExportError> {
+        let settings = self.settings;
+        let container_name = &settings.backup_container;
         let container = self.account.container(container_name)?;
-        let hinted = model_uri
-            .zip(self.account.blob_endpoint())
-            .and_then(|(uri, endpoint)| {
-                crate::naming::blob_name_in_container(uri, endpoint, container_name)
-            })
-            .and_then(|name| BackupBlob::classify(&name, project_id, iteration_id));
-        let backups =
-            locate::backups(&container, container_name, project_id, iteration_id, hinted).await?;
-        let mut outcomes = Vec::with_capacity(backups.len());
-        for (backup, listed) in backups {
-            outcomes.push(self.process_one(&container, &backup, &listed).await?);
+        let endpoint = self
+            .account
+            .blob_endpoint()
+            .ok_or(StorageError::NoEndpoint("blob"))?;
+        let mut report = ExportReport::default();
+        let hint = hint::classify(
+            model_uri,
+            endpoint,
+            container_name,
+            &settings.model_uri_hosts,
+        );
+        let models = match hint {
+            Hint::Sas(url) => {
+                if !settings.export_action.copies() {
+                    report.lines.push(
+                        "a SAS source cannot be tagged in place (a read SAS, not our blob): copied instead".into(),
+                    );
+                }
+                let model = ExportedModel::from_sas(&url, project_id, iteration_id);
+                if model.platform == crate::naming::Platform::Unknown {
+                    report.lines.push(format!(
+                        "warning: the SAS source's file name names no platform; recorded as 'unknown' ({})",
+                        model.source()
+                    ));
+                }
+                let state = self.sas_source(&url, &model).await?;
+                vec![(model, state)]
+            }
+            Hint::Backup(name) => {
+                let hinted =
+                    ExportedModel::classify(&name, container_name, project_id, iteration_id);
+                self.backups(&container, project_id, iteration_id, hinted)
+                    .await?
+            }
+            Hint::None => {
+                self.backups(&container, project_id, iteration_id, None)
+                    .await?
+            }
+            Hint::Refused(reason) => {
+                match self.backups(&container, project_id, iteration_id, None).await {
+                    Ok(found) => {
+                        report.lines.push(format!(
+                            "warning: {reason}; the hint is ignored and the backup in '{container_name}' processed"
+                        ));
+                        found
+                    }
+                    Err(ExportError::BackupNotFound { .. }) => {
+                        return Err(ExportError::Rejected {
+                            reason: format!(
+                                "{reason}, and no backup of this iteration is in '{container_name}'; it was never requested"
+                            ),
+                        })
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        for (model, state) in models {
+            let outcome = self.process_one(&model, state).await?;
+            report.lines.push(outcome.to_string());
         }
-        Ok(outcomes)
+        Ok(report)
+    }
+
+    async fn backups(
+        &self,
+        container: &azure_storage_blob::BlobContainerClient,
+        project_id: ProjectId,
+        iteration_id: IterationId,
+        hinted: Option<ExportedModel>,
+    ) -> Result<Vec<(ExportedModel, SourceState)>, ExportError> {
+        let container_name = &self.settings.backup_container;
+        let found =
+            locate::backups(container, container_name, project_id, iteration_id, hinted).await?;
+        found
+            .into_iter()
+            .map(|(model, listed)| {
+                let url = self.account.blob_url(container_name, &model.name)?;
+                Ok((
+                    model,
+                    SourceState {
+                        url,
+                        etag: plan::quoted_etag(&listed.etag),
+                        tags: listed.tags,
+                        metadata: listed.metadata,
+                        created: listed.created,
+                        size: listed.content_length,
+                        content_md5: listed.content_md5,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    /// One request to the SAS URL: its ETag, creation time, size and MD5. A SAS that has
+    /// expired (403) or a blob gone (404) cannot be helped by a retry.
+    async fn sas_source(
+        &self,
+        url: &Url,
+        model: &ExportedModel,
+    ) -> Result<SourceState, ExportError> {
+        let blob = self.account.foreign_blob(url)?;
+        let props = match blob.get_properties(None).await {
+            Ok(p) => p,
+            Err(e)
+                if matches!(
+                    e.http_status(),
+                    Some(StatusCode::Forbidden | StatusCode::NotFound)
+                ) =>
+            {
+                let status = e.http_status().map(u16::from).unwrap_or_default();
+                return Err(ExportError::Rejected {
+                    reason: format!(
+                        "the SAS modelUri {} answered {status}{}: its SAS has expired, does not allow reading, or the blob is gone. \
+                         Re-export the iteration (ExportIteration, or Export in the Custom Vision portal); the new notification brings a fresh SAS",
+                        model.source(),
+                        crate::storage::error_code(&e)
+                            .map(|c| format!(" ({c})"))
+                            .unwrap_or_default()
+                    ),
+                });
+            }
+            Err(e) => return Err(storage_error("read the SAS source")(e)),
+        };
+        let read = storage_error("read the SAS source");
+        Ok(SourceState {
+            url: url.clone(),
+            etag: props
+                .etag()
+                .map_err(&read)?
+                .map(|e| plan::quoted_etag(&e.to_string()))
+                .unwrap_or_default(),
+            tags: HashMap::new(),
+            metadata: HashMap::new(),
+            created: props
+                .creation_time()
+                .ok()
+                .flatten()
+                .or_else(|| props.last_modified().ok().flatten()),
+            size: props.content_length().ok().flatten(),
+            content_md5: props.content_md5().ok().flatten(),
+        })
     }
 
     async fn process_one(
         &self,
-        container: &azure_storage_blob::BlobContainerClient,
-        backup: &BackupBlob,
-        listed: &crate::storage::Listed,
-    ) -> Result<BackupOutcome, ExportError> {
-        let container_name = &self.settings.backup_container;
-        let tags = backup.tags(container_name);
-        let mut outcome = BackupOutcome {
-            source: format!("{container_name}/{}", backup.name),
+        model: &ExportedModel,
+        source: SourceState,
+    ) -> Result<ModelOutcome, ExportError> {
+        let settings = self.settings;
+        let mut outcome = ModelOutcome {
+            source: model.source(),
             copy: None,
             tagged_in_place: false,
+            latest: None,
+            indexed: None,
         };
-        let mut source_etag = plan::quoted_etag(&listed.etag);
+        let mut source_etag = source.etag.clone();
+        let is_backup = matches!(model.origin, Origin::Backup { .. });
         // In place first: a metadata write changes the backup's ETag, and the copy below
         // records the ETag it copied.
-        if self.settings.export_action.tags_in_place() {
-            let source = container.blob_client(&backup.name);
-            let metadata = backup.metadata(container_name, None);
-            source_etag = in_place::ensure(&source, listed, &tags, &metadata).await?;
+        if is_backup && settings.export_action.tags_in_place() {
+            let blob = self
+                .account
+                .container(&settings.backup_container)?
+                .blob_client(&model.name);
+            let listed = crate::storage::Listed {
+                name: model.name.clone(),
+                etag: source.etag.clone(),
+                tags: source.tags.clone(),
+                metadata: source.metadata.clone(),
+                ..Default::default()
+            };
+            source_etag = in_place::ensure(
+                &blob,
+                &listed,
+                &model.tags(KIND_BACKUP),
+                &model.metadata(None),
+            )
+            .await?;
             outcome.tagged_in_place = true;
         }
-        if self.settings.export_action.copies() {
-            let destination = self.settings.model_path_template.render(backup);
-            let store = self
-                .account
-                .container(&self.settings.model_store_container)?;
-            let request = copy::CopyRequest {
-                source_url: self.account.blob_url(container_name, &backup.name)?,
-                source_name: &outcome.source,
-                source_etag: &source_etag,
-                destination: &destination,
-                tags: &tags,
-                metadata: &backup.metadata(container_name, Some(&source_etag)),
-            };
-            let state = copy::copy(&store, &request).await?;
-            outcome.copy = Some((
-                format!("{}/{destination}", self.settings.model_store_container),
-                state,
-            ));
+        // A SAS source is copied whatever EXPORT_ACTION says: it cannot be tagged in place.
+        if !(settings.export_action.copies() || !is_backup) {
+            return Ok(outcome);
+        }
+        let order = OrderKey {
+            at: self
+                .trained_at
+                .or(source.created)
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+            by: if self.trained_at.is_some() {
+                OrderBy::TrainedAt
+            } else {
+                OrderBy::Created
+            },
+            iteration_id: model.iteration_id,
+        };
+        let destination = settings.model_path_template.render(model);
+        let store_name = &settings.model_store_container;
+        let store = self.account.container(store_name)?;
+        let mut metadata = model.metadata(Some(&source_etag));
+        metadata.extend(order.metadata());
+        let request = copy::CopyRequest {
+            source_url: source.url.clone(),
+            source_name: &outcome.source,
+            source_etag: &source_etag,
+            destination: &destination,
+            tags: &model.tags(KIND_MODEL),
+            metadata: &metadata,
+        };
+        let state = copy::copy(&store, &request).await?;
+        outcome.copy = Some((format!("{store_name}/{destination}"), state));
+        let stored = StoredModel {
+            project_id: model.project_id,
+            iteration_id: model.iteration_id,
+            platform: model.platform.label().to_string(),
+            extension: model.extension.clone(),
+            path: destination.clone(),
+            size: source.size,
+            content_md5: source.content_md5,
+            order,
+            source: model.source(),
+        };
+        if settings.latest_alias {
+            outcome.latest =
+                Some(latest::advance(self.account, store_name, &store, &stored).await?);
+        }
+        if settings.model_index {
+            outcome.indexed = Some(index::record(&store, &stored, settings.latest_alias).await?);
         }
         Ok(outcome)
     }
 }
 
-fn storage_error(action: &'static str) -> impl Fn(azure_core::Error) -> ExportError {
+pub(crate) fn storage_error(action: &'static str) -> impl Fn(azure_core::Error) -> ExportError {
     move |e| ExportError::Storage {
         action: action.to_string(),
         reason: redact(&e.to_string()),

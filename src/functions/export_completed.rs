@@ -3,7 +3,7 @@
 
 use super::{FunctionError, Invocation};
 use crate::envelope::InvocationResponse;
-use crate::export::ExportProcessor;
+use crate::export::{ExportError, ExportProcessor};
 use crate::notification::{ExportStatus, Notification};
 
 pub async fn handle(invocation: &Invocation<'_>) -> Result<InvocationResponse, FunctionError> {
@@ -33,10 +33,15 @@ pub async fn handle(invocation: &Invocation<'_>) -> Result<InvocationResponse, F
             "warning: export of project {project_id} iteration {iteration_id} failed; no blob touched"
         )));
     }
-    // The server redacts a SAS in the URL; the URL itself says where the service wrote.
+    // Without its query: a SAS never reaches a log line, redacted or not.
     let hint = model_uri
-        .as_ref()
-        .map(|u| format!(", modelUri {u}"))
+        .as_deref()
+        .map(|u| {
+            format!(
+                ", modelUri {}",
+                u.split(['?', '#']).next().unwrap_or_default()
+            )
+        })
         .unwrap_or_default();
     response = response.log(format!(
         "export of project {project_id} iteration {iteration_id} completed{hint}"
@@ -45,13 +50,19 @@ pub async fn handle(invocation: &Invocation<'_>) -> Result<InvocationResponse, F
     let processor = ExportProcessor {
         settings: &app.settings,
         account: &app.account,
+        trained_at: None,
     };
-    let outcomes = processor
-        .process(project_id, iteration_id, model_uri.as_ref())
+    match processor
+        .process(project_id, iteration_id, model_uri.as_deref())
         .await
-        .map_err(|e| FunctionError::Transient(e.to_string()))?;
-    for outcome in outcomes {
-        response = response.log(outcome.to_string());
+    {
+        Ok(report) => {
+            for line in report.lines {
+                response = response.log(line);
+            }
+            Ok(response)
+        }
+        Err(ExportError::Rejected { reason }) => Ok(invocation.reject(&text, &reason)),
+        Err(e) => Err(FunctionError::Transient(e.to_string())),
     }
-    Ok(response)
 }

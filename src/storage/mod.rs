@@ -252,6 +252,19 @@ impl StorageAccount {
         Ok(url)
     }
 
+    /// A client for a blob this account's credentials do not reach (a SAS URL from Custom
+    /// Vision): the shared transport, none of our credentials, the URL's own SAS.
+    pub fn foreign_blob(&self, url: &Url) -> Result<azure_storage_blob::BlobClient, StorageError> {
+        let mut client_options = self.0.client_options.clone();
+        client_options.per_try_policies.clear();
+        let options = azure_storage_blob::BlobClientOptions {
+            client_options,
+            ..Default::default()
+        };
+        azure_storage_blob::BlobClient::new(url.clone(), None, Some(options))
+            .map_err(|e| StorageError::Client(redact(&e.to_string())))
+    }
+
     /// The same URL without any credential in it: what is safe to record or show.
     pub fn plain_blob_url(&self, container: &str, blob: &str) -> Result<Url, StorageError> {
         let mut url = self.blob_url(container, blob)?;

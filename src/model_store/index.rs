@@ -1,0 +1,357 @@
+//! `{projectId}/index.json`: a model-registry manifest a device polls with one GET and an
+//! ETag. It lists every iteration and platform in the store, with path, size, content MD5 and
+//! time, and the `latest` per platform.
+//!
+//! Updated with optimistic concurrency (read with its ETag, write with `If-Match`, or
+//! `If-None-Match: *` while there is none; on a lost race, read again), so exports finishing
+//! together never lose an entry. The tagged copies are the truth: [`rebuild`] derives the
+//! index from them again (Find Blobs by Tags).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use azure_core::http::{RequestContent, StatusCode};
+use azure_storage_blob::models::{BlobClientGetPropertiesResultHeaders, BlobClientUploadOptions};
+use azure_storage_blob::BlobContainerClient;
+use base64::Engine as _;
+use futures::TryStreamExt;
+use serde::{Deserialize, Serialize};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use super::{index_path, latest_path, OrderBy, OrderKey, StoredModel};
+use crate::export::{plan, ExportError};
+use crate::naming::KIND_MODEL;
+use crate::notification::{IterationId, ProjectId};
+use crate::redact::redact;
+
+/// Lost races before giving up; the host's retry tries again later.
+const ATTEMPTS: usize = 40;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelIndex {
+    pub project_id: String,
+    pub updated_at: String,
+    /// Newest first.
+    pub models: Vec<IndexEntry>,
+    /// Per platform.
+    pub latest: BTreeMap<String, LatestEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IndexEntry {
+    pub iteration_id: String,
+    pub platform: String,
+    /// In the model store container.
+    pub path: String,
+    pub size: Option<u64>,
+    /// Base64, as storage reports it.
+    pub content_md5: Option<String>,
+    /// The order time: when the model came to be.
+    pub time: String,
+    /// `created` (the source blob's creation) or `trainedAt`.
+    pub ordered_by: String,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LatestEntry {
+    pub iteration_id: String,
+    /// The iteration's own copy.
+    pub path: String,
+    /// The stable alias (`{projectId}/latest/{platform}/model.{ext}`), when `LATEST_ALIAS` is on.
+    pub alias: Option<String>,
+}
+
+impl IndexEntry {
+    pub fn of(model: &StoredModel) -> Self {
+        Self {
+            iteration_id: model.iteration_id.to_string(),
+            platform: model.platform.clone(),
+            path: model.path.clone(),
+            size: model.size,
+            content_md5: model
+                .content_md5
+                .as_ref()
+                .map(|m| base64::engine::general_purpose::STANDARD.encode(m)),
+            time: model.order.at_text(),
+            ordered_by: model.order.by.as_str().to_string(),
+            source: model.source.clone(),
+        }
+    }
+
+    fn order(&self) -> Option<OrderKey> {
+        Some(OrderKey {
+            at: OffsetDateTime::parse(&self.time, &Rfc3339).ok()?,
+            by: OrderBy::parse(&self.ordered_by)?,
+            iteration_id: IterationId::parse(&self.iteration_id).ok()?,
+        })
+    }
+}
+
+impl ModelIndex {
+    pub fn empty(project_id: ProjectId) -> Self {
+        Self {
+            project_id: project_id.to_string(),
+            updated_at: String::new(),
+            models: Vec::new(),
+            latest: BTreeMap::new(),
+        }
+    }
+
+    /// Adds or replaces the entry of `entry`'s iteration and platform; re-derives the order
+    /// and `latest`. Returns whether anything changed.
+    pub fn upsert(&mut self, entry: IndexEntry, aliases: bool) -> bool {
+        let before = (self.models.clone(), self.latest.clone());
+        self.models
+            .retain(|e| !(e.iteration_id == entry.iteration_id && e.platform == entry.platform));
+        self.models.push(entry);
+        self.derive(aliases);
+        (self.models.clone(), self.latest.clone()) != before
+    }
+
+    /// Newest first; `latest` is the newest per platform, in the alias's own order.
+    fn derive(&mut self, aliases: bool) {
+        self.models.sort_by(|a, b| {
+            b.order()
+                .cmp(&a.order())
+                .then_with(|| a.platform.cmp(&b.platform))
+        });
+        self.latest.clear();
+        let project_id = ProjectId::parse(&self.project_id).ok();
+        for e in &self.models {
+            if self.latest.contains_key(&e.platform) {
+                continue;
+            }
+            let extension = e.path.rsplit_once('.').map(|(_, x)| x).unwrap_or("zip");
+            self.latest.insert(
+                e.platform.clone(),
+                LatestEntry {
+                    iteration_id: e.iteration_id.clone(),
+                    path: e.path.clone(),
+                    alias: aliases
+                        .then_some(project_id)
+                        .flatten()
+                        .map(|p| latest_path(p, &e.platform, extension)),
+                },
+            );
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    Written,
+    AlreadyThere,
+}
+
+/// Records `model` in its project's index.
+pub async fn record(
+    store: &BlobContainerClient,
+    model: &StoredModel,
+    aliases: bool,
+) -> Result<Recorded, ExportError> {
+    let path = index_path(model.project_id);
+    let blob = store.blob_client(&path);
+    let entry = IndexEntry::of(model);
+    let mut delay = Duration::from_millis(10);
+    for _ in 0..ATTEMPTS {
+        let (mut index, etag) = read(store, &path, model.project_id).await?;
+        if !index.upsert(entry.clone(), aliases) {
+            return Ok(Recorded::AlreadyThere);
+        }
+        match write(&blob, &mut index, etag).await {
+            Ok(()) => return Ok(Recorded::Written),
+            Err(e) if lost_race(&e) => {
+                // Jittered back-off: writers racing on one blob take turns.
+                let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) % 20;
+                tokio::time::sleep(delay + Duration::from_millis(jitter)).await;
+                delay = (delay * 2).min(Duration::from_millis(500));
+            }
+            Err(e) => return Err(storage("write index")(e)),
+        }
+    }
+    Err(ExportError::Storage {
+        action: "write index".into(),
+        reason: format!("lost {ATTEMPTS} conditional writes in a row on '{path}'"),
+    })
+}
+
+/// Derives the index of `project_id` from the tagged copies (Find Blobs by Tags) and writes
+/// it. The index holds nothing the copies do not.
+pub async fn rebuild(
+    store: &BlobContainerClient,
+    project_id: ProjectId,
+    aliases: bool,
+) -> Result<ModelIndex, ExportError> {
+    let filter = format!("\"projectId\" = '{project_id}' AND \"kind\" = '{KIND_MODEL}'");
+    let mut pager = store
+        .find_blobs_by_tags(&filter, None)
+        .map_err(storage("find models by tags"))?;
+    let mut index = ModelIndex::empty(project_id);
+    while let Some(found) = pager
+        .try_next()
+        .await
+        .map_err(storage("find models by tags"))?
+    {
+        let Some(name) = found.name else { continue };
+        if let Some(model) = stored_model(store, &name, project_id).await? {
+            index.upsert(IndexEntry::of(&model), aliases);
+        }
+    }
+    let path = index_path(project_id);
+    let etag = read(store, &path, project_id).await?.1;
+    write(&store.blob_client(&path), &mut index, etag)
+        .await
+        .map_err(storage("write index"))?;
+    Ok(index)
+}
+
+/// A copy as its properties and metadata describe it.
+async fn stored_model(
+    store: &BlobContainerClient,
+    name: &str,
+    project_id: ProjectId,
+) -> Result<Option<StoredModel>, ExportError> {
+    let props = match store.blob_client(name).get_properties(None).await {
+        Ok(p) => p,
+        Err(e) if e.http_status() == Some(StatusCode::NotFound) => return Ok(None),
+        Err(e) => return Err(storage("read model")(e)),
+    };
+    let metadata = props.metadata().map_err(storage("read model"))?;
+    let Some(order) = OrderKey::from_metadata(&metadata) else {
+        return Ok(None);
+    };
+    Ok(Some(StoredModel {
+        project_id,
+        iteration_id: order.iteration_id,
+        platform: metadata.get("cvplatform").cloned().unwrap_or_default(),
+        extension: name
+            .rsplit_once('.')
+            .map(|(_, x)| x.to_string())
+            .unwrap_or_default(),
+        path: name.to_string(),
+        size: props.content_length().ok().flatten(),
+        content_md5: props.content_md5().ok().flatten(),
+        order,
+        source: metadata.get("cvsourceblob").cloned().unwrap_or_default(),
+    }))
+}
+
+/// The index and its ETag; an empty one (and no ETag) when there is none yet.
+async fn read(
+    store: &BlobContainerClient,
+    path: &str,
+    project_id: ProjectId,
+) -> Result<(ModelIndex, Option<String>), ExportError> {
+    let response = match store.blob_client(path).download(None).await {
+        Ok(r) => r,
+        Err(e) if e.http_status() == Some(StatusCode::NotFound) => {
+            return Ok((ModelIndex::empty(project_id), None))
+        }
+        Err(e) => return Err(storage("read index")(e)),
+    };
+    let etag = response.properties.etag.as_ref().map(|e| e.to_string());
+    let bytes = response
+        .body
+        .collect()
+        .await
+        .map_err(storage("read index"))?;
+    // An index someone broke is rebuilt from nothing rather than blocking every export; the
+    // copies are the truth and `rebuild` restores it whole.
+    let index = serde_json::from_slice(&bytes).unwrap_or_else(|_| ModelIndex::empty(project_id));
+    Ok((index, etag))
+}
+
+async fn write(
+    blob: &azure_storage_blob::BlobClient,
+    index: &mut ModelIndex,
+    etag: Option<String>,
+) -> azure_core::Result<()> {
+    index.updated_at = OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .unwrap_or_default();
+    let body = serde_json::to_vec_pretty(index).unwrap_or_default();
+    let (if_match, if_none_match) = match etag {
+        Some(etag) => (Some(plan::quoted_etag(&etag).into()), None),
+        None => (None, Some("*".to_string().into())),
+    };
+    let options = BlobClientUploadOptions {
+        blob_content_type: Some("application/json".into()),
+        blob_cache_control: Some("no-cache".into()),
+        if_match,
+        if_none_match,
+        ..Default::default()
+    };
+    blob.upload(RequestContent::from(body), Some(options))
+        .await?;
+    Ok(())
+}
+
+fn lost_race(e: &azure_core::Error) -> bool {
+    matches!(
+        e.http_status(),
+        Some(StatusCode::PreconditionFailed | StatusCode::Conflict)
+    )
+}
+
+fn storage(action: &'static str) -> impl Fn(azure_core::Error) -> ExportError {
+    move |e| ExportError::Storage {
+        action: action.to_string(),
+        reason: redact(&e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const P: &str = "9a8b7c6d-1234-4e5f-8a9b-0c1d2e3f4a5b";
+
+    fn entry(iteration: &str, platform: &str, time: &str) -> IndexEntry {
+        IndexEntry {
+            iteration_id: iteration.into(),
+            platform: platform.into(),
+            path: format!("{P}/{iteration}/{platform}/m.{platform}"),
+            size: Some(1),
+            content_md5: None,
+            time: time.into(),
+            ordered_by: "created".into(),
+            source: "c/b".into(),
+        }
+    }
+
+    #[test]
+    fn entries_are_upserted_newest_first_with_latest_per_platform() {
+        let (a, b) = (
+            "00000000-0000-4000-8000-00000000000a",
+            "00000000-0000-4000-8000-00000000000b",
+        );
+        let mut index = ModelIndex::empty(ProjectId::parse(P).unwrap());
+        assert!(index.upsert(entry(b, "ONNX", "2026-01-02T00:00:00Z"), true));
+        assert!(index.upsert(entry(a, "ONNX", "2026-01-01T00:00:00Z"), true));
+        assert!(index.upsert(entry(a, "CoreML", "2026-01-01T00:00:00Z"), true));
+        assert!(
+            !index.upsert(entry(a, "ONNX", "2026-01-01T00:00:00Z"), true),
+            "a redelivery changes nothing"
+        );
+        assert_eq!(index.models.len(), 3);
+        assert_eq!(index.models[0].iteration_id, b);
+        assert_eq!(index.latest["ONNX"].iteration_id, b);
+        assert_eq!(index.latest["CoreML"].iteration_id, a);
+        assert_eq!(
+            index.latest["ONNX"].alias.as_deref(),
+            Some(format!("{P}/latest/ONNX/model.ONNX").as_str())
+        );
+        let without = {
+            let mut i = index.clone();
+            i.upsert(entry(a, "ONNX", "2026-01-01T00:00:00Z"), false);
+            i.derive(false);
+            i
+        };
+        assert_eq!(without.latest["ONNX"].alias, None);
+    }
+}

@@ -1,0 +1,144 @@
+//! The `latest` alias: `{projectId}/latest/{platform}/model.{ext}`, a server-side copy of the
+//! newest iteration's model, with tags and metadata naming that iteration.
+//!
+//! Moved only forwards, and only by conditional writes on the alias's ETag (`If-Match`, or
+//! `If-None-Match: *` while there is none): a writer that loses a race reads the alias again
+//! and decides again, so two handlers racing, or a late message, can never put an older
+//! iteration back.
+
+use std::collections::BTreeMap;
+
+use azure_storage_blob::BlobContainerClient;
+
+use super::{latest_path, OrderKey, StoredModel};
+use crate::export::copy::{begin, destination_exists, settle, Destination};
+use crate::export::{plan, ExportError};
+use crate::naming::KIND_LATEST;
+use crate::redact::redact;
+use crate::storage::{list_one, StorageAccount};
+
+/// Conditional writes lost in a row before giving up (the host retries the message).
+const ATTEMPTS: usize = 8;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Latest {
+    /// The alias now points at this model.
+    Moved { path: String },
+    /// It already did.
+    Current { path: String },
+    /// It points at a newer iteration.
+    Newer { path: String, iteration: String },
+}
+
+impl std::fmt::Display for Latest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Moved { path } => write!(f, "'{path}' now points at this iteration"),
+            Self::Current { path } => write!(f, "'{path}' already points at this iteration"),
+            Self::Newer { path, iteration } => {
+                write!(f, "'{path}' stays on the newer iteration {iteration}")
+            }
+        }
+    }
+}
+
+/// Whether `candidate` should replace what the alias points at now.
+pub fn moves(current: Option<&OrderKey>, candidate: &OrderKey) -> bool {
+    current.is_none_or(|c| candidate > c)
+}
+
+/// Points the alias of `model`'s project and platform at it, if it is the newest.
+pub async fn advance(
+    account: &StorageAccount,
+    store_name: &str,
+    store: &BlobContainerClient,
+    model: &StoredModel,
+) -> Result<Latest, ExportError> {
+    let path = latest_path(model.project_id, &model.platform, &model.extension);
+    let target = store.blob_client(&path);
+    let source_url = account.blob_url(store_name, &model.path)?;
+    let mut metadata = model.order.metadata();
+    metadata.extend(BTreeMap::from([
+        ("cvprojectid".to_string(), model.project_id.to_string()),
+        ("cvplatform".to_string(), model.platform.clone()),
+        (
+            "cvsourceblob".to_string(),
+            format!("{store_name}/{}", model.path),
+        ),
+    ]));
+    let tags = BTreeMap::from([
+        ("projectId".to_string(), model.project_id.to_string()),
+        ("iterationId".to_string(), model.iteration_id.to_string()),
+        ("platform".to_string(), model.platform.clone()),
+        ("kind".to_string(), KIND_LATEST.to_string()),
+    ]);
+    for _ in 0..ATTEMPTS {
+        let current = list_one(store, &path)
+            .await
+            .map_err(storage("read latest"))?;
+        let current_key = current
+            .as_ref()
+            .and_then(|c| OrderKey::from_metadata(&c.metadata));
+        if current_key.is_some_and(|k| k.iteration_id == model.iteration_id) {
+            return Ok(Latest::Current { path });
+        }
+        if !moves(current_key.as_ref(), &model.order) {
+            return Ok(Latest::Newer {
+                path,
+                iteration: current_key
+                    .map(|k| k.iteration_id.to_string())
+                    .unwrap_or_default(),
+            });
+        }
+        let destination = match &current {
+            Some(c) => Destination::Replaces(plan::quoted_etag(&c.etag)),
+            None => Destination::Absent,
+        };
+        match begin(&target, &source_url, &metadata, &tags, None, destination).await {
+            Ok(status) => {
+                settle(&target, &model.path, &path, status).await?;
+                return Ok(Latest::Moved { path });
+            }
+            // Someone moved it in between: look again.
+            Err(e) if destination_exists(&e) => continue,
+            Err(e) => return Err(storage("move latest")(e)),
+        }
+    }
+    Err(ExportError::Storage {
+        action: "move latest".into(),
+        reason: format!("lost {ATTEMPTS} conditional writes in a row on '{path}'"),
+    })
+}
+
+fn storage(action: &'static str) -> impl Fn(azure_core::Error) -> ExportError {
+    move |e| ExportError::Storage {
+        action: action.to_string(),
+        reason: redact(&e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model_store::OrderBy;
+    use crate::notification::IterationId;
+    use time::macros::datetime;
+
+    #[test]
+    fn only_a_newer_model_moves_the_alias() {
+        let at = datetime!(2026-01-01 10:00 UTC);
+        let older = OrderKey {
+            at,
+            by: OrderBy::Created,
+            iteration_id: IterationId::parse("00000000-0000-4000-8000-00000000000a").unwrap(),
+        };
+        let newer = OrderKey {
+            at: at + time::Duration::MINUTE,
+            ..older
+        };
+        assert!(moves(None, &older));
+        assert!(moves(Some(&older), &newer));
+        assert!(!moves(Some(&newer), &older));
+        assert!(!moves(Some(&older), &older));
+    }
+}

@@ -1,0 +1,161 @@
+//! The model store beyond the copies: a `latest` alias per project and platform
+//! ([`latest`]) and a per-project index ([`index`]), both derived from the tagged copies,
+//! which are the truth.
+//!
+//! "Newest" is one order everywhere: by the time the iteration's model came to be (the source
+//! blob's creation time, or the iteration's `trainedAt` when the Training API is configured),
+//! ties broken by iteration id. A late or duplicate message can therefore never move either
+//! backwards.
+
+pub mod index;
+pub mod latest;
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, HashMap};
+
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::notification::{IterationId, ProjectId};
+
+/// What an order time is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum OrderBy {
+    /// The source blob's creation time.
+    Created,
+    /// The iteration's `trainedAt` (Training API).
+    TrainedAt,
+}
+
+impl OrderBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::TrainedAt => "trainedAt",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "created" => Some(Self::Created),
+            "trainedAt" => Some(Self::TrainedAt),
+            _ => None,
+        }
+    }
+}
+
+/// Where an iteration's model stands in "newest".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderKey {
+    pub at: OffsetDateTime,
+    pub by: OrderBy,
+    pub iteration_id: IterationId,
+}
+
+impl Ord for OrderKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.at.cmp(&other.at).then_with(|| {
+            self.iteration_id
+                .to_string()
+                .cmp(&other.iteration_id.to_string())
+        })
+    }
+}
+
+impl PartialOrd for OrderKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+pub const ORDER_AT_KEY: &str = "cvorderat";
+pub const ORDER_BY_KEY: &str = "cvorderby";
+
+impl OrderKey {
+    pub fn at_text(&self) -> String {
+        self.at.format(&Rfc3339).unwrap_or_default()
+    }
+
+    /// As blob metadata (with `cviterationid`, which every copy carries anyway).
+    pub fn metadata(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (ORDER_AT_KEY.to_string(), self.at_text()),
+            (ORDER_BY_KEY.to_string(), self.by.as_str().to_string()),
+            ("cviterationid".to_string(), self.iteration_id.to_string()),
+        ])
+    }
+
+    /// Read back from a blob's metadata; `None` when it has none of ours.
+    pub fn from_metadata(metadata: &HashMap<String, String>) -> Option<Self> {
+        let at = OffsetDateTime::parse(metadata.get(ORDER_AT_KEY)?, &Rfc3339).ok()?;
+        let by = OrderBy::parse(metadata.get(ORDER_BY_KEY)?)?;
+        let iteration_id = IterationId::parse(metadata.get("cviterationid")?).ok()?;
+        Some(Self {
+            at,
+            by,
+            iteration_id,
+        })
+    }
+}
+
+/// One model in the store: an iteration's copy, as the alias and the index need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredModel {
+    pub project_id: ProjectId,
+    pub iteration_id: IterationId,
+    pub platform: String,
+    pub extension: String,
+    /// The copy's path in the model store.
+    pub path: String,
+    pub size: Option<u64>,
+    pub content_md5: Option<Vec<u8>>,
+    pub order: OrderKey,
+    /// `container/blob` or the SAS URL without its query.
+    pub source: String,
+}
+
+/// `{projectId}/latest/{platform}/model.{extension}`: one stable name per project and
+/// platform.
+pub fn latest_path(project_id: ProjectId, platform: &str, extension: &str) -> String {
+    format!("{project_id}/latest/{platform}/model.{extension}")
+}
+
+/// `{projectId}/index.json`.
+pub fn index_path(project_id: ProjectId) -> String {
+    format!("{project_id}/index.json")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn key(at: OffsetDateTime, iteration: &str) -> OrderKey {
+        OrderKey {
+            at,
+            by: OrderBy::Created,
+            iteration_id: IterationId::parse(iteration).unwrap(),
+        }
+    }
+
+    #[test]
+    fn newer_wins_and_ties_break_by_iteration_id() {
+        let a = "00000000-0000-4000-8000-00000000000a";
+        let b = "00000000-0000-4000-8000-00000000000b";
+        let t = datetime!(2026-01-01 10:00 UTC);
+        assert!(key(t + time::Duration::SECOND, a) > key(t, b));
+        assert!(key(t, b) > key(t, a));
+        assert_eq!(key(t, a).cmp(&key(t, a)), Ordering::Equal);
+    }
+
+    #[test]
+    fn order_keys_round_trip_through_metadata() {
+        let k = key(
+            datetime!(2026-01-01 10:00:00.25 UTC),
+            "00000000-0000-4000-8000-00000000000a",
+        );
+        let m: HashMap<String, String> = k.metadata().into_iter().collect();
+        assert_eq!(OrderKey::from_metadata(&m), Some(k));
+        assert_eq!(OrderKey::from_metadata(&HashMap::new()), None);
+    }
+}

@@ -270,7 +270,7 @@ impl ExportProcessor<'_> {
             etag: props
                 .etag()
                 .map_err(&read)?
-                .map(|e| plan::quoted_etag(&e.to_string()))
+                .map(|e| plan::quoted_etag(e.as_ref()))
                 .unwrap_or_default(),
             tags: HashMap::new(),
             metadata: HashMap::new(),
@@ -323,7 +323,7 @@ impl ExportProcessor<'_> {
             outcome.tagged_in_place = true;
         }
         // A SAS source is copied whatever EXPORT_ACTION says: it cannot be tagged in place.
-        if !(settings.export_action.copies() || !is_backup) {
+        if !settings.export_action.copies() && is_backup {
             return Ok(outcome);
         }
         let order = OrderKey {

@@ -113,6 +113,36 @@ fn judge(
         );
     }
     let url = Url::parse(raw).map_err(|e| format!("the modelUri is not a URL ({e})"))?;
+    // Written as it is read, first: a backup-container URL with `..` in it is no backup URL.
+    // On the text as written: the parser has already turned `%2e%2e` into a dot segment.
+    let raw_path = raw
+        .split_once("://")
+        .map(|(_, rest)| rest)
+        .and_then(|rest| rest.find('/').map(|i| &rest[i..]))
+        .unwrap_or_default();
+    let raw_path = raw_path
+        .split(['?', '#'])
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if ["%2f", "%5c", "%2e", "%00"]
+        .iter()
+        .any(|e| raw_path.contains(e))
+    {
+        return Err("the modelUri's path has encoded slashes, dots or NULs".into());
+    }
+    if written_as_parsed(raw, &url).is_err() {
+        return Err(
+            "the modelUri is not written as a URL parser reads it (dot segments, escapes or case it would rewrite)"
+                .into(),
+        );
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("the modelUri carries a user name or password".into());
+    }
+    if url.fragment().is_some() {
+        return Err("the modelUri has a fragment".into());
+    }
     if let Some(name) = blob_name_in_container(&url, endpoint, backup_container) {
         return Ok(Hint::Backup(name));
     }
@@ -137,38 +167,6 @@ fn judge(
         if url.port().is_some() {
             return Err("the modelUri names a port other than 443".into());
         }
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err("the modelUri carries a user name or password".into());
-    }
-    if url.fragment().is_some() {
-        return Err("the modelUri has a fragment".into());
-    }
-    if url.host_str().is_some_and(|h| h.ends_with('.')) {
-        return Err("the modelUri's host ends with a dot".into());
-    }
-    // On the text as written: the parser has already turned `%2e%2e` into a dot segment.
-    let raw_path = raw
-        .split_once("://")
-        .map(|(_, rest)| rest)
-        .and_then(|rest| rest.find('/').map(|i| &rest[i..]))
-        .unwrap_or_default();
-    let raw_path = raw_path
-        .split(['?', '#'])
-        .next()
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    if ["%2f", "%5c", "%2e", "%00"]
-        .iter()
-        .any(|e| raw_path.contains(e))
-    {
-        return Err("the modelUri's path has encoded slashes, dots or NULs".into());
-    }
-    if written_as_parsed(raw, &url).is_err() {
-        return Err(
-            "the modelUri is not written as a URL parser reads it (dot segments, escapes or case it would rewrite)"
-                .into(),
-        );
     }
     let base = if own_endpoint {
         endpoint.path().trim_end_matches('/')
@@ -296,12 +294,19 @@ mod tests {
             ),
             (
                 "https://acct.blob.core.windows.net@evil.com/c/b",
-                "not in CV_MODEL_URI_HOSTS",
+                "user name or password",
             ),
             ("https://10.0.0.1/c/b", "IP address"),
             ("https://[::1]/c/b", "IP address"),
-            ("https://0x7f000001/c/b", "IP address"),
-            ("https://2130706433/c/b", "IP address"),
+            // Numeric hosts the parser rewrites to dotted quads.
+            (
+                "https://0x7f000001/c/b",
+                "not written as a URL parser reads it",
+            ),
+            (
+                "https://2130706433/c/b",
+                "not written as a URL parser reads it",
+            ),
             (
                 "https://acct.blob.core.windows.net:8443/c/b",
                 "port other than 443",
@@ -341,6 +346,10 @@ mod tests {
             ("http://127.0.0.1:41001/devstoreaccount1/c/b", "not https"),
             ("https://127.0.0.1:41000/devstoreaccount1/c/b", "IP address"),
             ("http://127.0.0.1:41000/other/c/b", "does not name a blob"),
+            (
+                "http://127.0.0.1:41000/devstoreaccount1/x/../customvision-backups/b.ONNX",
+                "not written as a URL parser reads it",
+            ),
         ] {
             match judge(raw, &azurite()) {
                 Hint::Refused(reason) => assert!(reason.contains(why), "{raw}: {reason}"),

@@ -151,6 +151,18 @@ impl ExportProcessor<'_> {
             container_name,
             &settings.model_uri_hosts,
         );
+        // A backup-container URL that names no backup of this iteration is a refused hint too.
+        let hint = match hint {
+            Hint::Backup(name) => {
+                match ExportedModel::classify(&name, container_name, project_id, iteration_id) {
+                    Some(_) => Hint::Backup(name),
+                    None => Hint::Refused(format!(
+                        "the modelUri names '{name}' in '{container_name}', which is not a backup of this iteration"
+                    )),
+                }
+            }
+            other => other,
+        };
         let models = match hint {
             Hint::Sas(url) => {
                 if !settings.export_action.copies() {
@@ -189,7 +201,7 @@ impl ExportProcessor<'_> {
                     Err(ExportError::BackupNotFound { .. }) => {
                         return Err(ExportError::Rejected {
                             reason: format!(
-                                "{reason}, and no backup of this iteration is in '{container_name}'; it was never requested"
+                                "{reason}, and no backup of this iteration is in '{container_name}'; the modelUri was never requested"
                             ),
                         })
                     }

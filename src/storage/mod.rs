@@ -243,9 +243,10 @@ impl StorageAccount {
     /// the connection string's SAS otherwise.
     pub fn blob_url(&self, container: &str, blob: &str) -> Result<Url, StorageError> {
         let mut url = resource_url(self.0.blob_endpoint.as_ref(), "blob", container)?;
+        // A `/` in a blob name is a virtual directory: kept a slash, not sent as `%2F`.
         url.path_segments_mut()
             .map_err(|_| StorageError::NoEndpoint("blob"))?
-            .push(blob);
+            .extend(blob.split('/'));
         if let Some(sas) = &self.0.sas {
             sas.apply(&mut url);
         }

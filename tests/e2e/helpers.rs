@@ -24,10 +24,13 @@ pub const DEADLINE: Duration = Duration::from_secs(60);
 
 pub struct TestApp {
     pub probe: Probe,
-    /// Everything the dev host and the handler printed.
+    /// Everything the dev hosts and their handlers printed.
     pub output: Arc<Mutex<String>>,
-    devhost: Child,
-    _azurite: Azurite,
+    /// The connection string the dev hosts are given, and their extra settings.
+    connection: String,
+    settings: Vec<(String, String)>,
+    devhosts: Vec<Child>,
+    pub azurite: Azurite,
 }
 
 pub fn root() -> PathBuf {
@@ -69,6 +72,28 @@ async fn spawn(settings: &[(&str, &str)], azurite: Option<(Azurite, u16)>) -> Te
     }
     probe.create_queue(NOTIFICATIONS).await.unwrap();
 
+    let output = Arc::new(Mutex::new(String::new()));
+    let settings: Vec<(String, String)> = settings
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let devhost = start_devhost(&connection, &settings, &output);
+    TestApp {
+        probe,
+        output,
+        connection,
+        settings,
+        devhosts: vec![devhost],
+        azurite,
+    }
+}
+
+/// The real binary under `handler dev-host`, its output collected into `output`.
+fn start_devhost(
+    connection: &str,
+    settings: &[(String, String)],
+    output: &Arc<Mutex<String>>,
+) -> Child {
     let exe = env!("CARGO_BIN_EXE_handler");
     let mut command = Command::new(exe);
     command
@@ -82,7 +107,7 @@ async fn spawn(settings: &[(&str, &str)], azurite: Option<(Azurite, u16)>) -> Te
             "--visibility-timeout-ms",
             "0",
         ])
-        .env("CV_STORAGE", &connection)
+        .env("CV_STORAGE", connection)
         .env("RUST_LOG", "debug")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -92,7 +117,6 @@ async fn spawn(settings: &[(&str, &str)], azurite: Option<(Azurite, u16)>) -> Te
     }
     die_with_parent(&mut command);
     let mut devhost = command.spawn().expect("dev host starts");
-    let output = Arc::new(Mutex::new(String::new()));
     for pipe in [
         devhost
             .stdout
@@ -113,15 +137,16 @@ async fn spawn(settings: &[(&str, &str)], azurite: Option<(Azurite, u16)>) -> Te
             }
         });
     }
-    TestApp {
-        probe,
-        output,
-        devhost,
-        _azurite: azurite,
-    }
+    devhost
 }
 
 impl TestApp {
+    /// A second host on the same queues, as on a scale-out: both compete for every message.
+    pub fn add_host(&mut self) {
+        let devhost = start_devhost(&self.connection, &self.settings, &self.output);
+        self.devhosts.push(devhost);
+    }
+
     pub async fn send(&self, text: &str) {
         self.probe.send(NOTIFICATIONS, text).await.unwrap();
     }
@@ -173,11 +198,13 @@ impl TestApp {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        // SIGTERM lets the dev host stop its handler; the handler also dies with its parent.
-        unsafe {
-            libc::kill(self.devhost.id() as i32, libc::SIGTERM);
+        // SIGTERM lets a dev host stop its handler; the handler also dies with its parent.
+        for devhost in &mut self.devhosts {
+            unsafe {
+                libc::kill(devhost.id() as i32, libc::SIGTERM);
+            }
+            let _ = devhost.wait();
         }
-        let _ = self.devhost.wait();
     }
 }
 

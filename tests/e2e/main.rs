@@ -2,6 +2,7 @@
 //! outcomes read back from storage. Every wait is a poll with a deadline.
 
 mod helpers;
+mod model_store;
 mod proxy;
 
 use base64::Engine as _;

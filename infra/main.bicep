@@ -45,6 +45,15 @@ param exportAction string = 'both'
 @description('Blob path of a model in the model store.')
 param modelPathTemplate string = '{projectId}/{iterationId}/{platform}/{blobName}'
 
+@description('Hosts a SAS modelUri may name (projects without a backup container). Sovereign clouds: *.blob.core.chinacloudapi.cn, *.blob.core.usgovcloudapi.net.')
+param modelUriHosts string = '*.blob.core.windows.net'
+
+@description('Keep {projectId}/latest/{platform}/model.{ext} on the newest iteration.')
+param latestAlias bool = true
+
+@description('Keep {projectId}/index.json, the per-project model registry.')
+param modelIndex bool = true
+
 @allowed(['Standard_LRS', 'Standard_ZRS', 'Standard_GRS', 'Standard_GZRS'])
 @description('Replication of the data account; GRS by default because a lost model is the worst outcome.')
 param dataStorageSku string = 'Standard_GRS'
@@ -216,6 +225,9 @@ module function 'app/function.bicep' = {
       MODEL_STORE_CONTAINER: modelStoreContainerName
       EXPORT_ACTION: exportAction
       MODEL_PATH_TEMPLATE: modelPathTemplate
+      CV_MODEL_URI_HOSTS: modelUriHosts
+      LATEST_ALIAS: string(latestAlias)
+      MODEL_INDEX: string(modelIndex)
       CV_TRAINING_ENDPOINT: customVisionEndpoint
       CV_STORAGE__credential: 'managedidentity'
       CV_STORAGE__clientId: identity.outputs.clientId

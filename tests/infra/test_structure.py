@@ -295,6 +295,9 @@ HANDLER_SETTINGS = {
     "MODEL_STORE_CONTAINER": "models",
     "EXPORT_ACTION": None,
     "MODEL_PATH_TEMPLATE": None,
+    "CV_MODEL_URI_HOSTS": None,
+    "LATEST_ALIAS": None,
+    "MODEL_INDEX": None,
     "CV_TRAINING_ENDPOINT": None,
     "CV_STORAGE__credential": "managedidentity",
     "CV_STORAGE__clientId": None,
@@ -321,6 +324,9 @@ def test_handler_app_settings_are_all_set():
             assert _resolve(tree, settings[key]) == want, key
     params = b.declarations(tree, "parameter_declaration")
     assert "'both'" in b.text(params["exportAction"]) and "'{projectId}/{iterationId}/{platform}/{blobName}'" in b.text(params["modelPathTemplate"])
+    assert "'*.blob.core.windows.net'" in b.text(params["modelUriHosts"])
+    # The alias and the index live in the model store: no role beyond its container's.
+    assert "latestAlias" in params and "modelIndex" in params
 
 
 def test_host_storage_and_telemetry_use_the_identity():

@@ -335,10 +335,7 @@ fn one_attempt() -> RetryPolicy {
 async fn contract() -> Contract {
     let recorder = Recorder::start(prism().url.clone()).await;
     let client = TrainingClient::new(
-        customvision_events::storage::http_client()
-            .client()
-            .unwrap()
-            .clone(),
+        customvision_events::storage::http_client(),
         &recorder.endpoint(),
         TrainingAuth::Key(Secret::new("contract-test-key")),
     )
@@ -560,10 +557,7 @@ async fn prism_rejects_what_the_contract_forbids() {
         }
     }
     let bearer = TrainingClient::new(
-        customvision_events::storage::http_client()
-            .client()
-            .unwrap()
-            .clone(),
+        customvision_events::storage::http_client(),
         &c.recorder.endpoint(),
         TrainingAuth::EntraId(Arc::new(Token)),
     )
@@ -576,7 +570,6 @@ async fn prism_rejects_what_the_contract_forbids() {
     let raw = customvision_events::storage::http_client()
         .client()
         .unwrap()
-        .clone()
         .post(format!(
             "{}customvision/v3.3/training/projects/not-a-guid/iterations/{ITERATION}/publish",
             c.recorder.endpoint()

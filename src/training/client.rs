@@ -20,6 +20,7 @@ use super::config::{TrainingAuthSettings, TrainingSettings};
 use super::error::{parse_error_body, scrub, TrainingError};
 use super::models::{Export, ExportFlavor, Iteration, IterationPerformance, NewProject, Project};
 use super::retry::{is_retryable_status, retry_after, RetryPolicy};
+use crate::storage::SharedHttp;
 use crate::notification::{ExportPlatform, IterationId, ProjectId};
 use crate::settings::Secret;
 
@@ -64,7 +65,8 @@ pub struct TrainingClient {
 
 #[derive(Clone)]
 struct Inner {
-    http: reqwest::Client,
+    /// The process's one HTTP client, built on first use.
+    http: SharedHttp,
     /// `{endpoint}/customvision/v3.3/training`, as path segments are pushed onto it.
     base: Url,
     auth: Auth,
@@ -107,7 +109,7 @@ impl TrainingClient {
     /// `endpoint` is the resource's endpoint, with or without a trailing `/`, http or https.
     /// `http` is the process's one client (its pool and TLS roots are reused).
     pub fn new(
-        http: reqwest::Client,
+        http: SharedHttp,
         endpoint: &Url,
         auth: TrainingAuth,
     ) -> Result<Self, TrainingError> {
@@ -149,7 +151,7 @@ impl TrainingClient {
     /// Builds the client from app settings, creating the Entra ID credential (once) when there
     /// is no key.
     pub fn from_settings(
-        http: reqwest::Client,
+        http: SharedHttp,
         settings: &TrainingSettings,
     ) -> Result<Self, TrainingError> {
         let credential_error = |e: azure_core::Error| {
@@ -160,7 +162,11 @@ impl TrainingClient {
             TrainingAuthSettings::ManagedIdentity { client_id } => {
                 let options = ManagedIdentityCredentialOptions {
                     user_assigned_id: client_id.clone().map(UserAssignedId::ClientId),
-                    ..Default::default()
+                    // Token requests go through the same HTTP client.
+                    client_options: azure_core::http::ClientOptions {
+                        transport: Some(azure_core::http::Transport::new(Arc::new(http.clone()))),
+                        ..Default::default()
+                    },
                 };
                 TrainingAuth::EntraId(
                     ManagedIdentityCredential::new(Some(options)).map_err(credential_error)?,
@@ -433,9 +439,11 @@ impl TrainingClient {
             retry_after: None,
             reason: self.scrub(&reason),
         };
-        let mut request = self
-            .inner
-            .http
+        let http = match self.inner.http.client() {
+            Ok(http) => http,
+            Err(e) => return Attempt::Fail(TrainingError::Config(e.to_string())),
+        };
+        let mut request = http
             .request(call.method.clone(), call.url.clone())
             .header(ACCEPT, "application/json");
         request = match &self.inner.auth {
@@ -544,7 +552,7 @@ mod tests {
 
     fn client(endpoint: &str) -> TrainingClient {
         TrainingClient::new(
-            crate::storage::http_client().client().unwrap().clone(),
+            crate::storage::http_client(),
             &Url::parse(endpoint).unwrap(),
             TrainingAuth::Key(Secret::new("not-printed-0123")),
         )
@@ -603,13 +611,13 @@ mod tests {
     #[test]
     fn bad_endpoints_and_keys_are_config_errors() {
         let bad_endpoint = TrainingClient::new(
-            crate::storage::http_client().client().unwrap().clone(),
+            crate::storage::http_client(),
             &Url::parse("mailto:a@b").unwrap(),
             TrainingAuth::Key(Secret::new("k")),
         );
         assert!(matches!(bad_endpoint, Err(TrainingError::Config(_))));
         let bad_key = TrainingClient::new(
-            crate::storage::http_client().client().unwrap().clone(),
+            crate::storage::http_client(),
             &Url::parse("https://h").unwrap(),
             TrainingAuth::Key(Secret::new("line\nbreak")),
         );

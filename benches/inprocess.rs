@@ -41,7 +41,11 @@ fn route(c: &mut Criterion) {
     })
     .unwrap();
     let account = StorageAccount::new(&settings.storage, &http_client()).unwrap();
-    let app = App { settings, account };
+    let app = App {
+        settings,
+        account,
+        training: None,
+    };
     let request = InvocationRequest::from_slice(METADATA_KEYS.as_bytes()).unwrap();
     c.bench_function(
         "route: Notifications on a captured Export invocation",

@@ -54,6 +54,25 @@ param latestAlias bool = true
 @description('Keep {projectId}/index.json, the per-project model registry.')
 param modelIndex bool = true
 
+@description('Training-Key from a Key Vault reference instead of the managed identity (which needs the resource\'s custom subdomain). The key is put in after deployment (infra/README.md).')
+param trainingKeyInKeyVault bool = false
+
+@description('Export platforms to request after each training, e.g. ONNX,TensorFlow:TensorFlowLite; empty: none.')
+param autoExportPlatforms string = ''
+
+@description('Publish each iteration above the bar under this name; empty: never publish.')
+param publishName string = ''
+
+@description('Resource id of the Custom Vision prediction resource to publish to.')
+param predictionResourceId string = ''
+
+@description('The bar to publish at, fractions in [0, 1].')
+param publishMinPrecision string = '0'
+param publishMinRecall string = '0'
+
+@description('Probability threshold of the training report.')
+param reportThreshold string = '0.5'
+
 @allowed(['Standard_LRS', 'Standard_ZRS', 'Standard_GRS', 'Standard_GZRS'])
 @description('Replication of the data account; GRS by default because a lost model is the worst outcome.')
 param dataStorageSku string = 'Standard_GRS'
@@ -156,6 +175,20 @@ var customVisionAccountName = useExistingCustomVision ? existingCustomVision.nam
 var customVisionEndpoint = useExistingCustomVision ? existingCustomVision.properties.endpoint : customVision.outputs.endpoint
 var customVisionPrincipalId = useExistingCustomVision ? existingCustomVision.identity.principalId : customVision.outputs.principalId
 
+module keyVault 'app/keyvault.bicep' = if (trainingKeyInKeyVault) {
+  name: 'keyVault'
+  params: {
+    name: '${abbrs.keyVaultVaults}cv-${take(resourceToken, 17)}'
+    location: location
+    tags: tags
+  }
+}
+
+// A Key Vault reference, resolved by the platform with the app's identity; no key in settings.
+var trainingKeySettings = trainingKeyInKeyVault ? {
+  CUSTOM_VISION_TRAINING_KEY: '@Microsoft.KeyVault(VaultName=${keyVault.outputs.name};SecretName=${keyVault.outputs.secretName})'
+} : {}
+
 module identity 'app/identity.bicep' = {
   name: 'functionIdentity'
   params: {
@@ -194,6 +227,7 @@ module rbac 'app/rbac.bicep' = {
     userPrincipalId: principalId
     userPrincipalType: principalType
     widenCustomVisionRolesToAccount: widenCustomVisionRolesToAccount
+    keyVaultName: trainingKeyInKeyVault ? keyVault.outputs.name : ''
   }
 }
 
@@ -215,7 +249,7 @@ module function 'app/function.bicep' = {
     hostStorageTableEndpoint: hostStorage.outputs.tableEndpoint
     deploymentContainerName: deploymentContainerName
     applicationInsightsConnectionString: monitoring.outputs.applicationInsightsConnectionString
-    appSettings: {
+    appSettings: union(trainingKeySettings, {
       CV_NOTIFICATION_QUEUE: notificationQueueName
       CV_TRAINING_QUEUE: trainingQueueName
       CV_EXPORT_QUEUE: exportQueueName
@@ -228,12 +262,18 @@ module function 'app/function.bicep' = {
       CV_MODEL_URI_HOSTS: modelUriHosts
       LATEST_ALIAS: string(latestAlias)
       MODEL_INDEX: string(modelIndex)
-      CV_TRAINING_ENDPOINT: customVisionEndpoint
+      CUSTOM_VISION_ENDPOINT: customVisionEndpoint
+      AUTO_EXPORT_PLATFORMS: autoExportPlatforms
+      PUBLISH_NAME: publishName
+      PREDICTION_RESOURCE_ID: predictionResourceId
+      PUBLISH_MIN_PRECISION: publishMinPrecision
+      PUBLISH_MIN_RECALL: publishMinRecall
+      REPORT_THRESHOLD: reportThreshold
       CV_STORAGE__credential: 'managedidentity'
       CV_STORAGE__clientId: identity.outputs.clientId
       CV_STORAGE__blobServiceUri: dataStorage.outputs.blobEndpoint
       CV_STORAGE__queueServiceUri: dataStorage.outputs.queueEndpoint
-    }
+    })
   }
 }
 
@@ -262,3 +302,5 @@ output CV_REJECTED_CONTAINER string = rejectedContainerName
 output CV_BACKUP_CONTAINER string = backupContainerName
 output MODEL_STORE_CONTAINER string = modelStoreContainerName
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
+output KEY_VAULT_NAME string = trainingKeyInKeyVault ? keyVault.outputs.name : ''
+output CV_REJECTED_CONTAINER_NAME string = rejectedContainerName

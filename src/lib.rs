@@ -1,4 +1,5 @@
 //! customvision-events: an Azure Functions custom handler for Custom Vision notifications.
+pub mod automation;
 pub mod base64text;
 pub mod demo;
 pub mod devhost;

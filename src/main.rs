@@ -16,6 +16,7 @@ use customvision_events::devhost::{self, DevHostOptions};
 use customvision_events::functions::App;
 use customvision_events::settings::Settings;
 use customvision_events::storage::{self, StorageAccount};
+use customvision_events::training::TrainingClient;
 use customvision_events::{demo, redact, server};
 
 const USAGE: &str = "usage:
@@ -80,6 +81,12 @@ async fn serve() -> Result<(), String> {
     // Once per process: the HTTP client (certificates, connection pool) and the SDK clients.
     let http = storage::http_client();
     let account = StorageAccount::new(&settings.storage, &http).map_err(|e| e.to_string())?;
+    let training = settings
+        .training
+        .as_ref()
+        .map(|t| TrainingClient::from_settings(http.clone(), t))
+        .transpose()
+        .map_err(|e| e.to_string())?;
     // Loopback only: the host is the one and only client.
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let listener = tokio::net::TcpListener::bind(addr)
@@ -95,7 +102,11 @@ async fn serve() -> Result<(), String> {
     http.warm();
     server::run(
         listener,
-        Arc::new(App { settings, account }),
+        Arc::new(App {
+            settings,
+            account,
+            training,
+        }),
         server::ServerConfig::default(),
         shutdown_signal(),
     )

@@ -5,8 +5,10 @@ use std::fmt;
 
 use url::Url;
 
+use crate::automation::settings::AutomationSettings;
 use crate::export::hint::HostAllowList;
 use crate::naming::PathTemplate;
+use crate::training::TrainingSettings;
 
 pub const DEFAULT_BACKUP_CONTAINER: &str = "customvision-backups";
 pub const DEFAULT_MODEL_STORE_CONTAINER: &str = "models";
@@ -267,6 +269,10 @@ pub struct Settings {
     pub latest_alias: bool,
     /// Keep `{projectId}/index.json` (`MODEL_INDEX`).
     pub model_index: bool,
+    /// The Custom Vision Training API, when `CUSTOM_VISION_ENDPOINT` is set.
+    pub training: Option<TrainingSettings>,
+    /// What a finished training does with it.
+    pub automation: AutomationSettings,
 }
 
 impl Settings {
@@ -315,6 +321,8 @@ impl Settings {
         let model_uri_hosts =
             HostAllowList::parse(&or_default("CV_MODEL_URI_HOSTS", HostAllowList::DEFAULT))
                 .map_err(|e| SettingsError::invalid("CV_MODEL_URI_HOSTS", e))?;
+        let training = TrainingSettings::from_lookup(get)?;
+        let automation = AutomationSettings::from_lookup(get, training.is_some())?;
         let storage = StorageConnection::from_settings("CV_STORAGE", get)?;
         if storage.blob_endpoint.is_none() {
             return Err(SettingsError::Missing {
@@ -335,6 +343,8 @@ impl Settings {
             model_uri_hosts,
             latest_alias: flag("LATEST_ALIAS")?,
             model_index: flag("MODEL_INDEX")?,
+            training,
+            automation,
         })
     }
 }

@@ -29,6 +29,9 @@ param userPrincipalId string = ''
 @allowed(['User', 'ServicePrincipal', 'Group'])
 param userPrincipalType string = 'User'
 
+@description('The Key Vault holding the training key; empty when there is none.')
+param keyVaultName string = ''
+
 @description('Give the Custom Vision identity its two roles on the whole data account instead of the backup container and notification queue.')
 param widenCustomVisionRolesToAccount bool = false
 
@@ -41,7 +44,11 @@ var roles = {
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
   cognitiveServicesCustomVisionTrainer: '0a5ae4ab-0d65-4eeb-be61-29fc9b54394b'
   cognitiveServicesCustomVisionContributor: 'c1ff6cc2-c111-46fe-8896-e0ef812ad9f3'
+  keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
+  keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
 }
+
+var useKeyVault = !empty(keyVaultName)
 
 var grantUser = !empty(userPrincipalId)
 
@@ -94,6 +101,10 @@ resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing
 
 resource customVision 'Microsoft.CognitiveServices/accounts@2023-05-01' existing = {
   name: customVisionName
+}
+
+resource keyVault 'Microsoft.KeyVault/vaults@2023-07-01' existing = if (useKeyVault) {
+  name: keyVaultName
 }
 
 // ---- Custom Vision system-assigned identity: writes backups and notifications ----
@@ -225,13 +236,27 @@ resource fnMetricsPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01'
   }
 }
 
-// Training API (train, export, publish) for the follow-up automation; Trainer cannot
-// create or delete projects, which the handler never needs.
+// Training API for the follow-up automation: read iterations and figures, export, publish.
+// Trainer's data actions are CustomVision/* less project create, delete, import and export;
+// PublishIteration is one of them, so publishing needs no further role. Trainer cannot create
+// or delete projects, which the handler never needs.
 resource fnCustomVisionTrainer 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(customVision.id, functionPrincipalId, roles.cognitiveServicesCustomVisionTrainer)
   scope: customVision
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.cognitiveServicesCustomVisionTrainer)
+    principalId: functionPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// The training key through a Key Vault reference: read secrets, nothing else. The vault holds
+// that one secret, so vault scope is secret scope (the secret is created after deployment).
+resource fnKeyVaultSecretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (useKeyVault) {
+  name: guid(keyVault.id, functionPrincipalId, roles.keyVaultSecretsUser)
+  scope: keyVault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsUser)
     principalId: functionPrincipalId
     principalType: 'ServicePrincipal'
   }
@@ -276,6 +301,17 @@ resource userCustomVisionContributor 'Microsoft.Authorization/roleAssignments@20
   scope: customVision
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.cognitiveServicesCustomVisionContributor)
+    principalId: userPrincipalId
+    principalType: userPrincipalType
+  }
+}
+
+// Puts the training key into the vault after deployment (az keyvault secret set).
+resource userKeyVaultSecretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (grantUser && useKeyVault) {
+  name: guid(keyVault.id, userPrincipalId, roles.keyVaultSecretsOfficer)
+  scope: keyVault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsOfficer)
     principalId: userPrincipalId
     principalType: userPrincipalType
   }

@@ -31,6 +31,7 @@ use crate::notification::{IterationId, ProjectId};
 use crate::redact::redact;
 use crate::settings::Settings;
 use crate::storage::{StorageAccount, StorageError};
+use crate::training::TrainingClient;
 use hint::Hint;
 
 /// Failures of an export. All but [`ExportError::Rejected`] are worth a retry (a blob that is
@@ -126,8 +127,9 @@ struct SourceState {
 pub struct ExportProcessor<'a> {
     pub settings: &'a Settings,
     pub account: &'a StorageAccount,
-    /// The iteration's `trainedAt` (Training API), which orders `latest` when known.
-    pub trained_at: Option<OffsetDateTime>,
+    /// The Training API, when configured: the iteration's `trainedAt` orders `latest`, and
+    /// GetExports names the platform of a SAS source whose file name does not.
+    pub training: Option<&'a TrainingClient>,
 }
 
 impl ExportProcessor<'_> {
@@ -145,6 +147,19 @@ impl ExportProcessor<'_> {
             .blob_endpoint()
             .ok_or(StorageError::NoEndpoint("blob"))?;
         let mut report = ExportReport::default();
+        let trained_at = match self.training {
+            Some(client) => match client.get_iteration(project_id, iteration_id).await {
+                Ok(iteration) => iteration.trained_at,
+                // The copy is the job; the order can fall back to the blob's creation time.
+                Err(e) => {
+                    report.lines.push(format!(
+                        "warning: GetIteration failed ({e}); latest is ordered by creation time"
+                    ));
+                    None
+                }
+            },
+            None => None,
+        };
         let hint = hint::classify(
             model_uri,
             endpoint,
@@ -170,7 +185,12 @@ impl ExportProcessor<'_> {
                         "a SAS source cannot be tagged in place (a read SAS, not our blob): copied instead".into(),
                     );
                 }
-                let model = ExportedModel::from_sas(&url, project_id, iteration_id);
+                let mut model = ExportedModel::from_sas(&url, project_id, iteration_id);
+                if model.platform == crate::naming::Platform::Unknown {
+                    if let Some(platform) = self.platform_of(&url, project_id, iteration_id).await {
+                        model.platform = crate::naming::Platform::Known(platform);
+                    }
+                }
                 if model.platform == crate::naming::Platform::Unknown {
                     report.lines.push(format!(
                         "warning: the SAS source's file name names no platform; recorded as 'unknown' ({})",
@@ -210,10 +230,30 @@ impl ExportProcessor<'_> {
             }
         };
         for (model, state) in models {
-            let outcome = self.process_one(&model, state).await?;
+            let outcome = self.process_one(&model, state, trained_at).await?;
             report.lines.push(outcome.to_string());
         }
         Ok(report)
+    }
+
+    /// The platform of the export whose download URL is `url` (GetExports), if the Training
+    /// API is configured and knows it.
+    async fn platform_of(
+        &self,
+        url: &Url,
+        project_id: ProjectId,
+        iteration_id: IterationId,
+    ) -> Option<crate::notification::ExportPlatform> {
+        let exports = self
+            .training?
+            .get_exports(project_id, iteration_id)
+            .await
+            .ok()?;
+        exports.into_iter().find_map(|e| {
+            let download = Url::parse(e.download_uri.as_deref()?).ok()?;
+            let same = download.host_str() == url.host_str() && download.path() == url.path();
+            same.then_some(e.platform)
+        })
     }
 
     async fn backups(
@@ -300,6 +340,7 @@ impl ExportProcessor<'_> {
         &self,
         model: &ExportedModel,
         source: SourceState,
+        trained_at: Option<OffsetDateTime>,
     ) -> Result<ModelOutcome, ExportError> {
         let settings = self.settings;
         let mut outcome = ModelOutcome {
@@ -339,11 +380,10 @@ impl ExportProcessor<'_> {
             return Ok(outcome);
         }
         let order = OrderKey {
-            at: self
-                .trained_at
+            at: trained_at
                 .or(source.created)
                 .unwrap_or(OffsetDateTime::UNIX_EPOCH),
-            by: if self.trained_at.is_some() {
+            by: if trained_at.is_some() {
                 OrderBy::TrainedAt
             } else {
                 OrderBy::Created

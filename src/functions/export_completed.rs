@@ -50,7 +50,7 @@ pub async fn handle(invocation: &Invocation<'_>) -> Result<InvocationResponse, F
     let processor = ExportProcessor {
         settings: &app.settings,
         account: &app.account,
-        trained_at: None,
+        training: app.training.as_ref(),
     };
     match processor
         .process(project_id, iteration_id, model_uri.as_deref())

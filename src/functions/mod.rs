@@ -34,6 +34,8 @@ pub const FUNCTIONS: [&str; 3] = ["Notifications", "TrainingCompleted", "ExportC
 pub struct App {
     pub settings: Settings,
     pub account: StorageAccount,
+    /// The Training API, when configured.
+    pub training: Option<crate::training::TrainingClient>,
 }
 
 /// One invocation: the app, which function, and what the host sent.
@@ -82,7 +84,7 @@ impl App {
         };
         match name {
             "Notifications" => notifications::handle(&invocation),
-            "TrainingCompleted" => training_completed::handle(&invocation),
+            "TrainingCompleted" => training_completed::handle(&invocation).await,
             _ => export_completed::handle(&invocation).await,
         }
     }
@@ -102,7 +104,11 @@ pub(crate) mod test_support {
         let settings = Settings::from_lookup(&|k| (k == "CV_STORAGE").then(|| cs.clone())).unwrap();
         let account =
             StorageAccount::new(&settings.storage, &crate::storage::http_client()).unwrap();
-        App { settings, account }
+        App {
+            settings,
+            account,
+            training: None,
+        }
     }
 
     /// A request as the host sends it: the message text JSON-encoded twice, a quoted `Id`.

@@ -14,7 +14,7 @@ pub struct TrainingEvent {
     pub status: TrainingStatus,
 }
 
-pub fn handle(invocation: &Invocation) -> Result<InvocationResponse, FunctionError> {
+pub async fn handle(invocation: &Invocation<'_>) -> Result<InvocationResponse, FunctionError> {
     let text = invocation.message_text()?;
     let event = match Notification::parse(&text) {
         Ok(Notification::Training {
@@ -32,22 +32,47 @@ pub fn handle(invocation: &Invocation) -> Result<InvocationResponse, FunctionErr
         }
         Err(e) => return Ok(invocation.reject(&text, &e.to_string())),
     };
-    let logs = act(&event)?;
+    let logs = act(invocation, &event).await?;
     Ok(InvocationResponse {
         logs,
         ..Default::default()
     })
 }
 
+/// With the Training API configured: the report, the exports and the publish
+/// ([`crate::automation`]). Without it, a log line.
+async fn act(
+    invocation: &Invocation<'_>,
+    event: &TrainingEvent,
+) -> Result<Vec<String>, FunctionError> {
+    let app = invocation.app;
+    let Some(client) = &app.training else {
+        return Ok(log_only(event));
+    };
+    let store = app
+        .account
+        .container(&app.settings.model_store_container)
+        .map_err(|e| FunctionError::Transient(e.to_string()))?;
+    let automation = crate::automation::Automation {
+        client,
+        settings: &app.settings.automation,
+        store: &store,
+    };
+    automation
+        .after_training(event.project_id, event.iteration_id, event.status)
+        .await
+        .map_err(|e| FunctionError::Transient(e.to_string()))
+}
+
 /// A failed training is the user's news, not this function's failure: a warning, answered 200.
-fn act(event: &TrainingEvent) -> Result<Vec<String>, FunctionError> {
+fn log_only(event: &TrainingEvent) -> Vec<String> {
     let (project_id, iteration_id, status) =
         (event.project_id, event.iteration_id, event.status.as_str());
     let line = format!("training of project {project_id} iteration {iteration_id}: {status}");
-    Ok(vec![match event.status {
+    vec![match event.status {
         TrainingStatus::Completed => line,
         TrainingStatus::Failed => format!("warning: {line}"),
-    }])
+    }]
 }
 
 #[cfg(test)]
@@ -59,12 +84,15 @@ mod tests {
     fn run(message: &str) -> InvocationResponse {
         let app = app();
         let req = request(message);
-        handle(&Invocation {
-            app: &app,
-            function: "TrainingCompleted",
-            request: &req,
-        })
-        .unwrap()
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(handle(&Invocation {
+                app: &app,
+                function: "TrainingCompleted",
+                request: &req,
+            }))
+            .unwrap()
     }
 
     #[test]

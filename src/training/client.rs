@@ -20,9 +20,9 @@ use super::config::{TrainingAuthSettings, TrainingSettings};
 use super::error::{parse_error_body, scrub, TrainingError};
 use super::models::{Export, ExportFlavor, Iteration, IterationPerformance, NewProject, Project};
 use super::retry::{is_retryable_status, retry_after, RetryPolicy};
-use crate::storage::SharedHttp;
 use crate::notification::{ExportPlatform, IterationId, ProjectId};
 use crate::settings::Secret;
+use crate::storage::SharedHttp;
 
 /// The Entra ID scope of every Cognitive Services resource.
 pub const COGNITIVE_SERVICES_SCOPE: &str = "https://cognitiveservices.azure.com/.default";

@@ -229,3 +229,33 @@ pub fn export_message(
     }
     serde_json::json!({"version": "1.0", "type": "Export", "Content": content}).to_string()
 }
+
+/// A read SAS for a blob of `container`, as Custom Vision hands one out; expired if asked.
+pub fn sas_url(app: &TestApp, container: &str, blob: &str, expired: bool) -> String {
+    let mut url = app.probe.account.plain_blob_url(container, blob).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let (start, expiry) = if expired {
+        (
+            now - time::Duration::hours(2),
+            now - time::Duration::hours(1),
+        )
+    } else {
+        (
+            now - time::Duration::minutes(5),
+            now + time::Duration::hours(1),
+        )
+    };
+    let key = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        customvision_events::settings::AZURITE_KEY,
+    )
+    .unwrap();
+    url.set_query(Some(&customvision_events::storage::sas::blob_read_sas(
+        customvision_events::settings::AZURITE_ACCOUNT,
+        &key,
+        &url,
+        start,
+        expiry,
+    )));
+    url.to_string()
+}

@@ -1,9 +1,12 @@
 //! End to end: messages into a real Azurite queue, the real binary under the dev host,
 //! outcomes read back from storage. Every wait is a poll with a deadline.
 
+#[path = "../support/custom_vision.rs"]
+mod custom_vision;
 mod helpers;
 mod model_store;
 mod proxy;
+mod training;
 
 use base64::Engine as _;
 use helpers::*;

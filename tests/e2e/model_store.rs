@@ -7,44 +7,20 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use base64::Engine as _;
 use serde_json::Value;
-use time::{Duration as TimeDuration, OffsetDateTime};
 use url::Url;
 
 use customvision_events::model_store::index::{rebuild, ModelIndex};
 use customvision_events::model_store::{OrderBy, OrderKey};
 use customvision_events::notification::{IterationId, ProjectId};
-use customvision_events::settings::{AZURITE_ACCOUNT, AZURITE_KEY};
-use customvision_events::storage::{list_blobs, sas};
+use customvision_events::settings::AZURITE_ACCOUNT;
+use customvision_events::storage::list_blobs;
 
 use crate::backup_name;
 use crate::helpers::*;
 
 /// Custom Vision's own storage, as far as a SAS `modelUri` goes.
 const CV_EXPORTS: &str = "cv-exports";
-
-/// A read SAS for a blob of `container`, as Custom Vision hands one out; expired if asked.
-fn sas_url(app: &TestApp, container: &str, blob: &str, expired: bool) -> String {
-    let mut url = app.probe.account.plain_blob_url(container, blob).unwrap();
-    let now = OffsetDateTime::now_utc();
-    let (start, expiry) = if expired {
-        (now - TimeDuration::hours(2), now - TimeDuration::hours(1))
-    } else {
-        (now - TimeDuration::minutes(5), now + TimeDuration::hours(1))
-    };
-    let key = base64::engine::general_purpose::STANDARD
-        .decode(AZURITE_KEY)
-        .unwrap();
-    url.set_query(Some(&sas::blob_read_sas(
-        AZURITE_ACCOUNT,
-        &key,
-        &url,
-        start,
-        expiry,
-    )));
-    url.to_string()
-}
 
 async fn index_of(app: &TestApp, project: &str) -> ModelIndex {
     let blob = app

@@ -13,6 +13,8 @@ ALLOWED_ROLES: dict[str, tuple[str, str]] = {
     "monitoringMetricsPublisher": ("3913510d-42f4-4e42-8a64-420c390055eb", "Monitoring Metrics Publisher"),
     "cognitiveServicesCustomVisionTrainer": ("0a5ae4ab-0d65-4eeb-be61-29fc9b54394b", "Cognitive Services Custom Vision Trainer"),
     "cognitiveServicesCustomVisionContributor": ("c1ff6cc2-c111-46fe-8896-e0ef812ad9f3", "Cognitive Services Custom Vision Contributor"),
+    "keyVaultSecretsUser": ("4633458b-17de-408a-b874-0445c86b69e6", "Key Vault Secrets User"),
+    "keyVaultSecretsOfficer": ("b86a8fe4-44ce-4948-aee5-eccb2c155cd7", "Key Vault Secrets Officer"),
 }
 
 # Data roles that must be scoped to a container or queue (not an account) unless the

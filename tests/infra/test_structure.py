@@ -137,6 +137,8 @@ def test_role_assignment_matrix_is_exactly_the_intended_one():
         (user, "storageBlobDataContributor", "modelStoreContainer"),
         (user, "storageQueueDataContributor", "notificationQueue"),
         (user, "cognitiveServicesCustomVisionContributor", "customVision"),
+        (fn, "keyVaultSecretsUser", "keyVault"),               # only with trainingKeyInKeyVault
+        (user, "keyVaultSecretsOfficer", "keyVault"),          # only with trainingKeyInKeyVault
     }
     assert assignment_matrix(RBAC) == expected
 
@@ -298,7 +300,13 @@ HANDLER_SETTINGS = {
     "CV_MODEL_URI_HOSTS": None,
     "LATEST_ALIAS": None,
     "MODEL_INDEX": None,
-    "CV_TRAINING_ENDPOINT": None,
+    "CUSTOM_VISION_ENDPOINT": None,
+    "AUTO_EXPORT_PLATFORMS": None,
+    "PUBLISH_NAME": None,
+    "PREDICTION_RESOURCE_ID": None,
+    "PUBLISH_MIN_PRECISION": None,
+    "PUBLISH_MIN_RECALL": None,
+    "REPORT_THRESHOLD": None,
     "CV_STORAGE__credential": "managedidentity",
     "CV_STORAGE__clientId": None,
     "CV_STORAGE__blobServiceUri": None,
@@ -314,9 +322,16 @@ def _resolve(tree, node):
     return value
 
 
+def _app_settings(tree):
+    """The appSettings object of the function module: `union(trainingKeySettings, {...})`."""
+    node = b.prop(b.module_params(tree, "function"), "appSettings")
+    objects = [n for n in node.children[-1].children if n.type == "object"] if node.type == "call_expression" else [node]
+    return b.object_props(objects[-1])
+
+
 def test_handler_app_settings_are_all_set():
     tree = b.parse_file(MAIN)
-    settings = b.object_props(b.prop(b.module_params(tree, "function"), "appSettings"))
+    settings = _app_settings(tree)
     missing = sorted(set(HANDLER_SETTINGS) - set(settings))
     assert not missing, f"missing app settings: {missing}"
     for key, want in HANDLER_SETTINGS.items():
@@ -416,3 +431,15 @@ def test_azure_yaml_describes_the_handler_service():
     hook = svc["hooks"]["prepackage"]
     run = hook["run"] if isinstance(hook, dict) else hook[0]["run"]
     assert "x86_64-unknown-linux-musl" in run and "handler" in run
+
+
+def test_the_training_key_is_only_a_key_vault_reference():
+    text = MAIN.read_text()
+    assert "CUSTOM_VISION_TRAINING_KEY: '@Microsoft.KeyVault(VaultName=${keyVault.outputs.name};SecretName=${keyVault.outputs.secretName})'" in text
+    assert "trainingKeyInKeyVault ? {" in text
+    kv = b.INFRA / "app" / "keyvault.bicep"
+    vault = next(r for r in b.resources(b.parse_file(kv), kv) if r.type == "Microsoft.KeyVault/vaults")
+    for key in ("enableRbacAuthorization", "enableSoftDelete", "enablePurgeProtection"):
+        assert b.literal(b.prop(vault.body, f"properties.{key}")) is True, key
+    # No secret value anywhere in the template: the key is put in after deployment.
+    assert "Microsoft.KeyVault/vaults/secrets" not in kv.read_text()

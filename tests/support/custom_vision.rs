@@ -173,6 +173,10 @@ struct State {
     requests: Vec<Recorded>,
     connections: usize,
     accept_bearer: bool,
+    /// What the service remembers between calls, per (project, iteration): the exports asked
+    /// for, and the name an iteration is published under.
+    exports: HashMap<(String, String), Vec<Value>>,
+    published: HashMap<(String, String), String>,
 }
 
 pub struct CustomVisionFixture {
@@ -322,7 +326,7 @@ async fn handle(
                 Some(c) => c,
                 None => match s.defaults.get(&r) {
                     Some(c) => c.clone(),
-                    None => realistic(r, &recorded),
+                    None => realistic(r, &recorded, &mut s),
                 },
             },
         }
@@ -358,8 +362,11 @@ fn route_of(method: &str, path: &str) -> Option<Route> {
     }
 }
 
-/// The answer the service would give, built from the request's ids and parameters.
-fn realistic(route: Route, req: &Recorded) -> Canned {
+/// The answer the service would give, built from the request's ids and parameters and from
+/// what earlier calls did: an export asked for is listed by GetExports, and asked for again
+/// answers "already queued"; a published iteration has its `publishName`, and publishing it
+/// again is refused.
+fn realistic(route: Route, req: &Recorded, state: &mut State) -> Canned {
     let segments: Vec<&str> = req.path.split('/').collect();
     // ["", "customvision", "v3.3", "training", "projects", P, "iterations", I, ...]
     let project = segments.get(5).copied().unwrap_or(bodies::PROJECT_ID);
@@ -386,17 +393,53 @@ fn realistic(route: Route, req: &Recorded) -> Canned {
             }
             Canned::ok(answer)
         }
-        Route::GetIteration => Canned::ok(bodies::iteration(project, iteration, "Completed")),
+        Route::GetIteration => {
+            let mut body = bodies::iteration(project, iteration, "Completed");
+            if let Some(name) = state
+                .published
+                .get(&(project.to_string(), iteration.to_string()))
+            {
+                body["publishName"] = json!(name);
+                body["originalPublishResourceId"] = json!(bodies::PREDICTION_ID);
+            }
+            Canned::ok(body)
+        }
         Route::GetIterationPerformance => Canned::ok(bodies::performance()),
         Route::ExportIteration => {
             let platform = req.query_value("platform").unwrap_or_default();
-            Canned::ok(json!({
+            let flavor = req.query_value("flavor");
+            let key = (project.to_string(), iteration.to_string());
+            let exports = state.exports.entry(key).or_default();
+            let queued = exports.iter().any(|e| {
+                e["platform"] == json!(platform)
+                    && e["flavor"] == json!(flavor)
+                    && e["status"] != json!("Failed")
+            });
+            if queued {
+                return Canned::export_already_queued(iteration);
+            }
+            let export = json!({
                 "platform": platform, "status": "Exporting", "downloadUri": null,
-                "flavor": req.query_value("flavor"), "newerVersionAvailable": false
-            }))
+                "flavor": flavor, "newerVersionAvailable": false
+            });
+            exports.push(export.clone());
+            Canned::ok(export)
         }
-        Route::GetExports => Canned::ok(json!([])),
-        Route::PublishIteration => Canned::ok(json!(true)),
+        Route::GetExports => Canned::ok(json!(state
+            .exports
+            .get(&(project.to_string(), iteration.to_string()))
+            .cloned()
+            .unwrap_or_default())),
+        Route::PublishIteration => {
+            let key = (project.to_string(), iteration.to_string());
+            if state.published.contains_key(&key) {
+                return Canned::already_published();
+            }
+            state
+                .published
+                .insert(key, req.query_value("publishName").unwrap_or_default());
+            Canned::ok(json!(true))
+        }
     }
 }
 

@@ -177,6 +177,10 @@ class Handler:
             "CV_BACKUP_CONTAINER": BACKUPS,
             "MODEL_STORE_CONTAINER": MODELS,
             "RUST_LOG": "warn",
+            # Like for like with the peer: the copy-and-tag work only, no `latest` alias or
+            # index (each costs two requests more per export).
+            "LATEST_ALIAS": "false",
+            "MODEL_INDEX": "false",
         })
         return env
 
@@ -637,8 +641,9 @@ async def upload_large(service, export):
 
 
 async def verify(service, exports, action, size):
-    """The copy exists, has the source's bytes count, the four index tags and the metadata with
-    the backup's current ETag; for `both`, the backup is tagged in place too."""
+    """The copy exists, has the source's bytes count, the four index tags (the Rust handler adds
+    a fifth, `kind`) and the metadata with the backup's current ETag; for `both`, the backup is
+    tagged in place too."""
     problems, bad = [], 0
     for e in exports:
         before = len(problems)
@@ -656,7 +661,7 @@ async def verify(service, exports, action, size):
             continue
         if cprops.size != size:
             problems.append(f"{e.copy}: {cprops.size} bytes, want {size}")
-        if ctags != want_tags:
+        if {k: v for k, v in ctags.items() if k != "kind"} != want_tags:
             problems.append(f"{e.copy}: tags {ctags}")
         meta = cprops.metadata or {}
         if (meta.get("cvprojectid"), meta.get("cviterationid"), meta.get("cvplatform"),
@@ -666,7 +671,7 @@ async def verify(service, exports, action, size):
             problems.append(f"{e.copy}: cvsourceetag {meta.get('cvsourceetag')} != {bprops.etag}")
         btags = await backup.get_blob_tags()
         if action == "both":
-            if btags != want_tags:
+            if {k: v for k, v in btags.items() if k != "kind"} != want_tags:
                 problems.append(f"{e.name}: backup tags {btags}")
             if (bprops.metadata or {}).get("cvsourceblob") != f"{BACKUPS}/{e.name}":
                 problems.append(f"{e.name}: backup metadata {bprops.metadata}")
@@ -1061,6 +1066,16 @@ def report(results, args, info):
     for op in ops:
         cells = [fmt(h.get(k, {}).get(op, 0.0), 2) for k in cases for h in (rust, peer)]
         out.append(f"| {op} | {' | '.join(cells)} |")
+    criterion = ROOT / "bench/.criterion.txt"
+    if criterion.exists():
+        out += ["", "## In-process parts (criterion, `cargo bench --bench inprocess`)", "",
+                "| benchmark | time per iteration |", "|---|---:|"]
+        for line in criterion.read_text().splitlines():
+            # bencher format: "test <name> ... bench:  <ns> ns/iter (+/- <dev>)"
+            if line.startswith("test ") and " bench:" in line:
+                name = line[5:line.index(" ... ")]
+                ns = line.split("bench:")[1].split("ns/iter")[0].strip().replace(",", "")
+                out.append(f"| {name} | {int(ns) / 1000:.2f} µs |")
     for h in (rust, peer):
         if h["failures"] or h["verify"]:
             out += ["", f"## Problems: {h['label']}", ""]

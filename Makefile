@@ -13,7 +13,8 @@ $(AZURITE): package.json package-lock.json
 
 ## Azurite + dev host + handler, the seed's notifications end to end; stops what it started.
 demo: $(AZURITE)
-	cargo run --quiet -- demo
+	cargo build --quiet --bins
+	target/debug/cvctl demo
 
 ## Everything CI runs.
 test: $(AZURITE) lint unit infra-check

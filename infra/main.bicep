@@ -98,6 +98,8 @@ var backupContainerName = 'customvision-backups'
 var modelStoreContainerName = 'models'
 // Rejected messages too large for their queue record; written by the functions' blob output.
 var rejectedContainerName = 'customvision-rejected'
+// A record of each ConnectionTest the app handled; `cvctl verify` reads it.
+var statusContainerName = 'customvision-status'
 var notificationQueueName = 'customvision-notifications'
 var trainingQueueName = 'customvision-training'
 var exportQueueName = 'customvision-exports'
@@ -129,6 +131,7 @@ module dataStorage 'app/storage.bicep' = {
       backupContainerName
       modelStoreContainerName
       rejectedContainerName
+      statusContainerName
     ]
     queueNames: queueNames
     enableDataProtection: true
@@ -220,6 +223,7 @@ module rbac 'app/rbac.bicep' = {
     backupContainerName: backupContainerName
     modelStoreContainerName: modelStoreContainerName
     rejectedContainerName: rejectedContainerName
+    statusContainerName: statusContainerName
     notificationQueueName: notificationQueueName
     functionQueueNames: queueNames
     customVisionPrincipalId: customVisionPrincipalId
@@ -255,6 +259,7 @@ module function 'app/function.bicep' = {
       CV_EXPORT_QUEUE: exportQueueName
       CV_REJECTED_QUEUE: rejectedQueueName
       CV_REJECTED_CONTAINER: rejectedContainerName
+      CV_STATUS_CONTAINER: statusContainerName
       CV_BACKUP_CONTAINER: backupContainerName
       MODEL_STORE_CONTAINER: modelStoreContainerName
       EXPORT_ACTION: exportAction
@@ -303,4 +308,4 @@ output CV_BACKUP_CONTAINER string = backupContainerName
 output MODEL_STORE_CONTAINER string = modelStoreContainerName
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
 output KEY_VAULT_NAME string = trainingKeyInKeyVault ? keyVault.outputs.name : ''
-output CV_REJECTED_CONTAINER_NAME string = rejectedContainerName
+output CV_STATUS_CONTAINER string = statusContainerName

@@ -1,7 +1,6 @@
 //! customvision-events: an Azure Functions custom handler for Custom Vision notifications.
 pub mod automation;
 pub mod base64text;
-pub mod demo;
 pub mod devhost;
 pub mod envelope;
 pub mod export;
@@ -11,6 +10,7 @@ pub mod naming;
 pub mod notification;
 pub mod redact;
 pub mod seed;
+pub mod serve;
 pub mod server;
 pub mod settings;
 pub mod storage;

@@ -13,6 +13,7 @@ use crate::training::TrainingSettings;
 pub const DEFAULT_BACKUP_CONTAINER: &str = "customvision-backups";
 pub const DEFAULT_MODEL_STORE_CONTAINER: &str = "models";
 pub const DEFAULT_REJECTED_CONTAINER: &str = "customvision-rejected";
+pub const DEFAULT_STATUS_CONTAINER: &str = "customvision-status";
 /// Well-known Azurite account and key (public, documented by Microsoft; not a secret).
 pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
 pub const AZURITE_KEY: &str =
@@ -261,6 +262,9 @@ pub struct Settings {
     /// Where a rejected message too large for its queue record is kept (the functions' blob
     /// output binding writes it; the handler names it in the record).
     pub rejected_container: String,
+    /// Where `Notifications` leaves a record of each ConnectionTest it handled (its blob output
+    /// binding writes it; `cvctl verify` reads it).
+    pub status_container: String,
     pub export_action: ExportAction,
     pub model_path_template: PathTemplate,
     /// Hosts a SAS `modelUri` may name (`CV_MODEL_URI_HOSTS`).
@@ -338,6 +342,7 @@ impl Settings {
                 DEFAULT_MODEL_STORE_CONTAINER,
             )?,
             rejected_container: container("CV_REJECTED_CONTAINER", DEFAULT_REJECTED_CONTAINER)?,
+            status_container: container("CV_STATUS_CONTAINER", DEFAULT_STATUS_CONTAINER)?,
             export_action,
             model_path_template,
             model_uri_hosts,

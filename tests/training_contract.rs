@@ -592,3 +592,85 @@ async fn prism_rejects_what_the_contract_forbids() {
         .unwrap()
         .contains("platform"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// `cvctl integrate`, the binary, through the same recorder
+
+/// Runs `cvctl integrate` against Prism (through the recorder), with the repository's settings.
+async fn cvctl_integrate(c: &Contract, args: &[&str]) -> std::process::Output {
+    let endpoint = c.recorder.endpoint().to_string();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_cvctl"))
+            .arg("--root")
+            .arg(env!("CARGO_MANIFEST_DIR"))
+            .args(["--set", &format!("CUSTOM_VISION_ENDPOINT={endpoint}")])
+            .args(["--set", "CUSTOM_VISION_TRAINING_KEY=contract-test-key"])
+            .arg("integrate")
+            .args(&args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+const QUEUE_URI: &str = "https://stcvevents.queue.core.windows.net/customvision-notifications";
+const CONTAINER_URI: &str = "https://stcvevents.blob.core.windows.net/customvision-backups";
+
+#[tokio::test]
+async fn cvctl_integrate_an_existing_project_conforms() {
+    let c = contract().await;
+    let out = cvctl_integrate(
+        &c,
+        &[
+            "--project",
+            PROJECT,
+            "--queue-uri",
+            QUEUE_URI,
+            "--container-uri",
+            CONTAINER_URI,
+        ],
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("notificationQueueUri   : (none) → {QUEUE_URI}")),
+        "{stdout}"
+    );
+    // GetProject, then UpdateProject: both as the contract has them.
+    c.assert_conforms("cvctl integrate --project", 2);
+}
+
+#[tokio::test]
+async fn cvctl_integrate_a_new_project_conforms() {
+    let c = contract().await;
+    let out = cvctl_integrate(
+        &c,
+        &[
+            "--create",
+            "parts-inspection",
+            "--queue-uri",
+            QUEUE_URI,
+            "--container-uri",
+            CONTAINER_URI,
+        ],
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    c.assert_conforms("cvctl integrate --create", 1);
+    let sent = &c.recorder.exchanges()[0].path_and_query;
+    assert!(
+        sent.contains("notificationQueueUri=") && sent.contains("exportModelContainerUri="),
+        "{sent}"
+    );
+}

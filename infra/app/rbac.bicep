@@ -13,6 +13,8 @@ param backupContainerName string
 param modelStoreContainerName string
 @description('Container the functions keep large rejected messages in (blob output binding).')
 param rejectedContainerName string
+@description('Container Notifications records handled ConnectionTests in (blob output binding).')
+param statusContainerName string
 param notificationQueueName string
 
 @description('Queues the Function App triggers on or writes to, poison queues included.')
@@ -44,6 +46,7 @@ var roles = {
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
   cognitiveServicesCustomVisionTrainer: '0a5ae4ab-0d65-4eeb-be61-29fc9b54394b'
   cognitiveServicesCustomVisionContributor: 'c1ff6cc2-c111-46fe-8896-e0ef812ad9f3'
+  storageBlobDataReader: '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1'
   keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
   keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
 }
@@ -74,6 +77,11 @@ resource modelStoreContainer 'Microsoft.Storage/storageAccounts/blobServices/con
 resource rejectedContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' existing = {
   parent: dataBlobService
   name: rejectedContainerName
+}
+
+resource statusContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' existing = {
+  parent: dataBlobService
+  name: statusContainerName
 }
 
 resource dataQueueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' existing = {
@@ -194,6 +202,17 @@ resource fnRejectedBlob 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
+// Notifications' blob output records each handled ConnectionTest there.
+resource fnStatusBlob 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(statusContainer.id, functionPrincipalId, roles.storageBlobDataContributor)
+  scope: statusContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
+    principalId: functionPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
 // AzureWebJobsStorage (leases, host keys, diagnostics) and the Flex deployment package.
 resource fnHostBlobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(hostAccount.id, functionPrincipalId, roles.storageBlobDataOwner)
@@ -289,6 +308,17 @@ resource userNotificationQueue 'Microsoft.Authorization/roleAssignments@2022-04-
   scope: notificationQueue
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataContributor)
+    principalId: userPrincipalId
+    principalType: userPrincipalType
+  }
+}
+
+// `cvctl verify` reads the records of handled ConnectionTests.
+resource userStatusReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (grantUser) {
+  name: guid(statusContainer.id, userPrincipalId, roles.storageBlobDataReader)
+  scope: statusContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataReader)
     principalId: userPrincipalId
     principalType: userPrincipalType
   }

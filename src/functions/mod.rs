@@ -26,6 +26,9 @@ pub const EXPORT_OUTPUT: &str = "exportEvents";
 pub const REJECTED_OUTPUT: &str = "rejected";
 /// Blob output that keeps a rejected message too large for its queue record.
 pub const REJECTED_BLOB_OUTPUT: &str = "rejectedText";
+/// Blob output of `Notifications` recording a handled ConnectionTest
+/// (`%CV_STATUS_CONTAINER%/connection-tests/{Id}.json`), which `cvctl verify` reads.
+pub const CONNECTION_TEST_OUTPUT: &str = "connectionTest";
 
 /// The functions this handler serves, by folder name.
 pub const FUNCTIONS: [&str; 3] = ["Notifications", "TrainingCompleted", "ExportCompleted"];

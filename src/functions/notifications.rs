@@ -3,7 +3,7 @@
 //! functions on the same queue would each lose the other's messages.
 
 use super::outputs::fits_queue;
-use super::{FunctionError, Invocation, EXPORT_OUTPUT, TRAINING_OUTPUT};
+use super::{FunctionError, Invocation, CONNECTION_TEST_OUTPUT, EXPORT_OUTPUT, TRAINING_OUTPUT};
 use crate::envelope::InvocationResponse;
 use crate::notification::Notification;
 
@@ -51,7 +51,28 @@ pub fn handle(invocation: &Invocation) -> Result<InvocationResponse, FunctionErr
         response = response.log(format!("warning: {warning}"));
     }
     Ok(match route(&notification) {
-        Route::Acknowledge(line) => response.log(line),
+        // A record of the test, for `cvctl verify` to find: the project is wired and the app
+        // is reading its queue.
+        Route::Acknowledge(line) => response.log(line).output(
+            CONNECTION_TEST_OUTPUT,
+            serde_json::Map::from_iter([
+                (
+                    "projectId".to_string(),
+                    notification.project_id().to_string().into(),
+                ),
+                (
+                    "messageId".to_string(),
+                    invocation.request.message_id().into(),
+                ),
+                (
+                    "receivedAt".to_string(),
+                    time::OffsetDateTime::now_utc()
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .unwrap_or_default()
+                        .into(),
+                ),
+            ]),
+        ),
         Route::Forward(binding) => response
             .log(format!(
                 "{} notification for project {} routed to {binding}",
@@ -86,13 +107,14 @@ mod tests {
     }
 
     #[test]
-    fn connection_test_is_acknowledged_without_outputs() {
+    fn connection_test_is_acknowledged_and_recorded() {
         let msg = format!(
             r#"{{"version":"1.0","type":"ConnectionTest","Content":{{"projectId":"{P}"}}}}"#
         );
         let r = handle_text(&msg);
-        assert!(r.outputs.is_empty());
         assert_eq!(r.logs, vec![format!("ConnectionTest from project {P}")]);
+        assert_eq!(r.outputs.len(), 1, "only the record of the test");
+        assert_eq!(r.outputs[CONNECTION_TEST_OUTPUT]["projectId"], P);
     }
 
     #[test]

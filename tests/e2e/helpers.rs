@@ -1,4 +1,4 @@
-//! One private Azurite per test, the real `handler` binary under `handler dev-host`, and a
+//! One private Azurite per test, the real `handler` binary under `cvctl dev-host`, and a
 //! storage probe. Everything started here stops when the `TestApp` drops.
 
 use std::io::{BufRead, BufReader};
@@ -88,16 +88,16 @@ async fn spawn(settings: &[(&str, &str)], azurite: Option<(Azurite, u16)>) -> Te
     }
 }
 
-/// The real binary under `handler dev-host`, its output collected into `output`.
+/// The real `handler` binary under `cvctl dev-host`, their output collected into `output`.
 fn start_devhost(
     connection: &str,
     settings: &[(String, String)],
     output: &Arc<Mutex<String>>,
 ) -> Child {
-    let exe = env!("CARGO_BIN_EXE_handler");
-    let mut command = Command::new(exe);
+    let handler = env!("CARGO_BIN_EXE_handler");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cvctl"));
     command
-        .args(["dev-host", "--handler", exe])
+        .args(["dev-host", "--handler", handler])
         .arg("--root")
         .arg(root())
         // Short back-off and retry delay so a test takes seconds; the semantics are host.json's.
@@ -141,6 +141,11 @@ fn start_devhost(
 }
 
 impl TestApp {
+    /// The connection string the dev hosts are given.
+    pub fn connection(&self) -> &str {
+        &self.connection
+    }
+
     /// A second host on the same queues, as on a scale-out: both compete for every message.
     pub fn add_host(&mut self) {
         let devhost = start_devhost(&self.connection, &self.settings, &self.output);
@@ -258,4 +263,29 @@ pub fn sas_url(app: &TestApp, container: &str, blob: &str, expired: bool) -> Str
         expiry,
     )));
     url.to_string()
+}
+
+/// What a `cvctl` run printed, and how it ended.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs the `cvctl` binary with the repository's settings, `settings` over them.
+pub async fn cvctl(settings: &[(&str, &str)], args: &[&str]) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cvctl"));
+    command.arg("--root").arg(root());
+    for (k, v) in settings {
+        command.args(["--set", &format!("{k}={v}")]);
+    }
+    command.args(args).env("RUST_LOG", "warn");
+    let out = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
 }

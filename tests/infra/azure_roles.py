@@ -8,6 +8,7 @@ ALLOWED_ROLES: dict[str, tuple[str, str]] = {
     # key in rbac.bicep: (role definition id, display name)
     "storageBlobDataContributor": ("ba92f5b4-2d11-453d-a403-e96b0029c9fe", "Storage Blob Data Contributor"),
     "storageBlobDataOwner": ("b7e6dc6d-f1e8-4753-8033-0f276bb0955b", "Storage Blob Data Owner"),
+    "storageBlobDataReader": ("2a2b9908-6ea1-4ae2-8e65-a410df84e7d1", "Storage Blob Data Reader"),
     "storageQueueDataContributor": ("974c5e8b-45b9-4653-ba55-5f855dd0fb88", "Storage Queue Data Contributor"),
     "storageTableDataContributor": ("0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3", "Storage Table Data Contributor"),
     "monitoringMetricsPublisher": ("3913510d-42f4-4e42-8a64-420c390055eb", "Monitoring Metrics Publisher"),
@@ -21,6 +22,7 @@ ALLOWED_ROLES: dict[str, tuple[str, str]] = {
 # account is the Functions host account or the assignment is the opt-in widening.
 STORAGE_DATA_ROLES = {
     "storageBlobDataContributor",
+    "storageBlobDataReader",
     "storageBlobDataOwner",
     "storageQueueDataContributor",
     "storageTableDataContributor",

@@ -1,0 +1,169 @@
+//! `cvctl`: the Custom Vision storage integration, from the command line. It does the seed's
+//! manual steps (`integrate`, `verify`), writes realistic notifications (`simulate`), shows the
+//! model store (`models`), and runs the functions locally (`dev-host`, `demo`). It reads the
+//! same settings as the handler, and shares its library.
+//!
+//! Exit codes: 0 success, 1 a check failed, 2 a usage error, 3 a service could not be reached.
+
+mod context;
+mod demo;
+mod integrate;
+mod models;
+mod simulate;
+mod verify;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+use context::{CliError, Context};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cvctl",
+    version,
+    about = "Wire Custom Vision projects to storage, check the wiring, simulate notifications, list the model store",
+    after_help = "Settings come from local.settings.json under --root, the environment over it, and --set over both.\n\
+                  Exit codes: 0 success, 1 a check failed, 2 a usage error, 3 a service could not be reached."
+)]
+struct Cli {
+    /// The folder with local.settings.json, host.json and the function folders.
+    #[arg(long, global = true, value_name = "DIR", default_value = ".")]
+    root: PathBuf,
+    /// A setting for this run, over local.settings.json and the environment (repeatable).
+    #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Point a project at the notification queue and the backup container (UpdateProject or
+    /// CreateProject), keeping its other settings.
+    Integrate(integrate::Args),
+    /// Check the wiring end to end: access, the project's URLs, the test blob, the ConnectionTest.
+    Verify(verify::Args),
+    /// Write notifications as Custom Vision does, in the seed's formats, to the notification queue.
+    Simulate(simulate::Args),
+    /// List a project's models in the model store, newest first, `latest` marked.
+    Models(models::Args),
+    /// Run the functions against the storage queues, as the Functions host does.
+    DevHost(DevHostArgs),
+    /// Azurite, the dev host and the handler, and the seed's notifications, end to end.
+    Demo {
+        /// The handler executable (default: `handler` beside this one).
+        #[arg(long, value_name = "PATH")]
+        handler: Option<PathBuf>,
+    },
+    /// Print shell completions.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct DevHostArgs {
+    /// The handler executable (default: `handler` beside this one, else host.json's).
+    #[arg(long, value_name = "PATH")]
+    handler: Option<PathBuf>,
+    /// Override extensions.queues.maxPollingInterval.
+    #[arg(long, value_name = "MS")]
+    max_polling_interval_ms: Option<u64>,
+    /// Override extensions.queues.visibilityTimeout.
+    #[arg(long, value_name = "MS")]
+    visibility_timeout_ms: Option<u64>,
+}
+
+/// The `handler` built beside this binary, if there is one.
+fn sibling_handler() -> Option<PathBuf> {
+    let path = std::env::current_exe().ok()?.with_file_name("handler");
+    path.exists().then_some(path)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    customvision_events::redact::init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return CliError::check(format!("cannot start the async runtime: {e}")).report(),
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => e.report(),
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode, CliError> {
+    let root = cli.root;
+    match cli.command {
+        Command::Integrate(args) => {
+            let mut ctx = Context::load(&root, &cli.set)?;
+            integrate::run(&mut ctx, &args).await?;
+        }
+        Command::Verify(args) => {
+            let ctx = Context::load(&root, &cli.set)?;
+            let results = verify::run(&ctx, &args).await?;
+            if !verify::print(&results) {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        Command::Simulate(args) => {
+            let ctx = Context::load(&root, &cli.set)?;
+            let written = simulate::run(&ctx, &args).await?;
+            if let Some(blob) = &written.blob {
+                println!("wrote blob {blob}");
+            }
+            println!(
+                "queued for project {}{}:\n{}",
+                written.project,
+                written
+                    .iteration
+                    .as_deref()
+                    .map(|i| format!(", iteration {i}"))
+                    .unwrap_or_default(),
+                customvision_events::redact::redact(&written.message)
+            );
+        }
+        Command::Models(args) => {
+            let ctx = Context::load(&root, &cli.set)?;
+            let listing = models::list(&ctx, &args).await?;
+            models::print(&listing, args.json);
+        }
+        Command::DevHost(args) => {
+            let mut options = customvision_events::devhost::DevHostOptions {
+                root: customvision_events::devhost::root_or_cwd(Some(&root)),
+                handler: args.handler.or_else(sibling_handler),
+                max_polling_interval: args.max_polling_interval_ms.map(Duration::from_millis),
+                visibility_timeout: args.visibility_timeout_ms.map(Duration::from_millis),
+                ..Default::default()
+            };
+            for pair in &cli.set {
+                if let Some((k, v)) = pair.split_once('=') {
+                    options.overrides.push((k.to_string(), v.to_string()));
+                }
+            }
+            let (tx, rx) = tokio::sync::watch::channel(false);
+            tokio::spawn(async move {
+                customvision_events::serve::shutdown_signal().await;
+                let _ = tx.send(true);
+            });
+            customvision_events::devhost::run(options, rx)
+                .await
+                .map_err(|e| CliError::check(e.to_string()))?;
+        }
+        Command::Demo { handler } => {
+            demo::run(&root, handler.or_else(sibling_handler)).await?;
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "cvctl", &mut std::io::stdout());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

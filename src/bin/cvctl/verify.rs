@@ -1,0 +1,359 @@
+//! `cvctl verify`: the seed's "Verify the connection", done by the machine. One line per check,
+//! each failure with its fix; exit 0 only when every check passes.
+//!
+//! 1. access: whoever runs this can read the backup container, the status container and the
+//!    notification queue (the roles it can see from here);
+//! 2. project: the project's `exportModelContainerUri` and `notificationQueueUri` are the
+//!    container and queue the Function App's settings name (needs the Training API);
+//! 3. test blob: Custom Vision wrote its `CustomVision-TestPermission/` blob into the container
+//!    (it can write there: its identity is on and has its role);
+//! 4. ConnectionTest: the Function App consumed the project's ConnectionTest and left its
+//!    record (`<CV_STATUS_CONTAINER>/connection-tests/<message id>.json`); one still in the
+//!    queue means the app is not running.
+
+use std::time::Duration;
+
+use azure_storage_queue::models::QueueClientPeekMessagesOptions;
+use url::Url;
+
+use customvision_events::notification::{Notification, ProjectId};
+use customvision_events::storage::{list_blobs, StorageAccount};
+
+use crate::context::{storage_failure, training_failure, CliError, Context, Failure};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[arg(long, value_name = "ID")]
+    pub project: String,
+    /// Keep checking the test blob and the ConnectionTest for this long (Custom Vision writes
+    /// them within seconds of `integrate`).
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    pub wait: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Pass(String),
+    Fail { what: String, fix: String },
+    Skip(String),
+}
+
+pub const TEST_BLOB_PREFIX: &str = "CustomVision-TestPermission/";
+pub const STATUS_PREFIX: &str = "connection-tests/";
+
+pub async fn run(ctx: &Context, args: &Args) -> Result<Vec<(&'static str, Outcome)>, CliError> {
+    let project = ProjectId::parse(&args.project).map_err(|e| {
+        CliError::usage(
+            format!("--project: {e}"),
+            "the project's id, a hyphenated GUID",
+        )
+    })?;
+    let account = ctx.account()?;
+    let settings = &ctx.settings;
+    let queue_name = ctx
+        .value("CV_NOTIFICATION_QUEUE")
+        .unwrap_or_else(|| "customvision-notifications".into());
+    let mut results = vec![("access", access(&account, ctx, &queue_name).await?)];
+    results.push((
+        "project",
+        project_settings(ctx, project, &queue_name).await?,
+    ));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(args.wait);
+    let mut delay = Duration::from_millis(250);
+    loop {
+        let blob = test_blob(&account, &settings.backup_container).await?;
+        let connection = connection_test(&account, ctx, project, &queue_name).await?;
+        let done =
+            !matches!(blob, Outcome::Fail { .. }) && !matches!(connection, Outcome::Fail { .. });
+        if done || tokio::time::Instant::now() >= deadline {
+            results.push(("test blob", blob));
+            results.push(("ConnectionTest", connection));
+            return Ok(results);
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(3));
+    }
+}
+
+pub fn print(results: &[(&'static str, Outcome)]) -> bool {
+    let mut all = true;
+    for (name, outcome) in results {
+        match outcome {
+            Outcome::Pass(detail) => println!("PASS  {name}: {detail}"),
+            Outcome::Skip(detail) => println!("SKIP  {name}: {detail}"),
+            Outcome::Fail { what, fix } => {
+                all = false;
+                println!("FAIL  {name}: {what}\n      fix: {fix}");
+            }
+        }
+    }
+    all
+}
+
+/// A storage error as a check outcome; unreachable storage ends the command (exit 3).
+fn denied(action: &str, e: &azure_core::Error, fix: String) -> Result<Outcome, CliError> {
+    let failure = storage_failure(action, e);
+    if failure.failure == Failure::Unreachable {
+        return Err(failure);
+    }
+    Ok(Outcome::Fail {
+        what: customvision_events::redact::redact(&failure.message),
+        fix,
+    })
+}
+
+async fn access(
+    account: &StorageAccount,
+    ctx: &Context,
+    queue_name: &str,
+) -> Result<Outcome, CliError> {
+    let settings = &ctx.settings;
+    for container in [&settings.backup_container, &settings.status_container] {
+        let client = account
+            .container(container)
+            .map_err(|e| CliError::usage(e.to_string(), "check CV_STORAGE"))?;
+        if let Err(e) = list_blobs(&client, "none-such/").await {
+            if e.http_status() == Some(azure_core::http::StatusCode::NotFound) {
+                return Ok(Outcome::Fail {
+                    what: format!("container {container} does not exist"),
+                    fix: "deploy the infra (it creates the containers), or start the app locally (`cvctl dev-host` creates them)".into(),
+                });
+            }
+            return denied(
+                &format!("cannot list container {container}"),
+                &e,
+                format!("grant yourself Storage Blob Data Reader on container {container} (infra does for principalId), or fix CV_STORAGE"),
+            );
+        }
+    }
+    let queue = account
+        .queue(queue_name)
+        .map_err(|e| CliError::usage(e.to_string(), "check CV_STORAGE"))?;
+    if let Err(e) = queue.peek_messages(None).await {
+        return denied(
+            &format!("cannot peek queue {queue_name}"),
+            &e,
+            format!("grant yourself Storage Queue Data Contributor on queue {queue_name}, or fix CV_STORAGE"),
+        );
+    }
+    Ok(Outcome::Pass(format!(
+        "can read containers {} and {}, and queue {queue_name}",
+        settings.backup_container, settings.status_container
+    )))
+}
+
+/// URLs equal as storage reads them: scheme, host (any case), port and path, no trailing `/`.
+fn same_resource(a: &str, b: &Url) -> bool {
+    let Ok(a) = Url::parse(a.trim()) else {
+        return false;
+    };
+    a.scheme() == b.scheme()
+        && a.host_str().map(str::to_ascii_lowercase) == b.host_str().map(str::to_ascii_lowercase)
+        && a.port_or_known_default() == b.port_or_known_default()
+        && a.path().trim_end_matches('/') == b.path().trim_end_matches('/')
+}
+
+async fn project_settings(
+    ctx: &Context,
+    project: ProjectId,
+    queue_name: &str,
+) -> Result<Outcome, CliError> {
+    if ctx.settings.training.is_none() {
+        return Ok(Outcome::Skip(
+            "not checked: set CUSTOM_VISION_ENDPOINT to compare the project's URLs with the app's"
+                .into(),
+        ));
+    }
+    let client = ctx.training()?;
+    let found = match client.get_project(project).await {
+        Ok(p) => p,
+        Err(e) => {
+            let failure = training_failure("GetProject", &e);
+            if failure.failure == Failure::Unreachable {
+                return Err(failure);
+            }
+            return Ok(Outcome::Fail {
+                what: failure.message,
+                fix: failure
+                    .hint
+                    .unwrap_or_else(|| "check the project id".into()),
+            });
+        }
+    };
+    let storage = &ctx.settings.storage;
+    let expected = |endpoint: Option<&Url>, name: &str| {
+        endpoint.map(|e| {
+            let mut url = e.clone();
+            if let Ok(mut s) = url.path_segments_mut() {
+                s.pop_if_empty().push(name);
+            }
+            url
+        })
+    };
+    let (Some(container), Some(queue)) = (
+        expected(
+            storage.blob_endpoint.as_ref(),
+            &ctx.settings.backup_container,
+        ),
+        expected(storage.queue_endpoint.as_ref(), queue_name),
+    ) else {
+        return Ok(Outcome::Skip(
+            "not checked: CV_STORAGE names no blob or queue endpoint".into(),
+        ));
+    };
+    let mut wrong = Vec::new();
+    for (field, value, want) in [
+        (
+            "exportModelContainerUri",
+            &found.settings.export_model_container_uri,
+            &container,
+        ),
+        (
+            "notificationQueueUri",
+            &found.settings.notification_queue_uri,
+            &queue,
+        ),
+    ] {
+        match value {
+            Some(v) if same_resource(v, want) => {}
+            Some(v) => wrong.push(format!("{field} is {v}, the app uses {want}")),
+            None => wrong.push(format!("{field} is not set (the app uses {want})")),
+        }
+    }
+    Ok(if wrong.is_empty() {
+        Outcome::Pass(format!(
+            "project '{}' writes to container {} and queue {queue_name}, which the app reads",
+            found.name, ctx.settings.backup_container
+        ))
+    } else {
+        Outcome::Fail {
+            what: wrong.join("; "),
+            fix: format!("cvctl integrate --project {project}"),
+        }
+    })
+}
+
+async fn test_blob(account: &StorageAccount, container: &str) -> Result<Outcome, CliError> {
+    let client = account
+        .container(container)
+        .map_err(|e| CliError::usage(e.to_string(), "check CV_STORAGE"))?;
+    let found = match list_blobs(&client, TEST_BLOB_PREFIX).await {
+        Ok(f) => f,
+        Err(e) => {
+            return denied(
+                &format!("cannot list container {container}"),
+                &e,
+                "see the access check".into(),
+            )
+        }
+    };
+    Ok(match found.first() {
+        Some(b) => Outcome::Pass(format!("Custom Vision wrote {container}/{}", b.name)),
+        None => Outcome::Fail {
+            what: format!("no {TEST_BLOB_PREFIX} blob in container {container}"),
+            fix: format!(
+                "Custom Vision cannot write there: enable the training resource's system-assigned identity and grant it Storage Blob Data Contributor on container {container}; then run integrate again and verify at once (the test blob is temporary)"
+            ),
+        },
+    })
+}
+
+async fn connection_test(
+    account: &StorageAccount,
+    ctx: &Context,
+    project: ProjectId,
+    queue_name: &str,
+) -> Result<Outcome, CliError> {
+    let status = &ctx.settings.status_container;
+    let client = account
+        .container(status)
+        .map_err(|e| CliError::usage(e.to_string(), "check CV_STORAGE"))?;
+    let mut records = match list_blobs(&client, STATUS_PREFIX).await {
+        Ok(r) => r,
+        Err(e) => {
+            return denied(
+                &format!("cannot list container {status}"),
+                &e,
+                "see the access check".into(),
+            )
+        }
+    };
+    // Newest first; ConnectionTests are rare, a hundred is far more than there will be.
+    records.sort_by_key(|r| std::cmp::Reverse(r.created));
+    for record in records.iter().take(100) {
+        let body = match client.blob_client(&record.name).download(None).await {
+            Ok(r) => r.body.collect().await.ok(),
+            Err(_) => None,
+        };
+        let Some(body) = body else { continue };
+        let Ok(json) = serde_json::from_slice::<serde_json::Value>(&body) else {
+            continue;
+        };
+        if json["projectId"] == project.to_string() {
+            return Ok(Outcome::Pass(format!(
+                "the Function App handled it at {} ({status}/{})",
+                json["receivedAt"].as_str().unwrap_or("?"),
+                record.name
+            )));
+        }
+    }
+    let queue = account
+        .queue(queue_name)
+        .map_err(|e| CliError::usage(e.to_string(), "check CV_STORAGE"))?;
+    let options = QueueClientPeekMessagesOptions {
+        number_of_messages: Some(32),
+        ..Default::default()
+    };
+    let waiting = match queue.peek_messages(Some(options)).await {
+        Ok(r) => r
+            .into_model()
+            .map(|m| m.items.unwrap_or_default())
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|m| m.message_text)
+            .any(|text| {
+                matches!(Notification::parse(&text), Ok(Notification::ConnectionTest { project_id }) if project_id == project)
+            }),
+        Err(e) => return denied(&format!("cannot peek queue {queue_name}"), &e, "see the access check".into()),
+    };
+    Ok(if waiting {
+        Outcome::Fail {
+            what: format!("the project's ConnectionTest is waiting in queue {queue_name}: the Function App is not reading it"),
+            fix: "deploy and start the app (`func azure functionapp publish <app>`, or `cvctl dev-host` locally) and check its log stream".into(),
+        }
+    } else {
+        Outcome::Fail {
+            what: format!("no ConnectionTest from project {project}, handled or waiting"),
+            fix: format!(
+                "Custom Vision cannot write to queue {queue_name}: grant its identity Storage Queue Data Contributor on the queue, then run integrate again"
+            ),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resource_urls_compare_as_storage_reads_them() {
+        let want = Url::parse("https://acct.blob.core.windows.net/customvision-backups").unwrap();
+        assert!(same_resource(
+            "https://ACCT.blob.core.windows.net/customvision-backups/",
+            &want
+        ));
+        assert!(same_resource(
+            "https://acct.blob.core.windows.net:443/customvision-backups",
+            &want
+        ));
+        assert!(!same_resource(
+            "https://acct.blob.core.windows.net/other",
+            &want
+        ));
+        assert!(!same_resource(
+            "http://acct.blob.core.windows.net/customvision-backups",
+            &want
+        ));
+        assert!(!same_resource("not a url", &want));
+    }
+}

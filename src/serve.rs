@@ -1,0 +1,104 @@
+//! What the `handler` binary does: read the app settings, build what lives for the process
+//! (one HTTP client, the storage clients, the Training API client), listen on
+//! `127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT` and serve the host until it stops the process.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use crate::functions::App;
+use crate::settings::Settings;
+use crate::storage::{self, StorageAccount};
+use crate::training::TrainingClient;
+use crate::{redact, server};
+
+/// The whole binary: a runtime, [`serve`], an exit code. A start-up failure is logged on
+/// stdout, which the host writes to its log stream.
+pub fn main() -> ExitCode {
+    redact::init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!("{}", redact::redact(&message));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub async fn serve() -> Result<(), String> {
+    let port: u16 = std::env::var("FUNCTIONS_CUSTOMHANDLER_PORT")
+        .map_err(|_| {
+            "setting FUNCTIONS_CUSTOMHANDLER_PORT is required (the Functions host sets it)"
+                .to_string()
+        })?
+        .parse()
+        .map_err(|_| "setting FUNCTIONS_CUSTOMHANDLER_PORT is not a port number".to_string())?;
+    let settings = Settings::from_env().map_err(|e| e.to_string())?;
+    // Once per process: the HTTP client (certificates, connection pool) and the SDK clients.
+    let http = storage::http_client();
+    let account = StorageAccount::new(&settings.storage, &http).map_err(|e| e.to_string())?;
+    let training = settings
+        .training
+        .as_ref()
+        .map(|t| TrainingClient::from_settings(http.clone(), t))
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    // Loopback only: the host is the one and only client.
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    tracing::info!(
+        export_action = ?settings.export_action,
+        backup_container = %settings.backup_container,
+        model_store_container = %settings.model_store_container,
+        training_api = settings.training.is_some(),
+        "handler listening on {addr}"
+    );
+    // The certificate load happens off the start-up path, before the first invocation needs it.
+    http.warm();
+    server::run(
+        listener,
+        Arc::new(App {
+            settings,
+            account,
+            training,
+        }),
+        server::ServerConfig::default(),
+        shutdown_signal(),
+    )
+    .await;
+    Ok(())
+}
+
+/// SIGTERM (the host stopping the worker) or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

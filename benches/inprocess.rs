@@ -45,6 +45,7 @@ fn route(c: &mut Criterion) {
         settings,
         account,
         training: None,
+        budget: customvision_events::functions::INVOCATION_BUDGET,
     };
     let request = InvocationRequest::from_slice(METADATA_KEYS.as_bytes()).unwrap();
     c.bench_function(

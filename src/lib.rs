@@ -1,4 +1,22 @@
-//! customvision-events: an Azure Functions custom handler for Custom Vision notifications.
+//! customvision-events: an Azure Functions custom handler for Custom Vision notifications, and
+//! the library under its two binaries (`handler`, what the Functions host runs; `cvctl`, the
+//! tool for people).
+//!
+//! The data path, top to bottom:
+//! - [`server`]: the HTTP face the host talks to (chunked bodies, timeouts, JSON answers);
+//! - [`envelope`]: the host's invocation request and response, and their decoding quirks;
+//! - [`notification`]: the message contract, parsed into validated ids and statuses;
+//! - [`functions`]: one module per function folder, parse → decide → act, and the
+//!   dead-letter record;
+//! - [`export`] and [`model_store`]: a finished export, copied and tagged, the `latest` alias
+//!   and the index; [`automation`] with [`training`]: a finished training's report, exports and
+//!   publish through the Training API;
+//! - [`storage`]: the process's HTTP client and the storage clients, Shared Key and SAS.
+//!
+//! Beside it: [`settings`] (read once, a bad one named), [`naming`] (blob names, paths, tags),
+//! [`redact`] (no secret leaves as text), [`base64text`] (base64 as .NET reads it), [`seed`] (the
+//! seed document's examples), [`serve`] (the `handler` binary), and [`devhost`] (the local
+//! stand-in for the Functions host, used by `cvctl` and the tests).
 pub mod automation;
 pub mod base64text;
 pub mod devhost;

@@ -23,18 +23,41 @@ pub enum Platform {
     Known(ExportPlatform),
     /// A `.zip` backup: the package format says nothing about the platform.
     Zip,
-    /// A SAS source whose file name names no platform.
-    Unknown,
+    /// A SAS source nothing names the platform of. Custom Vision's download names are hashes,
+    /// so two exports of one iteration would share every other name: the 8 hex digits of
+    /// SHA-256 over the source's host and path tell them apart, the same on every delivery.
+    Unknown([u8; 8]),
 }
 
 impl Platform {
-    /// What goes in the `platform` tag, the `{platform}` placeholder and the `latest` path.
-    pub fn label(self) -> &'static str {
+    /// What goes in the `platform` tag, the `{platform}` placeholder and the `latest` path:
+    /// `ONNX`, `zip`, `unknown-1a2b3c4d`.
+    pub fn label(self) -> String {
         match self {
-            Self::Known(p) => p.as_str(),
-            Self::Zip => "zip",
-            Self::Unknown => "unknown",
+            Self::Known(p) => p.as_str().to_string(),
+            Self::Zip => "zip".to_string(),
+            Self::Unknown(digits) => format!("unknown-{}", String::from_utf8_lossy(&digits)),
         }
+    }
+
+    pub fn is_unknown(self) -> bool {
+        matches!(self, Self::Unknown(_))
+    }
+
+    /// The [`Platform::Unknown`] of a source at `host` and `path`.
+    pub fn unknown_at(host: &str, path: &str) -> Self {
+        use sha2::{Digest, Sha256};
+        let hash = Sha256::new()
+            .chain_update(host.as_bytes())
+            .chain_update(b"/")
+            .chain_update(path.as_bytes())
+            .finalize();
+        let mut digits = [0u8; 8];
+        for (i, byte) in hash.iter().take(4).enumerate() {
+            let hex = format!("{byte:02x}");
+            digits[2 * i..2 * i + 2].copy_from_slice(hex.as_bytes());
+        }
+        Self::Unknown(digits)
     }
 }
 
@@ -113,7 +136,7 @@ impl ExportedModel {
             .to_string();
         let platform = match ExportPlatform::parse(&extension) {
             Some(p) => Platform::Known(p),
-            None => Platform::Unknown,
+            None => Platform::unknown_at(url.host_str().unwrap_or_default(), url.path()),
         };
         Self {
             origin: Origin::Sas { url: plain },
@@ -159,7 +182,7 @@ impl ExportedModel {
         BTreeMap::from([
             ("projectId".into(), self.project_id.to_string()),
             ("iterationId".into(), self.iteration_id.to_string()),
-            ("platform".into(), self.platform.label().to_string()),
+            ("platform".into(), self.platform.label()),
             ("source".into(), self.source_tag()),
             ("kind".into(), kind.to_string()),
         ])
@@ -171,8 +194,9 @@ impl ExportedModel {
         let mut m = BTreeMap::from([
             ("cvprojectid".into(), self.project_id.to_string()),
             ("cviterationid".into(), self.iteration_id.to_string()),
-            ("cvplatform".into(), self.platform.label().to_string()),
+            ("cvplatform".into(), self.platform.label()),
             ("cvsourceblob".into(), self.source()),
+            (EXTENSION_KEY.into(), self.extension.clone()),
         ]);
         if let Some(etag) = source_etag {
             m.insert(SOURCE_ETAG_KEY.into(), etag.to_string());
@@ -187,6 +211,8 @@ pub const KIND_LATEST: &str = "latest";
 pub const KIND_BACKUP: &str = "backup";
 
 pub const SOURCE_ETAG_KEY: &str = "cvsourceetag";
+/// The model's file extension, which the index and the `latest` alias name it by.
+pub const EXTENSION_KEY: &str = "cvextension";
 
 /// If `model_uri` points into `container` under `blob_endpoint` (same host, port and account
 /// path), the blob name it names, percent-decoded. Any query (a SAS) is ignored.
@@ -322,7 +348,7 @@ impl PathTemplate {
                 Piece::Text(t) => t.clone(),
                 Piece::Value(Placeholder::ProjectId) => backup.project_id.to_string(),
                 Piece::Value(Placeholder::IterationId) => backup.iteration_id.to_string(),
-                Piece::Value(Placeholder::Platform) => backup.platform.label().to_string(),
+                Piece::Value(Placeholder::Platform) => backup.platform.label(),
                 Piece::Value(Placeholder::Extension) => backup.extension.clone(),
                 Piece::Value(Placeholder::BlobName) => backup.name.clone(),
             })
@@ -537,11 +563,28 @@ mod tests {
         );
         let hashed = Url::parse("https://a.blob.core.windows.net/c/9f8e7d.zip?sig=x").unwrap();
         let m = ExportedModel::from_sas(&hashed, p, i);
-        assert_eq!(
-            (m.platform, m.extension.as_str()),
-            (Platform::Unknown, "zip")
+        assert!(m.platform.is_unknown());
+        assert_eq!(m.extension, "zip");
+        let label = m.platform.label();
+        assert!(
+            label.starts_with("unknown-")
+                && label.len() == 16
+                && label[8..].chars().all(|c| c.is_ascii_hexdigit()),
+            "{label}"
         );
-        assert_eq!(m.platform.label(), "unknown");
+        // The same source on every delivery, whatever its SAS; another export, another label.
+        let again = Url::parse("https://a.blob.core.windows.net/c/9f8e7d.zip?sig=y").unwrap();
+        assert_eq!(ExportedModel::from_sas(&again, p, i).platform, m.platform);
+        let other = Url::parse("https://a.blob.core.windows.net/c/0a1b2c.zip?sig=x").unwrap();
+        assert_ne!(ExportedModel::from_sas(&other, p, i).platform, m.platform);
+        assert_ne!(
+            PathTemplate::parse("{projectId}/{iterationId}/{platform}")
+                .unwrap()
+                .render(&ExportedModel::from_sas(&other, p, i)),
+            PathTemplate::parse("{projectId}/{iterationId}/{platform}")
+                .unwrap()
+                .render(&m)
+        );
         let bare = Url::parse("https://a.blob.core.windows.net/c/model").unwrap();
         assert_eq!(ExportedModel::from_sas(&bare, p, i).extension, "zip");
     }

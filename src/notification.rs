@@ -36,7 +36,7 @@ macro_rules! guid_newtype {
     ($name:ident, $field:literal) => {
         /// A GUID that has been validated; displayed lower-case and hyphenated, as Custom Vision
         /// writes it in blob names.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub struct $name(Uuid);
 
         impl $name {

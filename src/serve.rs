@@ -73,6 +73,7 @@ pub async fn serve() -> Result<(), String> {
             settings,
             account,
             training,
+            budget: crate::functions::INVOCATION_BUDGET,
         }),
         server::ServerConfig::default(),
         shutdown_signal(),

@@ -41,14 +41,6 @@ impl From<TrainingError> for AutomationError {
     }
 }
 
-/// Whether a refused call is for good, or may pass once someone fixes a setting or the service
-/// finishes what it is doing.
-fn retry_later(e: &TrainingError) -> bool {
-    e.is_transient()
-        || matches!(e.status(), Some(401 | 403))
-        || e.code() == Some("BadRequestExportWhileTraining")
-}
-
 pub struct Automation<'a> {
     pub client: &'a TrainingClient,
     pub settings: &'a AutomationSettings,
@@ -78,7 +70,7 @@ impl Automation<'_> {
         };
         let iteration = match self.client.get_iteration(project_id, iteration_id).await {
             Ok(i) => Some(i),
-            Err(e) if retry_later(&e) => return Err(e.into()),
+            Err(e) if e.retry_later() => return Err(e.into()),
             Err(e) => {
                 let line = format!("warning: GetIteration refused: {e}");
                 report.notes.push(line.clone());
@@ -90,7 +82,7 @@ impl Automation<'_> {
         let completed = status == TrainingStatus::Completed
             && iteration.as_ref().is_some_and(Iteration::is_completed);
         if let (true, Some(iteration)) = (completed, &iteration) {
-            let performance = self
+            let performance = match self
                 .client
                 .get_iteration_performance(
                     project_id,
@@ -98,25 +90,47 @@ impl Automation<'_> {
                     Some(self.settings.report_threshold as f32),
                     self.settings.overlap_threshold.map(|o| o as f32),
                 )
-                .await?;
-            let figures = Figures::of(
-                &performance,
-                self.settings.report_threshold,
-                self.settings.overlap_threshold,
-            );
+                .await
+            {
+                Ok(p) => Some(p),
+                Err(e) if e.retry_later() => return Err(e.into()),
+                Err(e) => {
+                    let line = format!(
+                        "warning: GetIterationPerformance refused: {e}; no figures, so no publish"
+                    );
+                    report.notes.push(line.clone());
+                    logs.push(line);
+                    None
+                }
+            };
+            let figures = performance.as_ref().map(|performance| {
+                Figures::of(
+                    performance,
+                    self.settings.report_threshold,
+                    self.settings.overlap_threshold,
+                )
+            });
             report.previous = self.previous(project_id, iteration).await?;
             report.exports = self.exports(project_id, iteration, &mut logs).await?;
-            report.publish = self
-                .publish(project_id, iteration, &figures, &mut logs)
-                .await?;
+            if let Some(figures) = &figures {
+                report.publish = self
+                    .publish(project_id, iteration, figures, &mut logs)
+                    .await?;
+            }
             logs.insert(
                 0,
-                format!(
-                    "training of project {project_id} iteration {iteration_id} ({}): precision {:.4}, recall {:.4}",
-                    iteration.name, figures.precision, figures.recall
-                ),
+                match &figures {
+                    Some(figures) => format!(
+                        "training of project {project_id} iteration {iteration_id} ({}): precision {:.4}, recall {:.4}",
+                        iteration.name, figures.precision, figures.recall
+                    ),
+                    None => format!(
+                        "training of project {project_id} iteration {iteration_id} ({}): no figures",
+                        iteration.name
+                    ),
+                },
             );
-            report.performance = Some(figures);
+            report.performance = figures;
         } else {
             logs.insert(
                 0,
@@ -192,7 +206,26 @@ impl Automation<'_> {
         if targets.is_empty() {
             return Ok(Vec::new());
         }
-        let existing = self.client.get_exports(project_id, iteration.id).await?;
+        let existing = match self.client.get_exports(project_id, iteration.id).await {
+            Ok(existing) => existing,
+            Err(e) if e.retry_later() => return Err(e.into()),
+            // Without the list no request can be known not to duplicate one: none is made.
+            Err(e) => {
+                let lines: Vec<ExportLine> = targets
+                    .iter()
+                    .map(|target| ExportLine {
+                        platform: target.platform.as_str().to_string(),
+                        flavor: target.flavor.map(|f| f.as_str().to_string()),
+                        outcome: "failed".into(),
+                        detail: Some(e.to_string()),
+                    })
+                    .collect();
+                logs.push(format!(
+                    "warning: GetExports refused ({e}); no export requested"
+                ));
+                return Ok(lines);
+            }
+        };
         let mut lines = Vec::new();
         for target in targets {
             let line = |outcome: &str, detail: Option<String>| ExportLine {
@@ -235,7 +268,7 @@ impl Automation<'_> {
                 {
                     Ok(_) => line("requested", None),
                     Err(e) if e.is_export_already_in_progress() => line("alreadyExporting", None),
-                    Err(e) if retry_later(&e) => return Err(e.into()),
+                    Err(e) if e.retry_later() => return Err(e.into()),
                     Err(e) => line("failed", Some(e.to_string())),
                 }
             };
@@ -300,11 +333,33 @@ impl Automation<'_> {
                     line.outcome = "published".into();
                     logs.push(format!("published as '{}'", publish.name));
                 }
+                // Published since GetIteration, by a concurrent delivery or by someone else:
+                // only the name it is published under says which.
                 Err(e) if e.code() == Some("BadRequestIterationIsPublished") => {
-                    line.outcome = "alreadyPublished".into();
-                    logs.push(format!("already published as '{}'", publish.name));
+                    let now = match self.client.get_iteration(project_id, iteration.id).await {
+                        Ok(i) => i.publish_name,
+                        Err(e) if e.retry_later() => return Err(e.into()),
+                        Err(_) => None,
+                    };
+                    if now.as_deref() == Some(publish.name.as_str()) {
+                        line.outcome = "alreadyPublished".into();
+                        logs.push(format!("already published as '{}'", publish.name));
+                    } else {
+                        line.outcome = "failed".into();
+                        let detail = match now {
+                            Some(other) => {
+                                format!("the iteration is published as '{other}' already")
+                            }
+                            None => e.to_string(),
+                        };
+                        logs.push(format!(
+                            "warning: publish as '{}' refused: {detail}",
+                            publish.name
+                        ));
+                        line.detail = Some(detail);
+                    }
                 }
-                Err(e) if retry_later(&e) => return Err(e.into()),
+                Err(e) if e.retry_later() => return Err(e.into()),
                 Err(e) => {
                     line.outcome = "failed".into();
                     line.detail = Some(e.to_string());
@@ -347,18 +402,15 @@ impl Automation<'_> {
             ),
         ] {
             let blob = self.store.blob_client(&path);
+            // The metadata in the upload itself: a report is never seen without it.
             let options = BlobClientUploadOptions {
                 blob_content_type: Some(content_type.into()),
+                metadata: (content_type == "application/json").then(|| metadata.clone()),
                 ..Default::default()
             };
             blob.upload(RequestContent::from(body), Some(options))
                 .await
                 .map_err(storage("write the report"))?;
-            if !metadata.is_empty() && content_type == "application/json" {
-                blob.set_metadata(&metadata, None)
-                    .await
-                    .map_err(storage("write the report"))?;
-            }
         }
         Ok(())
     }

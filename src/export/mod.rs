@@ -26,7 +26,7 @@ use time::OffsetDateTime;
 use url::Url;
 
 use crate::model_store::{index, latest, OrderBy, OrderKey, StoredModel};
-use crate::naming::{ExportedModel, Origin, KIND_BACKUP, KIND_MODEL};
+use crate::naming::{ExportedModel, Origin, Platform, KIND_BACKUP, KIND_MODEL};
 use crate::notification::{IterationId, ProjectId};
 use crate::redact::redact;
 use crate::settings::Settings;
@@ -48,6 +48,10 @@ pub enum ExportError {
     Storage { action: String, reason: String },
     #[error(transparent)]
     Client(#[from] StorageError),
+    /// The Training API failed in a way a retry may fix (it orders `latest` and names the
+    /// platform of a SAS source, so the export waits for it).
+    #[error("{0}")]
+    Training(String),
     #[error("copy of '{source_name}' to '{destination}' ended {status}: {description}")]
     CopyFailed {
         source_name: String,
@@ -150,10 +154,13 @@ impl ExportProcessor<'_> {
         let trained_at = match self.training {
             Some(client) => match client.get_iteration(project_id, iteration_id).await {
                 Ok(iteration) => iteration.trained_at,
-                // The copy is the job; the order can fall back to the blob's creation time.
+                // A creation time never outranks a trainedAt (model_store::OrderKey), so falling
+                // back on a passing failure would order this model wrongly for good: wait.
+                Err(e) if e.retry_later() => return Err(ExportError::Training(e.to_string())),
+                // The service will never say (the iteration is gone): the copy is still the job.
                 Err(e) => {
                     report.lines.push(format!(
-                        "warning: GetIteration failed ({e}); latest is ordered by creation time"
+                        "warning: GetIteration refused ({e}); latest is ordered by creation time"
                     ));
                     None
                 }
@@ -186,14 +193,16 @@ impl ExportProcessor<'_> {
                     );
                 }
                 let mut model = ExportedModel::from_sas(&url, project_id, iteration_id);
-                if model.platform == crate::naming::Platform::Unknown {
-                    if let Some(platform) = self.platform_of(&url, project_id, iteration_id).await {
-                        model.platform = crate::naming::Platform::Known(platform);
+                if model.platform.is_unknown() {
+                    if let Some(platform) = self.platform_of(&url, project_id, iteration_id).await?
+                    {
+                        model.platform = Platform::Known(platform);
                     }
                 }
-                if model.platform == crate::naming::Platform::Unknown {
+                if model.platform.is_unknown() {
                     report.lines.push(format!(
-                        "warning: the SAS source's file name names no platform; recorded as 'unknown' ({})",
+                        "warning: neither the SAS source's file name nor the Training API names its platform; recorded as '{}' ({}), with no latest alias",
+                        model.platform.label(),
                         model.source()
                     ));
                 }
@@ -237,23 +246,27 @@ impl ExportProcessor<'_> {
     }
 
     /// The platform of the export whose download URL is `url` (GetExports), if the Training
-    /// API is configured and knows it.
+    /// API is configured and knows it. A failure that may pass is an error: guessing `unknown`
+    /// now would put a second copy at another path once a redelivery learns the platform.
     async fn platform_of(
         &self,
         url: &Url,
         project_id: ProjectId,
         iteration_id: IterationId,
-    ) -> Option<crate::notification::ExportPlatform> {
-        let exports = self
-            .training?
-            .get_exports(project_id, iteration_id)
-            .await
-            .ok()?;
-        exports.into_iter().find_map(|e| {
+    ) -> Result<Option<crate::notification::ExportPlatform>, ExportError> {
+        let Some(client) = self.training else {
+            return Ok(None);
+        };
+        let exports = match client.get_exports(project_id, iteration_id).await {
+            Ok(exports) => exports,
+            Err(e) if e.retry_later() => return Err(ExportError::Training(e.to_string())),
+            Err(_) => return Ok(None),
+        };
+        Ok(exports.into_iter().find_map(|e| {
             let download = Url::parse(e.download_uri.as_deref()?).ok()?;
             let same = download.host_str() == url.host_str() && download.path() == url.path();
             same.then_some(e.platform)
-        })
+        }))
     }
 
     async fn backups(
@@ -408,15 +421,18 @@ impl ExportProcessor<'_> {
         let stored = StoredModel {
             project_id: model.project_id,
             iteration_id: model.iteration_id,
-            platform: model.platform.label().to_string(),
+            platform: model.platform.label(),
             extension: model.extension.clone(),
             path: destination.clone(),
             size: source.size,
             content_md5: source.content_md5,
             order,
             source: model.source(),
+            source_etag: source_etag.clone(),
         };
-        if settings.latest_alias {
+        // A platform nobody could name has no "latest" to speak of: each such export is its
+        // own label.
+        if settings.latest_alias && !model.platform.is_unknown() {
             outcome.latest =
                 Some(latest::advance(self.account, store_name, &store, &stored).await?);
         }

@@ -33,15 +33,9 @@ pub async fn handle(invocation: &Invocation<'_>) -> Result<InvocationResponse, F
             "warning: export of project {project_id} iteration {iteration_id} failed; no blob touched"
         )));
     }
-    // Without its query: a SAS never reaches a log line, redacted or not.
     let hint = model_uri
         .as_deref()
-        .map(|u| {
-            format!(
-                ", modelUri {}",
-                u.split(['?', '#']).next().unwrap_or_default()
-            )
-        })
+        .map(|u| format!(", modelUri {}", without_credentials(u)))
         .unwrap_or_default();
     response = response.log(format!(
         "export of project {project_id} iteration {iteration_id} completed{hint}"
@@ -62,7 +56,49 @@ pub async fn handle(invocation: &Invocation<'_>) -> Result<InvocationResponse, F
             }
             Ok(response)
         }
-        Err(ExportError::Rejected { reason }) => Ok(invocation.reject(&text, &reason)),
+        Err(ExportError::Rejected { reason }) => {
+            // What was logged before the verdict stays with it.
+            let mut rejected = invocation.reject(&text, &reason);
+            rejected.logs.splice(0..0, response.logs);
+            Ok(rejected)
+        }
         Err(e) => Err(FunctionError::Transient(e.to_string())),
+    }
+}
+
+/// A `modelUri` as a log line may show it: no query (a SAS), no fragment, no `user:pass@`, so
+/// a credential never reaches a log line, redacted or not.
+fn without_credentials(uri: &str) -> String {
+    match url::Url::parse(uri) {
+        Ok(mut url) => {
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            url.set_query(None);
+            url.set_fragment(None);
+            url.to_string()
+        }
+        Err(_) => "(not a URL)".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_logged_model_uri_carries_no_credential() {
+        for (uri, shown) in [
+            (
+                "https://a.blob.core.windows.net/c/m.zip?sv=1&sig=SECRET",
+                "https://a.blob.core.windows.net/c/m.zip",
+            ),
+            (
+                "https://user:SECRET@a.blob.core.windows.net/c/m.zip#SECRET",
+                "https://a.blob.core.windows.net/c/m.zip",
+            ),
+            ("not a url SECRET", "(not a URL)"),
+        ] {
+            assert_eq!(without_credentials(uri), shown);
+        }
     }
 }

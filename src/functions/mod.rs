@@ -16,6 +16,8 @@ pub mod outputs;
 pub mod rejected;
 pub mod training_completed;
 
+use std::time::Duration;
+
 use crate::envelope::{EnvelopeError, InvocationRequest, InvocationResponse, TRIGGER_BINDING};
 use crate::settings::Settings;
 use crate::storage::StorageAccount;
@@ -33,12 +35,21 @@ pub const CONNECTION_TEST_OUTPUT: &str = "connectionTest";
 /// The functions this handler serves, by folder name.
 pub const FUNCTIONS: [&str; 3] = ["Notifications", "TrainingCompleted", "ExportCompleted"];
 
+/// How long one invocation may take: host.json's `functionTimeout` (5 min) less a margin, so
+/// that the handler answers 500 itself, with a reason, before the host gives up on it. Every
+/// step is idempotent (conditional writes, copies judged by the source they record, exports
+/// and publishes read back before they are asked for), so stopping at any await is safe and
+/// the retry carries on where this one stopped.
+pub const INVOCATION_BUDGET: Duration = Duration::from_secs(4 * 60 + 30);
+
 /// What every function needs, built once at start-up.
 pub struct App {
     pub settings: Settings,
     pub account: StorageAccount,
     /// The Training API, when configured.
     pub training: Option<crate::training::TrainingClient>,
+    /// [`INVOCATION_BUDGET`], shorter in tests.
+    pub budget: Duration,
 }
 
 /// One invocation: the app, which function, and what the host sent.
@@ -85,11 +96,21 @@ impl App {
             function: name,
             request,
         };
-        match name {
-            "Notifications" => notifications::handle(&invocation),
-            "TrainingCompleted" => training_completed::handle(&invocation).await,
-            _ => export_completed::handle(&invocation).await,
-        }
+        let work = async {
+            match name {
+                "Notifications" => notifications::handle(&invocation),
+                "TrainingCompleted" => training_completed::handle(&invocation).await,
+                _ => export_completed::handle(&invocation).await,
+            }
+        };
+        tokio::time::timeout(self.budget, work)
+            .await
+            .unwrap_or_else(|_| {
+                Err(FunctionError::Transient(format!(
+                    "{name} ran out of its {:.1} s budget (functionTimeout less a margin); the retry carries on where it stopped",
+                    self.budget.as_secs_f64()
+                )))
+            })
     }
 }
 
@@ -111,6 +132,7 @@ pub(crate) mod test_support {
             settings,
             account,
             training: None,
+            budget: INVOCATION_BUDGET,
         }
     }
 
@@ -122,5 +144,47 @@ pub(crate) mod test_support {
             "Metadata": {"Id": "\"6f1c0a52-0000-4000-8000-000000000001\"", "DequeueCount": "1"}
         }))
         .unwrap()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_invocation_that_outlives_its_budget_is_answered_500_with_a_reason() {
+        // Storage that accepts connections and never answers: every call hangs.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                open.push(socket);
+            }
+        });
+        let cs = format!(
+            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={};BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;",
+            crate::settings::AZURITE_KEY
+        );
+        let settings = Settings::from_lookup(&|k| (k == "CV_STORAGE").then(|| cs.clone())).unwrap();
+        let account =
+            StorageAccount::new(&settings.storage, &crate::storage::http_client()).unwrap();
+        let app = App {
+            settings,
+            account,
+            training: None,
+            budget: Duration::from_millis(300),
+        };
+        let message = r#"{"version":"1.0","type":"Export","Content":{"projectId":"9a8b7c6d-1234-4e5f-8a9b-0c1d2e3f4a5b","iterationId":"0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0","exportStatus":"ExportCompleted"}}"#;
+        let answer = app
+            .invoke("ExportCompleted", &test_support::request(message))
+            .await;
+        held.abort();
+        match answer {
+            Err(FunctionError::Transient(reason)) => {
+                assert!(reason.contains("ran out of its 0.3 s budget"), "{reason}")
+            }
+            other => panic!("expected a transient error, got {other:?}"),
+        }
     }
 }

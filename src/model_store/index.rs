@@ -20,13 +20,15 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::{index_path, latest_path, OrderBy, OrderKey, StoredModel};
-use crate::export::{plan, ExportError};
+use crate::export::{plan, storage_error as storage, ExportError};
 use crate::naming::KIND_MODEL;
 use crate::notification::{IterationId, ProjectId};
-use crate::redact::redact;
 
 /// Lost races before giving up; the host's retry tries again later.
 const ATTEMPTS: usize = 40;
+
+/// How [`crate::naming::Platform::Unknown`] labels start.
+const UNKNOWN_PREFIX: &str = "unknown-";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -46,6 +48,10 @@ pub struct IndexEntry {
     pub platform: String,
     /// In the model store container.
     pub path: String,
+    /// The model's file extension (`onnx`, `zip`), which the `latest` alias keeps; absent in
+    /// indexes written before it was recorded.
+    #[serde(default)]
+    pub extension: String,
     pub size: Option<u64>,
     /// Base64, as storage reports it.
     pub content_md5: Option<String>,
@@ -72,6 +78,7 @@ impl IndexEntry {
             iteration_id: model.iteration_id.to_string(),
             platform: model.platform.clone(),
             path: model.path.clone(),
+            extension: model.extension.clone(),
             size: model.size,
             content_md5: model
                 .content_md5
@@ -113,7 +120,8 @@ impl ModelIndex {
         (self.models.clone(), self.latest.clone()) != before
     }
 
-    /// Newest first; `latest` is the newest per platform, in the alias's own order.
+    /// Newest first; `latest` is the newest per platform, in the alias's own order. A platform
+    /// nobody could name (`unknown-…`) has none, as it has no alias.
     fn derive(&mut self, aliases: bool) {
         self.models.sort_by(|a, b| {
             b.order()
@@ -123,10 +131,14 @@ impl ModelIndex {
         self.latest.clear();
         let project_id = ProjectId::parse(&self.project_id).ok();
         for e in &self.models {
-            if self.latest.contains_key(&e.platform) {
+            if self.latest.contains_key(&e.platform) || e.platform.starts_with(UNKNOWN_PREFIX) {
                 continue;
             }
-            let extension = e.path.rsplit_once('.').map(|(_, x)| x).unwrap_or("zip");
+            let extension = if e.extension.is_empty() {
+                e.path.rsplit_once('.').map(|(_, x)| x).unwrap_or("zip")
+            } else {
+                &e.extension
+            };
             self.latest.insert(
                 e.platform.clone(),
                 LatestEntry {
@@ -148,23 +160,70 @@ pub enum Recorded {
     AlreadyThere,
 }
 
-/// Records `model` in its project's index.
+/// Records `model` in its project's index. An index that no longer parses (someone edited
+/// it) is rebuilt from the tagged copies in the same write, never emptied.
 pub async fn record(
     store: &BlobContainerClient,
     model: &StoredModel,
     aliases: bool,
 ) -> Result<Recorded, ExportError> {
     let path = index_path(model.project_id);
-    let blob = store.blob_client(&path);
-    let entry = IndexEntry::of(model);
+    let entry = &IndexEntry::of(model);
+    write_retrying(store, &path, |current| async move {
+        let (mut index, rebuilt) = match current {
+            Some(index) => (index, false),
+            None => (from_tags(store, model.project_id, aliases).await?, true),
+        };
+        // The copy's tags may not be searchable yet: add it in any case.
+        let changed = index.upsert(entry.clone(), aliases);
+        Ok((changed || rebuilt).then_some(index))
+    })
+    .await
+    .map(|written| match written {
+        Some(_) => Recorded::Written,
+        None => Recorded::AlreadyThere,
+    })
+}
+
+/// Derives the index of `project_id` from the tagged copies (Find Blobs by Tags) and writes
+/// it. The index holds nothing the copies do not; a write that loses a race queries again.
+pub async fn rebuild(
+    store: &BlobContainerClient,
+    project_id: ProjectId,
+    aliases: bool,
+) -> Result<ModelIndex, ExportError> {
+    let path = index_path(project_id);
+    let written = write_retrying(store, &path, |_| async move {
+        from_tags(store, project_id, aliases).await.map(Some)
+    })
+    .await?;
+    written.ok_or_else(|| ExportError::Storage {
+        action: "rebuild index".into(),
+        reason: "nothing written".into(),
+    })
+}
+
+/// Reads the index at `path` (`None` when it does not parse), lets `update` decide what to
+/// write (`None`: nothing), and writes it conditionally on what was read; on a lost race,
+/// reads and decides again.
+async fn write_retrying<F, Fut>(
+    store: &BlobContainerClient,
+    path: &str,
+    mut update: F,
+) -> Result<Option<ModelIndex>, ExportError>
+where
+    F: FnMut(Option<ModelIndex>) -> Fut,
+    Fut: std::future::Future<Output = Result<Option<ModelIndex>, ExportError>>,
+{
+    let blob = store.blob_client(path);
     let mut delay = Duration::from_millis(10);
     for _ in 0..ATTEMPTS {
-        let (mut index, etag) = read(store, &path, model.project_id).await?;
-        if !index.upsert(entry.clone(), aliases) {
-            return Ok(Recorded::AlreadyThere);
-        }
+        let (current, etag) = read(store, path).await?;
+        let Some(mut index) = update(current).await? else {
+            return Ok(None);
+        };
         match write(&blob, &mut index, etag).await {
-            Ok(()) => return Ok(Recorded::Written),
+            Ok(()) => return Ok(Some(index)),
             Err(e) if lost_race(&e) => {
                 // Jittered back-off: writers racing on one blob take turns.
                 let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) % 20;
@@ -180,9 +239,8 @@ pub async fn record(
     })
 }
 
-/// Derives the index of `project_id` from the tagged copies (Find Blobs by Tags) and writes
-/// it. The index holds nothing the copies do not.
-pub async fn rebuild(
+/// The index the tagged copies of `project_id` describe.
+async fn from_tags(
     store: &BlobContainerClient,
     project_id: ProjectId,
     aliases: bool,
@@ -202,11 +260,6 @@ pub async fn rebuild(
             index.upsert(IndexEntry::of(&model), aliases);
         }
     }
-    let path = index_path(project_id);
-    let etag = read(store, &path, project_id).await?.1;
-    write(&store.blob_client(&path), &mut index, etag)
-        .await
-        .map_err(storage("write index"))?;
     Ok(index)
 }
 
@@ -229,28 +282,37 @@ async fn stored_model(
         project_id,
         iteration_id: order.iteration_id,
         platform: metadata.get("cvplatform").cloned().unwrap_or_default(),
-        extension: name
-            .rsplit_once('.')
-            .map(|(_, x)| x.to_string())
+        extension: metadata
+            .get(crate::naming::EXTENSION_KEY)
+            .cloned()
+            .or_else(|| name.rsplit_once('.').map(|(_, x)| x.to_string()))
             .unwrap_or_default(),
         path: name.to_string(),
         size: props.content_length().ok().flatten(),
         content_md5: props.content_md5().ok().flatten(),
         order,
         source: metadata.get("cvsourceblob").cloned().unwrap_or_default(),
+        source_etag: metadata
+            .get(crate::naming::SOURCE_ETAG_KEY)
+            .cloned()
+            .unwrap_or_default(),
     }))
 }
 
-/// The index and its ETag; an empty one (and no ETag) when there is none yet.
+/// The index and its ETag: an empty one (and no ETag) when there is none yet, `None` (with
+/// its ETag) when what is there does not parse.
 async fn read(
     store: &BlobContainerClient,
     path: &str,
-    project_id: ProjectId,
-) -> Result<(ModelIndex, Option<String>), ExportError> {
+) -> Result<(Option<ModelIndex>, Option<String>), ExportError> {
+    let project_id = path
+        .split('/')
+        .next()
+        .and_then(|p| ProjectId::parse(p).ok());
     let response = match store.blob_client(path).download(None).await {
         Ok(r) => r,
         Err(e) if e.http_status() == Some(StatusCode::NotFound) => {
-            return Ok((ModelIndex::empty(project_id), None))
+            return Ok((project_id.map(ModelIndex::empty), None))
         }
         Err(e) => return Err(storage("read index")(e)),
     };
@@ -260,10 +322,7 @@ async fn read(
         .collect()
         .await
         .map_err(storage("read index"))?;
-    // An index someone broke is rebuilt from nothing rather than blocking every export; the
-    // copies are the truth and `rebuild` restores it whole.
-    let index = serde_json::from_slice(&bytes).unwrap_or_else(|_| ModelIndex::empty(project_id));
-    Ok((index, etag))
+    Ok((serde_json::from_slice(&bytes).ok(), etag))
 }
 
 async fn write(
@@ -298,13 +357,6 @@ fn lost_race(e: &azure_core::Error) -> bool {
     )
 }
 
-fn storage(action: &'static str) -> impl Fn(azure_core::Error) -> ExportError {
-    move |e| ExportError::Storage {
-        action: action.to_string(),
-        reason: redact(&e.to_string()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,6 +368,7 @@ mod tests {
             iteration_id: iteration.into(),
             platform: platform.into(),
             path: format!("{P}/{iteration}/{platform}/m.{platform}"),
+            extension: platform.to_lowercase(),
             size: Some(1),
             content_md5: None,
             time: time.into(),
@@ -344,7 +397,8 @@ mod tests {
         assert_eq!(index.latest["CoreML"].iteration_id, a);
         assert_eq!(
             index.latest["ONNX"].alias.as_deref(),
-            Some(format!("{P}/latest/ONNX/model.ONNX").as_str())
+            // The recorded extension names the alias, not the copy path (a template may drop it).
+            Some(format!("{P}/latest/ONNX/model.onnx").as_str())
         );
         let without = {
             let mut i = index.clone();
@@ -353,5 +407,9 @@ mod tests {
             i
         };
         assert_eq!(without.latest["ONNX"].alias, None);
+        // Exports nobody could name the platform of are listed, but have no latest.
+        assert!(index.upsert(entry(b, "unknown-1a2b3c4d", "2026-01-03T00:00:00Z"), true));
+        assert_eq!(index.models[0].platform, "unknown-1a2b3c4d");
+        assert_eq!(index.latest.len(), 2);
     }
 }

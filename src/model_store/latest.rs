@@ -11,10 +11,10 @@ use std::collections::BTreeMap;
 use azure_storage_blob::BlobContainerClient;
 
 use super::{latest_path, OrderKey, StoredModel};
-use crate::export::copy::{begin, destination_exists, settle, Destination};
-use crate::export::{plan, ExportError};
-use crate::naming::KIND_LATEST;
-use crate::redact::redact;
+use crate::export::copy::{begin, destination_exists, poll, settle, Destination};
+use crate::export::plan::{judge_existing, Existing};
+use crate::export::{plan, storage_error as storage, ExportError};
+use crate::naming::{KIND_LATEST, SOURCE_ETAG_KEY};
 use crate::storage::{list_one, StorageAccount};
 
 /// Conditional writes lost in a row before giving up (the host retries the message).
@@ -65,6 +65,7 @@ pub async fn advance(
             "cvsourceblob".to_string(),
             format!("{store_name}/{}", model.path),
         ),
+        (SOURCE_ETAG_KEY.to_string(), model.source_etag.clone()),
     ]));
     let tags = BTreeMap::from([
         ("projectId".to_string(), model.project_id.to_string()),
@@ -79,10 +80,19 @@ pub async fn advance(
         let current_key = current
             .as_ref()
             .and_then(|c| OrderKey::from_metadata(&c.metadata));
-        if current_key.is_some_and(|k| k.iteration_id == model.iteration_id) {
-            return Ok(Latest::Current { path });
-        }
-        if !moves(current_key.as_ref(), &model.order) {
+        let same_iteration = current_key.is_some_and(|k| k.iteration_id == model.iteration_id);
+        if let (true, Some(c)) = (same_iteration, &current) {
+            // This iteration, but is it these bytes (a re-export replaces the copy), and did
+            // the alias's own copy finish?
+            match judge_existing(&c.metadata, c.copy_status.as_ref(), &model.source_etag) {
+                Existing::Done => return Ok(Latest::Current { path }),
+                Existing::Pending => {
+                    poll(&target, &model.path, &path).await?;
+                    return Ok(Latest::Current { path });
+                }
+                Existing::Stale => {}
+            }
+        } else if !moves(current_key.as_ref(), &model.order) {
             return Ok(Latest::Newer {
                 path,
                 iteration: current_key
@@ -108,13 +118,6 @@ pub async fn advance(
         action: "move latest".into(),
         reason: format!("lost {ATTEMPTS} conditional writes in a row on '{path}'"),
     })
-}
-
-fn storage(action: &'static str) -> impl Fn(azure_core::Error) -> ExportError {
-    move |e| ExportError::Storage {
-        action: action.to_string(),
-        reason: redact(&e.to_string()),
-    }
 }
 
 #[cfg(test)]

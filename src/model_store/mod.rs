@@ -2,15 +2,14 @@
 //! ([`latest`]) and a per-project index ([`index`]), both derived from the tagged copies,
 //! which are the truth.
 //!
-//! "Newest" is one order everywhere: by the time the iteration's model came to be (the source
-//! blob's creation time, or the iteration's `trainedAt` when the Training API is configured),
-//! ties broken by iteration id. A late or duplicate message can therefore never move either
-//! backwards.
+//! "Newest" is one order everywhere ([`OrderKey`]): by the iteration's `trainedAt` when the
+//! Training API is configured, else by the source blob's creation time; a `trainedAt` key
+//! always beats a creation-time one; ties broken by iteration id. A late or duplicate message
+//! can therefore never move either backwards.
 
 pub mod index;
 pub mod latest;
 
-use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
 
 use time::format_description::well_known::Rfc3339;
@@ -44,28 +43,15 @@ impl OrderBy {
     }
 }
 
-/// Where an iteration's model stands in "newest".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where an iteration's model stands in "newest". Fields compare in order: a `trainedAt` key
+/// always beats a creation-time key (an export is created after its training, so the two
+/// kinds of time cannot be compared), then the time, then the iteration id (as its text
+/// sorts: the UUID's bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct OrderKey {
-    pub at: OffsetDateTime,
     pub by: OrderBy,
+    pub at: OffsetDateTime,
     pub iteration_id: IterationId,
-}
-
-impl Ord for OrderKey {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.at.cmp(&other.at).then_with(|| {
-            self.iteration_id
-                .to_string()
-                .cmp(&other.iteration_id.to_string())
-        })
-    }
-}
-
-impl PartialOrd for OrderKey {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
 }
 
 pub const ORDER_AT_KEY: &str = "cvorderat";
@@ -112,6 +98,9 @@ pub struct StoredModel {
     pub order: OrderKey,
     /// `container/blob` or the SAS URL without its query.
     pub source: String,
+    /// Quoted: the source ETag the copy records ([`crate::naming::SOURCE_ETAG_KEY`]); the
+    /// alias records it too, which is how it knows it holds these very bytes.
+    pub source_etag: String,
 }
 
 /// `{projectId}/latest/{platform}/model.{extension}`: one stable name per project and
@@ -128,6 +117,7 @@ pub fn index_path(project_id: ProjectId) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cmp::Ordering;
     use time::macros::datetime;
 
     fn key(at: OffsetDateTime, iteration: &str) -> OrderKey {
@@ -146,6 +136,32 @@ mod tests {
         assert!(key(t + time::Duration::SECOND, a) > key(t, b));
         assert!(key(t, b) > key(t, a));
         assert_eq!(key(t, a).cmp(&key(t, a)), Ordering::Equal);
+    }
+
+    #[test]
+    fn a_creation_time_never_beats_a_trained_at() {
+        let a = "00000000-0000-4000-8000-00000000000a";
+        let t = datetime!(2026-01-01 10:00 UTC);
+        let trained = OrderKey {
+            by: OrderBy::TrainedAt,
+            ..key(t, a)
+        };
+        // An old iteration re-exported today: created long after the newer iteration trained.
+        assert!(key(t + time::Duration::DAY, a) < trained);
+    }
+
+    #[test]
+    fn iteration_ids_order_as_their_text() {
+        let ids = [
+            "0f000000-0000-4000-8000-000000000000",
+            "a0000000-0000-4000-8000-000000000000",
+            "a0000000-0000-4000-8000-00000000000b",
+        ];
+        let t = datetime!(2026-01-01 10:00 UTC);
+        for pair in ids.windows(2) {
+            assert!(pair[0] < pair[1]);
+            assert!(key(t, pair[0]) < key(t, pair[1]));
+        }
     }
 
     #[test]

@@ -295,18 +295,32 @@ async fn an_idle_connection_is_closed_after_the_header_timeout() {
 
 #[tokio::test]
 async fn a_connection_in_use_is_not_closed_by_the_timeouts() {
-    // The timeouts are long by default: an idle pause shorter than them keeps the connection.
-    let server = start(ServerConfig::default()).await;
+    // Pauses shorter than the timeouts, adding up to much longer than them: each timeout runs
+    // from the last progress (the previous answer, the previous chunk), not from the
+    // connection's start, so the connection and every request on it survive.
+    let timeout = Duration::from_millis(600);
+    let server = start(ServerConfig {
+        header_read_timeout: timeout,
+        body_idle_timeout: timeout,
+        ..ServerConfig::default()
+    })
+    .await;
+    let pause = Duration::from_millis(250);
     let mut client = Client::connect(server.addr).await;
-    client
-        .send(&chunked_request("Notifications", ONCE, 64))
-        .await;
-    assert_eq!(client.answer().await.status, 200);
-    assert!(!client.closed_within(Duration::from_millis(500)).await);
-    client
-        .send(&chunked_request("Notifications", ONCE, 64))
-        .await;
-    assert_eq!(client.answer().await.status, 200);
+    let started = std::time::Instant::now();
+    for _ in 0..3 {
+        let full = chunked_request("Notifications", ONCE, 16);
+        let head_end = full.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let middle = head_end + (full.len() - head_end) / 2;
+        client.send(&full[..head_end]).await;
+        tokio::time::sleep(pause).await;
+        client.send(&full[head_end..middle]).await;
+        tokio::time::sleep(pause).await;
+        client.send(&full[middle..]).await;
+        assert_eq!(client.answer().await.status, 200);
+        tokio::time::sleep(pause).await;
+    }
+    assert!(started.elapsed() > 3 * timeout);
 }
 
 #[tokio::test]

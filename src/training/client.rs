@@ -316,7 +316,8 @@ impl TrainingClient {
         for entry in entries {
             let platform = entry.get("platform").and_then(|p| p.as_str());
             if let Some(name) = platform.filter(|p| ExportPlatform::parse(p).is_none()) {
-                tracing::warn!("{OPERATION}: skipping an export for unknown platform '{name}'");
+                // Debug, not warn: invocation events go in the answer's Logs, not on stdout.
+                tracing::debug!("{OPERATION}: skipping an export for unknown platform '{name}'");
                 continue;
             }
             exports.push(
@@ -422,7 +423,9 @@ impl TrainingClient {
                     reason,
                 });
             }
-            tracing::warn!(
+            // Debug: a retry that then succeeds is not an event, and one that fails for good
+            // reaches the invocation's Logs with its last reason.
+            tracing::debug!(
                 operation = call.operation,
                 attempt = attempts,
                 status,

@@ -56,6 +56,15 @@ impl TrainingError {
         matches!(self, Self::Transient { .. })
     }
 
+    /// Whether a message that met this failure should be retried rather than done with: a
+    /// transient failure, a key or role that someone may yet fix (401/403), or a request the
+    /// service refuses only while it is busy (an export while training).
+    pub fn retry_later(&self) -> bool {
+        self.is_transient()
+            || matches!(self.status(), Some(401 | 403))
+            || self.code() == Some("BadRequestExportWhileTraining")
+    }
+
     /// The service's error code, for a [`TrainingError::Service`].
     pub fn code(&self) -> Option<&str> {
         match self {

@@ -30,7 +30,8 @@ pub struct TestApp {
     connection: String,
     settings: Vec<(String, String)>,
     devhosts: Vec<Child>,
-    pub azurite: Azurite,
+    /// Kept for its `Drop`, which stops Azurite.
+    _azurite: Azurite,
 }
 
 pub fn root() -> PathBuf {
@@ -84,7 +85,7 @@ async fn spawn(settings: &[(&str, &str)], azurite: Option<(Azurite, u16)>) -> Te
         connection,
         settings,
         devhosts: vec![devhost],
-        azurite,
+        _azurite: azurite,
     }
 }
 

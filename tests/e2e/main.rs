@@ -539,6 +539,25 @@ async fn a_re_exported_backup_replaces_its_copy() {
     assert_eq!(second.bytes, b"second export", "{}", app.output());
     assert_eq!(second.metadata["cvsourceetag"], backup.etag);
     assert_eq!(second.tags["iterationId"], i);
+    // The alias of the same iteration follows the new bytes; the index has one entry.
+    let alias = app
+        .probe
+        .blob(MODELS, &format!("{p}/latest/ONNX/model.ONNX"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(alias.bytes, b"second export", "{}", app.output());
+    assert_eq!(alias.metadata["cvsourceetag"], backup.etag);
+    let index: customvision_events::model_store::index::ModelIndex = serde_json::from_slice(
+        &app.probe
+            .blob(MODELS, &format!("{p}/index.json"))
+            .await
+            .unwrap()
+            .unwrap()
+            .bytes,
+    )
+    .unwrap();
+    assert_eq!(index.models.len(), 1, "{index:?}");
     app.assert_empty(&[REJECTED, &format!("{EXPORTS}-poison")])
         .await;
 }

@@ -104,32 +104,50 @@ async fn a_sas_model_uri_is_copied_with_tags_and_no_sas_anywhere() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_sas_source_without_a_platform_is_recorded_as_unknown() {
+async fn sas_sources_without_a_platform_are_kept_apart() {
+    // Custom Vision names its downloads by hash: two exports of one iteration (say ONNX and
+    // TensorFlow) both arrive as `<hash>.zip`, and neither may replace the other.
     let app = spawn_app(&[]).await;
     app.probe.create_container(CV_EXPORTS).await.unwrap();
     let (p, i) = ids();
-    app.probe
-        .put_blob(CV_EXPORTS, "9f8e7d6c.zip", b"PK\x03\x04")
-        .await
-        .unwrap();
-    let uri = sas_url(&app, CV_EXPORTS, "9f8e7d6c.zip", false);
-    app.send(&export_message(&p, &i, "ExportCompleted", Some(&uri)))
-        .await;
-    app.drained().await;
-    let copy = app
+    for (name, bytes) in [("9f8e7d6c.zip", b"PK-one"), ("0a1b2c3d.zip", b"PK-two")] {
+        app.probe.put_blob(CV_EXPORTS, name, bytes).await.unwrap();
+    }
+    let first = sas_url(&app, CV_EXPORTS, "9f8e7d6c.zip", false);
+    let second = sas_url(&app, CV_EXPORTS, "0a1b2c3d.zip", false);
+    for uri in [&first, &second, &first] {
+        app.send(&export_message(&p, &i, "ExportCompleted", Some(uri)))
+            .await;
+        app.drained().await;
+    }
+    let copies: Vec<String> = app
         .probe
-        .blob(MODELS, &format!("{p}/{i}/unknown/{p} - {i}.zip"))
+        .list(MODELS)
         .await
-        .unwrap();
-    assert_eq!(
-        copy.map(|c| c.tags["platform"].clone()).as_deref(),
-        Some("unknown"),
-        "{}",
-        app.output()
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.ends_with(".zip"))
+        .collect();
+    assert_eq!(copies.len(), 2, "{copies:?}\n{}", app.output());
+    assert!(
+        copies.iter().all(|n| !n.contains("/latest/")),
+        "an unknown platform has no latest alias: {copies:?}"
     );
+    let mut contents = Vec::new();
+    for name in &copies {
+        let copy = app.probe.blob(MODELS, name).await.unwrap().unwrap();
+        let label = &copy.tags["platform"];
+        assert!(label.starts_with("unknown-"), "{label}");
+        assert!(name.contains(&format!("/{label}/")), "{name}");
+        contents.push(copy.bytes);
+    }
+    contents.sort();
+    assert_eq!(contents, vec![b"PK-one".to_vec(), b"PK-two".to_vec()]);
+    let index = index_of(&app, &p).await;
+    assert_eq!(index.models.len(), 2, "{index:?}");
     assert!(app
         .output()
-        .contains("names no platform; recorded as 'unknown'"));
+        .contains("nor the Training API names its platform; recorded as 'unknown-"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -151,14 +169,28 @@ async fn an_expired_sas_is_rejected_on_the_first_attempt() {
     assert!(reason.contains("answered 403"), "{reason}");
     assert!(reason.contains("Re-export the iteration"), "{reason}");
     assert_eq!(record["dequeueCount"], 1, "no retries burnt");
-    assert!(!rejected[0].contains("sig=") || rejected[0].contains("sig=REDACTED"));
+    // The record keeps the message, but not its signature.
+    let signature = url::Url::parse(&uri)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "sig")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    assert!(signature.len() > 20);
+    for form in [signature.clone(), urlencoding(&signature)] {
+        assert!(!rejected[0].contains(&form), "{}", rejected[0]);
+        assert!(!app.output().contains(&form));
+    }
     assert_eq!(app.output().matches("will retry").count(), 0);
     app.assert_empty(&[&format!("{EXPORTS}-poison")]).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn hostile_model_uris_are_rejected_without_a_request() {
-    let app = spawn_app(&[]).await;
+    // The account's own endpoint is the counting proxy: a request for any of the URIs that
+    // name it shows there, and one for the others reaches the trap (or no listener at all:
+    // names that do not resolve here).
+    let (app, proxy) = spawn_counted(&[]).await;
     // Anything that reaches this listener is a request the handler should not have made.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let trap = listener.local_addr().unwrap().port();
@@ -169,7 +201,7 @@ async fn hostile_model_uris_are_rejected_without_a_request() {
             count.fetch_add(1, Ordering::SeqCst);
         }
     });
-    let blob_port = app.azurite.blob_port;
+    let blob_port = proxy.port;
     let account = AZURITE_ACCOUNT;
     let hostile = [
         format!("http://127.0.0.1:{trap}/{account}/cv-exports/m.ONNX?sig=x"),
@@ -194,6 +226,15 @@ async fn hostile_model_uris_are_rejected_without_a_request() {
         caught.load(Ordering::SeqCst),
         0,
         "a hostile modelUri was requested"
+    );
+    let requested: Vec<_> = proxy
+        .sdk_requests()
+        .into_iter()
+        .filter(|r| r.path_and_query.contains(".ONNX"))
+        .collect();
+    assert!(
+        requested.is_empty(),
+        "a hostile modelUri was requested: {requested:?}"
     );
     for record in &rejected {
         let record: Value = serde_json::from_str(record).unwrap();
@@ -368,6 +409,29 @@ async fn the_index_holds_every_one_of_50_concurrent_exports_and_rebuilds_the_sam
         .unwrap();
     assert_eq!(rebuilt.models, index.models);
     assert_eq!(rebuilt.latest, index.latest);
+
+    // Someone breaks the index: the next export rebuilds it whole from the tags, not from
+    // nothing.
+    app.probe
+        .put_blob(MODELS, &format!("{p}/index.json"), b"{not json")
+        .await
+        .unwrap();
+    let late = uuid::Uuid::new_v4().to_string();
+    app.probe
+        .put_blob(BACKUPS, &backup_name(&p, &late, "ONNX"), b"model 50")
+        .await
+        .unwrap();
+    app.send(&export_message(&p, &late, "ExportCompleted", None))
+        .await;
+    app.drained().await;
+    let repaired = index_of(&app, &p).await;
+    assert_eq!(repaired.models.len(), 51, "{}", app.output());
+    assert!(repaired.models.iter().any(|m| m.iteration_id == late));
     app.assert_empty(&[REJECTED, &format!("{EXPORTS}-poison")])
         .await;
+}
+
+/// `value` percent-encoded as a query string carries it.
+fn urlencoding(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }

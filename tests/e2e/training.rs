@@ -97,8 +97,14 @@ async fn a_finished_training_reports_exports_and_publishes_once_under_redelivery
         publishes[0].query_value("predictionId").as_deref(),
         Some(bodies::PREDICTION_ID)
     );
-    // Every call carried the key and none went elsewhere.
-    assert!(fixture.requests().iter().all(|r| r.route.is_some()));
+    // Every call carried a key (the fixture records it redacted, and answers a wrong one
+    // 401, which would have left no report below) and none went elsewhere.
+    let requests = fixture.requests();
+    assert!(requests.iter().all(|r| r.route.is_some()));
+    assert!(
+        requests.iter().all(|r| r.header("Training-Key").is_some()),
+        "{requests:?}"
+    );
 
     let (report, html) = report_of(&app, &p, &i).await;
     assert_eq!(report["status"], "TrainingCompleted");

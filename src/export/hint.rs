@@ -8,6 +8,14 @@
 //! normalise (backslashes, dot segments, encoded slashes or dots, whitespace) could make this
 //! handler and storage disagree about which blob it names. The configured storage account's
 //! own blob endpoint is accepted too, `http` included: that is how Azurite is reached.
+//!
+//! Safety invariant for that own endpoint: a URL there outside the backup container is read
+//! first with [`crate::storage::StorageAccount::foreign_blob`], which carries none of this
+//! handler's credentials, so it answers only with the URL's own SAS (or for a public
+//! container). The copy that follows is authorised by the handler's key or identity, which
+//! would reach every container of the account: were that first read ever given credentials,
+//! a `modelUri` could copy any blob of the account into the model store. The e2e test
+//! `a_private_blob_of_the_own_account_is_not_copied_without_a_sas` holds this.
 
 use url::{Host, Url};
 

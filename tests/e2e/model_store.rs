@@ -151,6 +151,32 @@ async fn sas_sources_without_a_platform_are_kept_apart() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_private_blob_of_the_own_account_is_not_copied_without_a_sas() {
+    // The handler's own key reaches every container; a modelUri without a SAS must not.
+    let app = spawn_app(&[]).await;
+    app.probe.create_container("secrets").await.unwrap();
+    app.probe
+        .put_blob("secrets", "keys.ONNX", b"not yours")
+        .await
+        .unwrap();
+    let (p, i) = ids();
+    let uri = app
+        .probe
+        .account
+        .plain_blob_url("secrets", "keys.ONNX")
+        .unwrap()
+        .to_string();
+    app.send(&export_message(&p, &i, "ExportCompleted", Some(&uri)))
+        .await;
+    let rejected = app.messages(REJECTED, 1).await;
+    app.drained().await;
+    let record: Value = serde_json::from_str(&rejected[0]).unwrap();
+    let reason = record["reason"].as_str().unwrap();
+    assert!(reason.contains("answered 40"), "{reason}");
+    assert!(app.probe.list(MODELS).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_expired_sas_is_rejected_on_the_first_attempt() {
     let app = spawn_app(&[]).await;
     app.probe.create_container(CV_EXPORTS).await.unwrap();

@@ -11,7 +11,8 @@ use serde::Serialize;
 
 use customvision_events::model_store::index::ModelIndex;
 use customvision_events::model_store::{index_path, OrderKey};
-use customvision_events::notification::{ExportPlatform, ProjectId};
+use customvision_events::naming::{KIND_LATEST, KIND_MODEL};
+use customvision_events::notification::{ExportPlatform, IterationId, ProjectId};
 
 use crate::context::{storage_failure, CliError, Context};
 
@@ -37,6 +38,9 @@ pub struct Model {
     pub size: Option<u64>,
     pub time: Option<String>,
     pub latest: bool,
+    /// The store's own order ("newest"), not shown.
+    #[serde(skip)]
+    order: Option<OrderKey>,
 }
 
 #[derive(Debug, Serialize)]
@@ -65,9 +69,13 @@ pub async fn list(ctx: &Context, args: &Args) -> Result<Listing, CliError> {
             "the project's id, a hyphenated GUID",
         )
     })?;
-    let mut filter = format!("\"projectId\" = '{project}'");
+    // `kind` between 'latest' and 'model': the copies and the aliases, not backups tagged in
+    // place; and a tag in the filter is a tag the answer carries.
+    let mut filter = format!(
+        "\"projectId\" = '{project}' AND \"kind\" >= '{KIND_LATEST}' AND \"kind\" <= '{KIND_MODEL}'"
+    );
     if let Some(i) = &args.iteration {
-        let i = ProjectId::parse(i)
+        let i = IterationId::parse(i)
             .map_err(|e| CliError::usage(format!("--iteration: {e}"), "a hyphenated GUID"))?;
         filter.push_str(&format!(" AND \"iterationId\" = '{i}'"));
     }
@@ -93,6 +101,13 @@ pub async fn list(ctx: &Context, args: &Args) -> Result<Listing, CliError> {
         .map_err(|e| storage_failure(&format!("find blobs by tags in {store_name}"), &e))?
     {
         let Some(name) = found.name else { continue };
+        let kind = found
+            .tags
+            .and_then(|t| t.blob_tag_set)
+            .unwrap_or_default()
+            .into_iter()
+            .find(|t| t.key.as_deref() == Some("kind"))
+            .and_then(|t| t.value);
         let props = match store.blob_client(&name).get_properties(None).await {
             Ok(p) => p,
             Err(e) if e.http_status() == Some(StatusCode::NotFound) => continue,
@@ -103,7 +118,7 @@ pub async fn list(ctx: &Context, args: &Args) -> Result<Listing, CliError> {
         let platform = metadata.get("cvplatform").cloned().unwrap_or_default();
         let iteration = metadata.get("cviterationid").cloned().unwrap_or_default();
         // The alias's own tags name it; its metadata names the iteration it points at.
-        if name.contains("/latest/") {
+        if kind.as_deref() == Some(KIND_LATEST) {
             latest_of.insert(platform, (iteration, name));
             continue;
         }
@@ -114,11 +129,13 @@ pub async fn list(ctx: &Context, args: &Args) -> Result<Listing, CliError> {
             size: props.content_length().ok().flatten(),
             time: order.as_ref().map(|o| o.at_text()),
             latest: false,
+            order,
         });
     }
+    // Newest first, in the order the alias and the index use.
     models.sort_by(|a, b| {
-        b.time
-            .cmp(&a.time)
+        b.order
+            .cmp(&a.order)
             .then_with(|| a.platform.cmp(&b.platform))
     });
     for m in &mut models {

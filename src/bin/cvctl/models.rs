@@ -18,10 +18,13 @@ use crate::context::{storage_failure, CliError, Context};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// The Custom Vision project (a hyphenated GUID).
     #[arg(long, value_name = "ID")]
     pub project: String,
+    /// Only this iteration.
     #[arg(long, value_name = "ID")]
     pub iteration: Option<String>,
+    /// Only this platform (`ONNX`, `TensorFlow`, … or a label such as `zip`).
     #[arg(long)]
     pub platform: Option<String>,
     /// Machine-readable output.
@@ -189,12 +192,12 @@ pub fn print(listing: &Listing, json: bool) {
         );
     } else {
         println!(
-            "{:<38} {:<11} {:<21} {:>10}  PATH",
+            "{:<38} {:<16} {:<21} {:>10}  PATH",
             "ITERATION", "PLATFORM", "TIME", "SIZE"
         );
         for m in &listing.models {
             println!(
-                "{:<38} {:<11} {:<21} {:>10}  {}{}",
+                "{:<38} {:<16} {:<21} {:>10}  {}{}",
                 m.iteration_id,
                 m.platform,
                 m.time.as_deref().unwrap_or("—"),

@@ -29,6 +29,7 @@ pub struct Args {
 pub enum Kind {
     /// The `ConnectionTest` Custom Vision writes when a project is wired.
     ConnectionTest {
+        /// The project (default: a new random id).
         #[arg(long, value_name = "ID")]
         project: Option<String>,
     },
@@ -36,6 +37,7 @@ pub enum Kind {
     Training {
         #[command(flatten)]
         ids: Ids,
+        /// The failure status instead.
         #[arg(long)]
         failed: bool,
     },
@@ -43,6 +45,7 @@ pub enum Kind {
     Export {
         #[command(flatten)]
         ids: Ids,
+        /// The failure status instead.
         #[arg(long)]
         failed: bool,
         /// The exported platform (the backup's suffix).
@@ -60,8 +63,10 @@ pub enum Kind {
 
 #[derive(Debug, clap::Args)]
 pub struct Ids {
+    /// The project (default: a new random id).
     #[arg(long, value_name = "ID")]
     pub project: Option<String>,
+    /// The iteration (default: a new random id).
     #[arg(long, value_name = "ID")]
     pub iteration: Option<String>,
 }

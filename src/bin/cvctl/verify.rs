@@ -23,6 +23,7 @@ use crate::context::{storage_failure, training_failure, CliError, Context, Failu
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// The Custom Vision project (a hyphenated GUID).
     #[arg(long, value_name = "ID")]
     pub project: String,
     /// Keep checking the test blob and the ConnectionTest for this long (Custom Vision writes

@@ -164,7 +164,7 @@ class Handler:
     def __init__(self, kind, python):
         self.kind = kind
         if kind == "rust":
-            self.command = [str(ROOT / "target/release/handler"), "serve"]
+            self.command = [str(ROOT / "target/release/handler")]
         else:
             self.command = [python, str(ROOT / "bench/peer/handler.py")]
 

@@ -24,9 +24,9 @@ pub enum Platform {
     /// A `.zip` backup: the package format says nothing about the platform.
     Zip,
     /// A SAS source nothing names the platform of. Custom Vision's download names are hashes,
-    /// so two exports of one iteration would share every other name: the 8 hex digits of
+    /// so two exports of one iteration would share every other name: the first 4 bytes of
     /// SHA-256 over the source's host and path tell them apart, the same on every delivery.
-    Unknown([u8; 8]),
+    Unknown([u8; 4]),
 }
 
 impl Platform {
@@ -36,7 +36,7 @@ impl Platform {
         match self {
             Self::Known(p) => p.as_str().to_string(),
             Self::Zip => "zip".to_string(),
-            Self::Unknown(digits) => format!("unknown-{}", String::from_utf8_lossy(&digits)),
+            Self::Unknown(hash) => format!("{UNKNOWN_LABEL_PREFIX}{}", hex(&hash)),
         }
     }
 
@@ -52,13 +52,18 @@ impl Platform {
             .chain_update(b"/")
             .chain_update(path.as_bytes())
             .finalize();
-        let mut digits = [0u8; 8];
-        for (i, byte) in hash.iter().take(4).enumerate() {
-            let hex = format!("{byte:02x}");
-            digits[2 * i..2 * i + 2].copy_from_slice(hex.as_bytes());
-        }
-        Self::Unknown(digits)
+        let mut head = [0u8; 4];
+        head.copy_from_slice(&hash[..4]);
+        Self::Unknown(head)
     }
+}
+
+/// How the label of a [`Platform::Unknown`] starts.
+pub const UNKNOWN_LABEL_PREFIX: &str = "unknown-";
+
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The model blob of one finished export, named from validated ids only.

@@ -50,7 +50,7 @@ pub async fn serve() -> Result<(), String> {
     let training = settings
         .training
         .as_ref()
-        .map(|t| TrainingClient::from_settings(http.clone(), t))
+        .map(|t| TrainingClient::from_settings(http.clone(), t, Some(&account)))
         .transpose()
         .map_err(|e| e.to_string())?;
     // Loopback only: the host is the one and only client.

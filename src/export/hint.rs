@@ -237,7 +237,7 @@ mod tests {
             ),
             Hint::Backup("p - i.ONNX".into())
         );
-        let sas = "https://irisprodeuwtraining.blob.core.windows.net:443/m-0f/a1b2.zip?sv=2020-08-04&se=2026-12-02T00%3A00%3A00Z&sr=b&sp=r&sig=abc%2Bdef%3D";
+        let sas = "https://irisprodeuwtraining.blob.core.windows.net:443/m-0f/a1b2.zip?sv=2020-08-04&se=2026-12-02T00%3A00%3A00Z&sr=b&sp=r&sig=FAKE%2Bnot%2Freal";
         match judge(sas, &azure()) {
             Hint::Sas(url) => assert_eq!(
                 url.host_str(),

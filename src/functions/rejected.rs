@@ -10,7 +10,7 @@
 //! prefix and the blob's name. The router thus stays free of storage I/O, and a redelivery
 //! writes the same blob again.
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Map};
 use sha2::{Digest, Sha256};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -18,6 +18,7 @@ use time::OffsetDateTime;
 use super::outputs::fits_queue;
 use super::{Invocation, REJECTED_BLOB_OUTPUT, REJECTED_OUTPUT};
 use crate::envelope::InvocationResponse;
+use crate::naming::hex;
 use crate::redact::{redact, redact_message};
 
 /// The longest reason kept, in characters; reasons quote untrusted input.
@@ -52,11 +53,13 @@ pub fn reject(invocation: &Invocation, text: &str, reason: &str) -> InvocationRe
     let mut response = InvocationResponse::default().log(format!("{function}: rejected: {reason}"));
     if !fits_queue(&record) {
         record.remove("message");
-        let blob = format!(
-            "{}/{function}/{}.txt",
-            invocation.app.settings.rejected_container,
-            message_id.as_deref().unwrap_or("{Id}")
-        );
+        // What the host makes of the binding's path, so the record names the blob it writes.
+        let blob = blob_path_template(function)
+            .replace(
+                "%CV_REJECTED_CONTAINER%",
+                &invocation.app.settings.rejected_container,
+            )
+            .replace("{Id}", message_id.as_deref().unwrap_or("{Id}"));
         let digest = Sha256::digest(kept.as_bytes());
         record.extend([
             ("messageBytes".to_string(), json!(kept.len())),
@@ -94,20 +97,17 @@ fn prefix_bytes(text: &str, max: usize) -> &str {
     &text[..end]
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A record as it comes back from the rejected queue.
-pub fn is_large(record: &Value) -> bool {
-    record.get("messageBlob").is_some()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::functions::outputs::queue_message_size;
     use crate::functions::test_support::{app, request};
+    use serde_json::Value;
+
+    /// A record as it comes back from the rejected queue.
+    fn is_large(record: &Value) -> bool {
+        record.get("messageBlob").is_some()
+    }
 
     fn reject_text(text: &str, reason: &str) -> InvocationResponse {
         let app = app();

@@ -21,14 +21,11 @@ use time::OffsetDateTime;
 
 use super::{index_path, latest_path, OrderBy, OrderKey, StoredModel};
 use crate::export::{plan, storage_error as storage, ExportError};
-use crate::naming::KIND_MODEL;
+use crate::naming::{KIND_MODEL, UNKNOWN_LABEL_PREFIX};
 use crate::notification::{IterationId, ProjectId};
 
 /// Lost races before giving up; the host's retry tries again later.
 const ATTEMPTS: usize = 40;
-
-/// How [`crate::naming::Platform::Unknown`] labels start.
-const UNKNOWN_PREFIX: &str = "unknown-";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -131,7 +128,8 @@ impl ModelIndex {
         self.latest.clear();
         let project_id = ProjectId::parse(&self.project_id).ok();
         for e in &self.models {
-            if self.latest.contains_key(&e.platform) || e.platform.starts_with(UNKNOWN_PREFIX) {
+            if self.latest.contains_key(&e.platform) || e.platform.starts_with(UNKNOWN_LABEL_PREFIX)
+            {
                 continue;
             }
             let extension = if e.extension.is_empty() {
@@ -167,9 +165,8 @@ pub async fn record(
     model: &StoredModel,
     aliases: bool,
 ) -> Result<Recorded, ExportError> {
-    let path = index_path(model.project_id);
     let entry = &IndexEntry::of(model);
-    write_retrying(store, &path, |current| async move {
+    write_retrying(store, model.project_id, |current| async move {
         let (mut index, rebuilt) = match current {
             Some(index) => (index, false),
             None => (from_tags(store, model.project_id, aliases).await?, true),
@@ -192,8 +189,7 @@ pub async fn rebuild(
     project_id: ProjectId,
     aliases: bool,
 ) -> Result<ModelIndex, ExportError> {
-    let path = index_path(project_id);
-    let written = write_retrying(store, &path, |_| async move {
+    let written = write_retrying(store, project_id, |_| async move {
         from_tags(store, project_id, aliases).await.map(Some)
     })
     .await?;
@@ -203,22 +199,23 @@ pub async fn rebuild(
     })
 }
 
-/// Reads the index at `path` (`None` when it does not parse), lets `update` decide what to
+/// Reads the project's index (`None` when it does not parse), lets `update` decide what to
 /// write (`None`: nothing), and writes it conditionally on what was read; on a lost race,
 /// reads and decides again.
 async fn write_retrying<F, Fut>(
     store: &BlobContainerClient,
-    path: &str,
+    project_id: ProjectId,
     mut update: F,
 ) -> Result<Option<ModelIndex>, ExportError>
 where
     F: FnMut(Option<ModelIndex>) -> Fut,
     Fut: std::future::Future<Output = Result<Option<ModelIndex>, ExportError>>,
 {
-    let blob = store.blob_client(path);
+    let path = index_path(project_id);
+    let blob = store.blob_client(&path);
     let mut delay = Duration::from_millis(10);
     for _ in 0..ATTEMPTS {
-        let (current, etag) = read(store, path).await?;
+        let (current, etag) = read(store, &path, project_id).await?;
         let Some(mut index) = update(current).await? else {
             return Ok(None);
         };
@@ -304,15 +301,12 @@ async fn stored_model(
 async fn read(
     store: &BlobContainerClient,
     path: &str,
+    project_id: ProjectId,
 ) -> Result<(Option<ModelIndex>, Option<String>), ExportError> {
-    let project_id = path
-        .split('/')
-        .next()
-        .and_then(|p| ProjectId::parse(p).ok());
     let response = match store.blob_client(path).download(None).await {
         Ok(r) => r,
         Err(e) if e.http_status() == Some(StatusCode::NotFound) => {
-            return Ok((project_id.map(ModelIndex::empty), None))
+            return Ok((Some(ModelIndex::empty(project_id)), None))
         }
         Err(e) => return Err(storage("read index")(e)),
     };

@@ -104,6 +104,8 @@ struct Inner {
     blob_endpoint: Option<Url>,
     queue_endpoint: Option<Url>,
     credential: Option<Arc<dyn TokenCredential>>,
+    /// Which identity `credential` is, so another client of the same identity can share it.
+    auth: StorageAuth,
     /// The SAS of a SAS connection string: copy sources need it in their URL.
     sas: Option<Arc<SasPolicy>>,
     client_options: ClientOptions,
@@ -160,11 +162,18 @@ impl StorageAccount {
             blob_endpoint: connection.blob_endpoint.clone(),
             queue_endpoint: connection.queue_endpoint.clone(),
             credential,
+            auth: connection.auth.clone(),
             sas,
             client_options,
             containers: Mutex::default(),
             queues: Mutex::default(),
         })))
+    }
+
+    /// The Entra ID credential and the identity it stands for, when the account uses one: one
+    /// credential per identity per process, so its token cache is shared.
+    pub fn entra_credential(&self) -> Option<(&StorageAuth, Arc<dyn TokenCredential>)> {
+        self.0.credential.clone().map(|c| (&self.0.auth, c))
     }
 
     pub fn blob_endpoint(&self) -> Option<&Url> {

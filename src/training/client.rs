@@ -35,7 +35,8 @@ pub enum TrainingAuth {
     /// The `Training-Key` header (the spec's only scheme).
     Key(Secret),
     /// An Entra ID bearer token for [`COGNITIVE_SERVICES_SCOPE`]; the resource needs a custom
-    /// subdomain. Pass the process's one credential: it caches its tokens.
+    /// subdomain. One credential per identity per process: it caches its tokens
+    /// ([`TrainingClient::from_settings`] shares the storage account's).
     EntraId(Arc<dyn TokenCredential>),
 }
 
@@ -45,6 +46,19 @@ impl fmt::Debug for TrainingAuth {
             Self::Key(_) => f.write_str("Key(REDACTED)"),
             Self::EntraId(_) => f.write_str("EntraId"),
         }
+    }
+}
+
+/// Whether the storage account's credential is the identity the training settings name.
+fn same_identity(storage: &crate::settings::StorageAuth, training: &TrainingAuthSettings) -> bool {
+    use crate::settings::StorageAuth;
+    match (storage, training) {
+        (
+            StorageAuth::ManagedIdentity { client_id: a },
+            TrainingAuthSettings::ManagedIdentity { client_id: b },
+        ) => a == b,
+        (StorageAuth::DeveloperTools, TrainingAuthSettings::DeveloperTools) => true,
+        _ => false,
     }
 }
 
@@ -148,18 +162,24 @@ impl TrainingClient {
         })
     }
 
-    /// Builds the client from app settings, creating the Entra ID credential (once) when there
-    /// is no key.
+    /// Builds the client from app settings. Without a key it uses Entra ID: the storage
+    /// account's credential when that is the same identity (`storage`), else one made here.
     pub fn from_settings(
         http: SharedHttp,
         settings: &TrainingSettings,
+        storage: Option<&crate::storage::StorageAccount>,
     ) -> Result<Self, TrainingError> {
         let credential_error = |e: azure_core::Error| {
             TrainingError::Config(format!("cannot create a credential: {e}"))
         };
-        let auth = match &settings.auth {
-            TrainingAuthSettings::Key(key) => TrainingAuth::Key(key.clone()),
-            TrainingAuthSettings::ManagedIdentity { client_id } => {
+        let shared = storage
+            .and_then(|s| s.entra_credential())
+            .filter(|(identity, _)| same_identity(identity, &settings.auth))
+            .map(|(_, credential)| credential);
+        let auth = match (&settings.auth, shared) {
+            (TrainingAuthSettings::Key(key), _) => TrainingAuth::Key(key.clone()),
+            (_, Some(credential)) => TrainingAuth::EntraId(credential),
+            (TrainingAuthSettings::ManagedIdentity { client_id }, None) => {
                 let options = ManagedIdentityCredentialOptions {
                     user_assigned_id: client_id.clone().map(UserAssignedId::ClientId),
                     // Token requests go through the same HTTP client.
@@ -172,7 +192,7 @@ impl TrainingClient {
                     ManagedIdentityCredential::new(Some(options)).map_err(credential_error)?,
                 )
             }
-            TrainingAuthSettings::DeveloperTools => TrainingAuth::EntraId(
+            (TrainingAuthSettings::DeveloperTools, None) => TrainingAuth::EntraId(
                 DeveloperToolsCredential::new(None).map_err(credential_error)?,
             ),
         };
@@ -552,6 +572,40 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_storage_credential_is_shared_only_with_the_same_identity() {
+        use crate::settings::{StorageAuth, StorageConnection};
+        let http = crate::storage::http_client();
+        let account = crate::storage::StorageAccount::new(
+            &StorageConnection {
+                blob_endpoint: Some(Url::parse("https://a.blob.core.windows.net/").unwrap()),
+                queue_endpoint: None,
+                auth: StorageAuth::ManagedIdentity {
+                    client_id: Some("11111111-0000-4000-8000-000000000000".into()),
+                },
+            },
+            &http,
+        )
+        .unwrap();
+        let (_, storage) = account.entra_credential().unwrap();
+        let build = |client_id: &str| {
+            let settings = TrainingSettings {
+                endpoint: Url::parse("https://cv.cognitiveservices.azure.com/").unwrap(),
+                auth: TrainingAuthSettings::ManagedIdentity {
+                    client_id: Some(client_id.into()),
+                },
+            };
+            let client =
+                TrainingClient::from_settings(http.clone(), &settings, Some(&account)).unwrap();
+            match &client.inner.auth {
+                Auth::EntraId(c) => Arc::ptr_eq(c, &storage),
+                Auth::Key { .. } => panic!("a key"),
+            }
+        };
+        assert!(build("11111111-0000-4000-8000-000000000000"));
+        assert!(!build("22222222-0000-4000-8000-000000000000"));
+    }
 
     fn client(endpoint: &str) -> TrainingClient {
         TrainingClient::new(

@@ -121,15 +121,7 @@ fn parse_endpoint(value: &str) -> Result<Url, SettingsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-
-    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |k| map.get(k).cloned()
-    }
+    use crate::settings::tests::lookup;
 
     const ENDPOINT: &str = "https://cv-train.cognitiveservices.azure.com/";
 

@@ -105,18 +105,20 @@ async fn simulate_writes_the_seeds_formats_and_backup_blobs() {
 #[tokio::test(flavor = "multi_thread")]
 async fn models_lists_by_tags_newest_first_with_latest_marked() {
     let app = spawn_app(&[]).await;
-    let (p, older) = ids();
-    let (_, newer) = ids();
-    for i in [&older, &newer] {
+    let (p, a) = ids();
+    let (_, b) = ids();
+    for i in [&a, &b] {
         app.probe
             .put_blob(BACKUPS, &crate::backup_name(&p, i, "ONNX"), b"model")
             .await
             .unwrap();
-        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
         app.send(&export_message(&p, i, "ExportCompleted", None))
             .await;
         app.drained().await;
     }
+    // Whichever the store's order makes newest (creation time, ties by iteration id).
+    let newer = expected_newest(&app, &p, &[a.clone(), b.clone()]).await;
+    let older = if newer == a { b.clone() } else { a.clone() };
     let storage = [("CV_STORAGE", app.connection())];
     let run = cvctl(&storage, &["models", "--project", &p, "--json"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);

@@ -290,3 +290,25 @@ pub async fn cvctl(settings: &[(&str, &str)], args: &[&str]) -> Run {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+
+/// The order the handler itself uses, read from the backups' creation times.
+pub async fn expected_newest(app: &TestApp, project: &str, iterations: &[String]) -> String {
+    let container = app.probe.account.container(BACKUPS).unwrap();
+    let listed = customvision_events::storage::list_blobs(&container, &format!("{project} - "))
+        .await
+        .unwrap();
+    iterations
+        .iter()
+        .map(|i| {
+            let backup = listed.iter().find(|b| b.name.contains(i.as_str())).unwrap();
+            customvision_events::model_store::OrderKey {
+                at: backup.created.unwrap(),
+                by: customvision_events::model_store::OrderBy::Created,
+                iteration_id: customvision_events::notification::IterationId::parse(i).unwrap(),
+            }
+        })
+        .max()
+        .unwrap()
+        .iteration_id
+        .to_string()
+}

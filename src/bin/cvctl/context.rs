@@ -129,6 +129,8 @@ pub struct Context {
     pub values: AppSettings,
     pub settings: Settings,
     pub http: SharedHttp,
+    /// Made on first use and kept: its clients and credential serve the whole command.
+    account: std::sync::OnceLock<StorageAccount>,
 }
 
 impl Context {
@@ -156,6 +158,7 @@ impl Context {
             values,
             settings,
             http: http_client(),
+            account: std::sync::OnceLock::new(),
         })
     }
 
@@ -164,8 +167,12 @@ impl Context {
     }
 
     pub fn account(&self) -> Result<StorageAccount, CliError> {
-        StorageAccount::new(&self.settings.storage, &self.http)
-            .map_err(|e| CliError::usage(e.to_string(), "check CV_STORAGE"))
+        if let Some(account) = self.account.get() {
+            return Ok(account.clone());
+        }
+        let account = StorageAccount::new(&self.settings.storage, &self.http)
+            .map_err(|e| CliError::usage(e.to_string(), "check CV_STORAGE"))?;
+        Ok(self.account.get_or_init(|| account).clone())
     }
 
     pub fn training(&self) -> Result<TrainingClient, CliError> {
@@ -175,7 +182,9 @@ impl Context {
                 "set CUSTOM_VISION_ENDPOINT (and CUSTOM_VISION_TRAINING_KEY, or sign in with az login)",
             ));
         };
-        TrainingClient::from_settings(self.http.clone(), settings)
+        // The storage account's credential, when it is the same identity (`az login`).
+        let account = self.account().ok();
+        TrainingClient::from_settings(self.http.clone(), settings, account.as_ref())
             .map_err(|e| training_failure("the Training API client", &e))
     }
 }

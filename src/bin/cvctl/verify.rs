@@ -61,9 +61,11 @@ pub async fn run(ctx: &Context, args: &Args) -> Result<Vec<(&'static str, Outcom
     ));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(args.wait);
     let mut delay = Duration::from_millis(250);
+    // Status records already read and found to be another project's: each is read once.
+    let mut others = std::collections::HashSet::new();
     loop {
         let blob = test_blob(&account, &settings.backup_container).await?;
-        let connection = connection_test(&account, ctx, project, &queue_name).await?;
+        let connection = connection_test(&account, ctx, project, &queue_name, &mut others).await?;
         let done =
             !matches!(blob, Outcome::Fail { .. }) && !matches!(connection, Outcome::Fail { .. });
         if done || tokio::time::Instant::now() >= deadline {
@@ -264,6 +266,7 @@ async fn connection_test(
     ctx: &Context,
     project: ProjectId,
     queue_name: &str,
+    others: &mut std::collections::HashSet<String>,
 ) -> Result<Outcome, CliError> {
     let status = &ctx.settings.status_container;
     let client = account
@@ -282,6 +285,9 @@ async fn connection_test(
     // Newest first; ConnectionTests are rare, a hundred is far more than there will be.
     records.sort_by_key(|r| std::cmp::Reverse(r.created));
     for record in records.iter().take(100) {
+        if others.contains(&record.name) {
+            continue;
+        }
         let body = match client.blob_client(&record.name).download(None).await {
             Ok(r) => r.body.collect().await.ok(),
             Err(_) => None,
@@ -297,6 +303,7 @@ async fn connection_test(
                 record.name
             )));
         }
+        others.insert(record.name.clone());
     }
     let queue = account
         .queue(queue_name)

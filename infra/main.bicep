@@ -22,9 +22,6 @@ param principalId string = ''
 @allowed(['User', 'ServicePrincipal', 'Group'])
 param principalType string = 'User'
 
-@allowed(['FlexConsumption', 'ElasticPremium'])
-param hostingPlan string = 'FlexConsumption'
-
 @allowed(['F0', 'S0'])
 @description('F0 is free but limited to one per subscription and 2 projects.')
 param customVisionSku string = 'S0'
@@ -245,7 +242,6 @@ module function 'app/function.bicep' = {
     planName: '${abbrs.webServerFarms}${resourceToken}'
     location: location
     tags: tags
-    hostingPlan: hostingPlan
     identityId: identity.outputs.id
     identityClientId: identity.outputs.clientId
     hostStorageBlobEndpoint: hostStorage.outputs.blobEndpoint

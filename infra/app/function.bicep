@@ -1,14 +1,13 @@
-// The Function App running the Rust custom handler, on Flex Consumption (default) or
-// Elastic Premium EP1 (Linux). Every storage connection is identity-based through the
-// user-assigned identity; no connection string with a key exists anywhere.
+// The Function App running the Rust custom handler on Flex Consumption (FC1, Linux), the only
+// plan this template offers: every storage connection is identity-based through the
+// user-assigned identity, and no connection string with a key exists anywhere. Elastic
+// Premium was removed because it cannot be published without a storage key (infra/README.md,
+// "Why Flex Consumption only").
 
 param name string
 param planName string
 param location string = resourceGroup().location
 param tags object = {}
-
-@allowed(['FlexConsumption', 'ElasticPremium'])
-param hostingPlan string = 'FlexConsumption'
 
 @description('Resource id of the user-assigned identity the app runs as.')
 param identityId string
@@ -32,29 +31,25 @@ param maximumInstanceCount int = 40
 @allowed([512, 2048, 4096])
 param instanceMemoryMB int = 2048
 
-var isFlex = hostingPlan == 'FlexConsumption'
-
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   name: planName
-  // checkov:skip=CKV_AZURE_225: zone redundancy needs at least 3 always-ready/EP instances and a zone-enabled region; a queue-driven handler retries through the queue instead
+  // checkov:skip=CKV_AZURE_225: zone redundancy needs at least 3 always-ready instances and a zone-enabled region; a queue-driven handler retries through the queue instead
   location: location
   tags: tags
-  kind: isFlex ? 'functionapp' : 'elastic'
-  sku: isFlex ? {
+  kind: 'functionapp'
+  sku: {
     name: 'FC1'
     tier: 'FlexConsumption'
-  } : {
-    name: 'EP1'
-    tier: 'ElasticPremium'
   }
   properties: {
     reserved: true
-    maximumElasticWorkerCount: isFlex ? null : 20
   }
 }
 
-// Settings common to both plans. AzureWebJobsStorage__* is the host's own storage;
-// CV_STORAGE__* is the "connection": "CV_STORAGE" of every function.json binding.
+// AzureWebJobsStorage__* is the host's own storage; CV_STORAGE__* is the
+// "connection": "CV_STORAGE" of every function.json binding. No FUNCTIONS_WORKER_RUNTIME,
+// FUNCTIONS_EXTENSION_VERSION or WEBSITE_RUN_FROM_PACKAGE: on Flex, functionAppConfig.runtime
+// and functionAppConfig.deployment replace them.
 var identitySettings = {
   AzureWebJobsStorage__credential: 'managedidentity'
   AzureWebJobsStorage__clientId: identityClientId
@@ -63,15 +58,6 @@ var identitySettings = {
   AzureWebJobsStorage__tableServiceUri: hostStorageTableEndpoint
   APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsightsConnectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
-}
-
-// Flex sets the runtime in functionAppConfig and rejects these two settings. Elastic
-// Premium runs from the zip that `func azure functionapp publish` uploads; no Azure Files
-// content share, since that would need a storage key.
-var planSettings = isFlex ? {} : {
-  FUNCTIONS_EXTENSION_VERSION: '~4'
-  FUNCTIONS_WORKER_RUNTIME: 'custom'
-  WEBSITE_RUN_FROM_PACKAGE: '1'
 }
 
 resource site 'Microsoft.Web/sites@2024-04-01' = {
@@ -100,12 +86,12 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       minTlsVersion: '1.2'
       ftpsState: 'Disabled'
       http20Enabled: true
-      appSettings: [for setting in items(union(appSettings, identitySettings, planSettings)): {
+      appSettings: [for setting in items(union(appSettings, identitySettings)): {
         name: setting.key
         value: setting.value
       }]
     }
-    functionAppConfig: isFlex ? {
+    functionAppConfig: {
       deployment: {
         storage: {
           type: 'blobContainer'
@@ -124,7 +110,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         name: 'custom'
         version: '1.0'
       }
-    } : null
+    }
   }
 }
 

@@ -358,14 +358,11 @@ def test_host_storage_and_telemetry_use_the_identity():
     assert b.literal(ident["AzureWebJobsStorage__credential"]) == "managedidentity"
     assert b.text(ident["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"]) == "'ClientId=${identityClientId};Authorization=AAD'"
     assert "AzureWebJobsStorage" not in ident  # no connection-string form
-    plan_settings = b.text(values["planSettings"])
-    assert "FUNCTIONS_WORKER_RUNTIME: 'custom'" in plan_settings
 
 
 def test_flex_runtime_is_custom_with_identity_deployment():
     site = next(r for r in b.resources(b.parse_file(FUNCTION), FUNCTION) if r.type == "Microsoft.Web/sites")
-    cfg = b.prop(site.body, "properties.functionAppConfig")
-    flex = next(c for c in cfg.children if c.type == "object")  # isFlex ? {...} : null
+    flex = b.prop(site.body, "properties.functionAppConfig")
     assert b.literal(b.prop(flex, "runtime.name")) == "custom"
     assert b.literal(b.prop(flex, "runtime.version")) == "1.0"
     assert b.literal(b.prop(flex, "deployment.storage.type")) == "blobContainer"

@@ -67,6 +67,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_212: queue-triggered and scale-from-zero by design; an interrupted invocation is retried from the queue
   // checkov:skip=CKV_AZURE_213: no HTTP endpoint to probe; the host's queue listener health is visible in Application Insights
   location: location
+  // checkov:skip=CKV_AZURE_78: Flex Consumption rejects siteConfig.ftpsState (FTPS not supported, in the Flex deprecation list of the docs), so the property this check reads cannot be set
   tags: union(tags, {
     'azd-service-name': 'handler'
   })
@@ -82,9 +83,12 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     httpsOnly: true
     clientCertEnabled: false
     keyVaultReferenceIdentity: identityId
+    // Nothing from the "Flex Consumption plan deprecations" list of the docs (ftpsState, alwaysOn,
+    // use32BitWorkerProcess, linuxFxVersion, ...): Flex rejects them ("... for Flex Consumption
+    // sites is invalid", microsoft/azure-pipelines-tasks#21032); tests/infra/test_flex.py holds
+    // the list. FTP is off through basicPublishingCredentialsPolicies below instead.
     siteConfig: {
       minTlsVersion: '1.2'
-      ftpsState: 'Disabled'
       http20Enabled: true
       appSettings: [for setting in items(union(appSettings, identitySettings)): {
         name: setting.key

@@ -156,6 +156,15 @@ def plan_problems(function: Path = FUNCTION) -> list[str]:
     return problems
 
 
+# ---------------------------------------------------------------- issue 14 item 1
+
+def test_flex_site_sets_nothing_flex_deprecates():
+    leaves = _property_leaves(b.prop(_site(FUNCTION).body, "properties"))
+    assert "siteConfig.minTlsVersion" in leaves and "functionAppConfig.runtime.name" in leaves, leaves
+    problems = flex_problems()
+    assert not problems, "\n".join(problems)
+
+
 # ---------------------------------------------------------------- issue 14 item 5
 
 def test_the_only_plan_is_flex_consumption_fc1():

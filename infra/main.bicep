@@ -208,8 +208,11 @@ module monitoring 'app/monitoring.bicep' = {
   }
 }
 
-// Roles first: the app's dependsOn below makes it start only once its identity can read
-// the queues, so the first deployment works without a restart.
+// Roles first: the app module's dependsOn makes ARM create every role assignment before the
+// app. That orders the writes, not their effect: a new assignment can take minutes to
+// propagate (Azure/azure-dev#8026), so right after the first provision the host's queue polls
+// and a first publish may get 403 until it has. The host keeps polling, and the deploy steps
+// wait for the roles before publishing (azure.yaml postprovision hook, docs/deploy.md).
 module rbac 'app/rbac.bicep' = {
   name: 'rbacAssignments'
   params: {

@@ -443,3 +443,53 @@ def test_the_training_key_is_only_a_key_vault_reference():
         assert b.literal(b.prop(vault.body, f"properties.{key}")) is True, key
     # No secret value anywhere in the template: the key is put in after deployment.
     assert "Microsoft.KeyVault/vaults/secrets" not in kv.read_text()
+
+
+# ---------------------------------------------------------------- first deploy (issue 14 item 6)
+
+# dependsOn orders the role assignments' creation, not their effect (Azure/azure-dev#8026):
+# no comment may promise that the first deployment or poll needs no wait.
+FALSE_PROMISES = [
+    re.compile(r"without a restart", re.I),
+    re.compile(r"first (trigger )?poll already has access", re.I),
+    re.compile(r"first deploy(ment)? works", re.I),
+]
+
+
+def _comment_above(path: Path, symbol: str) -> str:
+    lines = path.read_text().splitlines()
+    at = next(i for i, line in enumerate(lines) if re.match(rf"(module|resource) {symbol}\b", line))
+    above = []
+    for line in reversed(lines[:at]):
+        if not line.startswith("//"):
+            break
+        above.insert(0, line[2:].strip())
+    return " ".join(above)
+
+
+def deploy_claim_problems(root: Path = b.INFRA) -> list[str]:
+    problems = []
+    for f in b.bicep_files(root):
+        for i, line in enumerate(f.read_text().splitlines(), 1):
+            if "//" in line and any(p.search(line) for p in FALSE_PROMISES):
+                problems.append(f"{f.name}:{i}: {line.strip()}")
+    main = root / "main.bicep"
+    if main.exists():
+        note = _comment_above(main, "rbac")
+        if "azure-dev#8026" not in note or "propagate" not in note:
+            problems.append(f"main.bicep: the comment above module rbac does not say that roles take time to propagate (Azure/azure-dev#8026): {note!r}")
+    return problems
+
+
+def test_no_comment_promises_a_first_deploy_without_waiting():
+    problems = deploy_claim_problems()
+    assert not problems, "\n".join(problems)
+
+
+def test_claim_rule_catches_the_old_comment(tmp_path):
+    (tmp_path / "main.bicep").write_text(
+        "// Roles first: the app's dependsOn below makes it start only once its identity can read\n"
+        "// the queues, so the first deployment works without a restart.\n"
+        "module rbac 'app/rbac.bicep' = {\n  name: 'r'\n}\n")
+    text = "\n".join(deploy_claim_problems(tmp_path))
+    assert "without a restart" in text and "azure-dev#8026" in text, text

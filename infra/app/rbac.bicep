@@ -191,7 +191,13 @@ resource fnModelStoreOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' 
   }
 }
 
-// The blob output binding writes large rejected messages; no tags there, so Contributor.
+// The blob output binding writes large rejected messages. Contributor, not the Owner the docs'
+// table suggests (MicrosoftDocs/azure-docs includes/functions-blob-permissions.md): the
+// binding's calls are container Exists (containers/read) and CreateIfNotExists only when it is
+// missing (containers/write), blob GetProperties (blobs/read) and OpenWrite with metadata
+// (blobs/write), all in Storage Blob Data Contributor; no tags, no ACLs (Azure/azure-sdk-for-net,
+// Microsoft.Azure.WebJobs.Extensions.Storage.Blobs: BlobsExtensionConfigProvider.GetBlobAsync,
+// WriteBlobArgumentBinding.BindStreamAsync). infra/README.md has the details.
 resource fnRejectedBlob 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(rejectedContainer.id, functionPrincipalId, roles.storageBlobDataContributor)
   scope: rejectedContainer
@@ -202,7 +208,8 @@ resource fnRejectedBlob 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-// Notifications' blob output records each handled ConnectionTest there.
+// Notifications' blob output records each handled ConnectionTest there; Contributor for the
+// same reason as fnRejectedBlob (WriteBlobArgumentBinding needs no more).
 resource fnStatusBlob 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(statusContainer.id, functionPrincipalId, roles.storageBlobDataContributor)
   scope: statusContainer

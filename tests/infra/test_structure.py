@@ -493,3 +493,26 @@ def test_claim_rule_catches_the_old_comment(tmp_path):
         "module rbac 'app/rbac.bicep' = {\n  name: 'r'\n}\n")
     text = "\n".join(deploy_claim_problems(tmp_path))
     assert "without a restart" in text and "azure-dev#8026" in text, text
+
+
+# ---------------------------------------------------------------- blob output bindings (issue 14 item 8)
+
+# Containers written only through blob output bindings, and the role the infra gives the
+# function identity there: Contributor, against the docs' Owner, because the binding's calls
+# (WriteBlobArgumentBinding, BlobsExtensionConfigProvider.GetBlobAsync) need no more. The
+# decision must be written down next to the assignment and in infra/README.md.
+BLOB_OUTPUT_CONTAINERS = {"rejectedContainer", "statusContainer"}
+
+
+def test_blob_output_containers_get_contributor_with_the_reason_cited():
+    fn = "functionPrincipalId"
+    matrix = assignment_matrix(RBAC)
+    for container in BLOB_OUTPUT_CONTAINERS:
+        roles = {role for principal, role, scope in matrix if principal == fn and scope == container}
+        assert roles == {"storageBlobDataContributor"}, (container, roles)
+    note = _comment_above(RBAC, "fnRejectedBlob")
+    for cite in ("functions-blob-permissions.md", "WriteBlobArgumentBinding", "GetBlobAsync"):
+        assert cite in note, f"{cite} not cited above fnRejectedBlob: {note!r}"
+    readme = (b.INFRA / "README.md").read_text()
+    assert "Blob output bindings: Contributor, not Owner" in readme
+    assert "WriteBlobArgumentBinding.cs" in readme and "OpenWriteAsync" in readme

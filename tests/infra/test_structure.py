@@ -356,7 +356,10 @@ def test_host_storage_and_telemetry_use_the_identity():
                 "APPLICATIONINSIGHTS_AUTHENTICATION_STRING", "APPLICATIONINSIGHTS_CONNECTION_STRING"):
         assert key in ident, key
     assert b.literal(ident["AzureWebJobsStorage__credential"]) == "managedidentity"
-    assert b.text(ident["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"]) == "'ClientId=${identityClientId};Authorization=AAD'"
+    # `Authorization=AAD;ClientId={Client id of the User-Assigned Identity}`, in this order:
+    # MicrosoftDocs/azure-docs, articles/azure-monitor/app/azure-ad-authentication.md
+    # (commit 6d39934808ae801885459702c3fe54492a8518d9), "Environment variable configuration".
+    assert b.text(ident["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"]) == "'Authorization=AAD;ClientId=${identityClientId}'"
     assert "AzureWebJobsStorage" not in ident  # no connection-string form
 
 

@@ -19,7 +19,12 @@ param customVisionLocation string = location
 @description('Object id of the deploying user or CI principal; empty grants no user roles.')
 param principalId string = ''
 
+// azd fills it from ${AZURE_PRINCIPAL_TYPE} (main.parameters.json): 'User' after `azd auth
+// login`, 'ServicePrincipal' when azd is logged in with a client id, as in CI
+// (Azure/azure-dev cli/azd/pkg/infra/provisioning/current_principal_id_provider.go,
+// CurrentPrincipalType; substituted in cli/azd/pkg/infra/provisioning/bicep/bicep_provider.go).
 @allowed(['User', 'ServicePrincipal', 'Group'])
+@description('Type of principalId: User (azd auth login, az login), ServicePrincipal (CI), Group.')
 param principalType string = 'User'
 
 @allowed(['F0', 'S0'])

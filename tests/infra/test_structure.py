@@ -410,10 +410,26 @@ def test_parameters_file_matches_main():
     declared = set(b.declarations(b.parse_file(MAIN), "parameter_declaration"))
     given = set(json.loads((b.INFRA / "main.parameters.json").read_text())["parameters"])
     assert given <= declared, sorted(given - declared)
-    # azd substitutes ${...}; `az deployment group create -p infra/main.parameters.json` does not.
-    # Only placeholders that are harmless verbatim (environmentName: a tag and a hash seed) or
-    # that the documented az command overrides (principalId) may appear here.
-    assert given <= {"environmentName", "principalId"}, sorted(given)
+    # azd substitutes ${...}; `az` does not, and infra/README.md's az commands pass every
+    # parameter with -p instead. Only azd's own variables may appear here.
+    assert given <= {"environmentName", "principalId", "principalType"}, sorted(given)
+
+
+def test_principal_type_comes_from_azd():
+    # azd sets AZURE_PRINCIPAL_TYPE to User or ServicePrincipal (a CI login with a client id):
+    # Azure/azure-dev cli/azd/pkg/infra/provisioning/current_principal_id_provider.go.
+    params = json.loads((b.INFRA / "main.parameters.json").read_text())["parameters"]
+    assert params.get("principalType", {}).get("value") == "${AZURE_PRINCIPAL_TYPE}", params
+    assert params["principalId"]["value"] == "${AZURE_PRINCIPAL_ID}"
+    tree = b.parse_file(MAIN)
+    assert re.search(r"@allowed\(\['User', 'ServicePrincipal', 'Group'\]\)\n(@description\(.*\)\n)?"
+                     r"param principalType string = 'User'", MAIN.read_text())
+    assert b.text(b.prop(b.module_params(tree, "rbac"), "userPrincipalType")) == "principalType"
+    # Every assignment to the deploying principal takes its type from the parameter.
+    rtree = b.parse_file(RBAC)
+    for ra in b.resources(rtree, RBAC):
+        if ra.type == ROLE_ASSIGNMENT and b.text(b.prop(ra.body, "properties.principalId")) == "userPrincipalId":
+            assert b.text(b.prop(ra.body, "properties.principalType")) == "userPrincipalType", ra.where
 
 
 def test_abbreviations_used_exist():

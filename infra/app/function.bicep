@@ -69,7 +69,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_212: queue-triggered and scale-from-zero by design; an interrupted invocation is retried from the queue
   // checkov:skip=CKV_AZURE_213: no HTTP endpoint to probe; the host's queue listener health is visible in Application Insights
   location: location
-  // checkov:skip=CKV_AZURE_78: Flex Consumption rejects siteConfig.ftpsState (FTPS not supported, in the Flex deprecation list of the docs), so the property this check reads cannot be set
+  // checkov:skip=CKV_AZURE_78: Flex Consumption rejects siteConfig.ftpsState (FTPS not supported, in the Flex deprecation list of the docs), so the property this check reads cannot be set; FTP basic auth is off (ftpBasicAuth)
   tags: union(tags, {
     'azd-service-name': 'handler'
   })
@@ -88,7 +88,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     // Nothing from the "Flex Consumption plan deprecations" list of the docs (ftpsState, alwaysOn,
     // use32BitWorkerProcess, linuxFxVersion, ...): Flex rejects them ("... for Flex Consumption
     // sites is invalid", microsoft/azure-pipelines-tasks#21032); tests/infra/test_flex.py holds
-    // the list. FTP is off through basicPublishingCredentialsPolicies below instead.
+    // the list. FTP basic auth is off through basicPublishingCredentialsPolicies below.
     siteConfig: {
       minTlsVersion: '1.2'
       http20Enabled: true
@@ -117,6 +117,28 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         version: '1.0'
       }
     }
+  }
+}
+
+// No basic-auth (publishing user/password) access to the SCM and FTP endpoints. Neither deploy
+// route uses it: Core Tools posts the Flex package to https://<scm>/api/publish with an ARM
+// bearer token (basic auth only for Kubernetes apps; Azure/azure-functions-core-tools
+// src/Cli/func/Actions/AzureActions/PublishFunctionAppAction.cs, GetRemoteZipClient and
+// PerformFlexDeployment), and azd does the same through an ARM token pipeline
+// (Azure/azure-dev cli/azd/pkg/azsdk/funcapp_host_client.go, Publish).
+resource scmBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: site
+  name: 'scm'
+  properties: {
+    allow: false
+  }
+}
+
+resource ftpBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: site
+  name: 'ftp'
+  properties: {
+    allow: false
   }
 }
 

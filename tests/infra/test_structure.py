@@ -535,3 +535,44 @@ def test_blob_output_containers_get_contributor_with_the_reason_cited():
     readme = (b.INFRA / "README.md").read_text()
     assert "Blob output bindings: Contributor, not Owner" in readme
     assert "WriteBlobArgumentBinding.cs" in readme and "OpenWriteAsync" in readme
+
+
+# ---------------------------------------------------------------- basic auth (issue 14 item 8)
+
+BASIC_AUTH = "Microsoft.Web/sites/basicPublishingCredentialsPolicies"
+
+
+def basic_auth_problems(path: Path = FUNCTION) -> list[str]:
+    res = b.resources(b.parse_file(path), path)
+    sites = {r.symbol for r in res if r.type == "Microsoft.Web/sites" and not r.existing}
+    found = {}
+    for r in res:
+        if r.type == BASIC_AUTH and not r.existing and r.condition is None:
+            found[b.literal(b.prop(r.body, "name"))] = r
+    problems = []
+    for name in ("scm", "ftp"):
+        r = found.get(name)
+        if r is None:
+            problems.append(f"{path.name}: no unconditional {BASIC_AUTH} '{name}'")
+            continue
+        if b.text(b.prop(r.body, "parent")) not in sites:
+            problems.append(f"{r.where}: parent is not the function app")
+        if b.literal(b.prop(r.body, "properties.allow")) is not False:
+            problems.append(f"{r.where}: allow is {b.text(b.prop(r.body, 'properties.allow'))!r}, want false")
+    return problems
+
+
+def test_scm_and_ftp_basic_auth_are_off():
+    # Both deploy routes authenticate with an ARM bearer token, never the publishing
+    # credentials (see the comment in function.bicep for the Core Tools and azd sources).
+    problems = basic_auth_problems()
+    assert not problems, "\n".join(problems)
+
+
+def test_basic_auth_rule_catches_an_allowed_policy(tmp_path):
+    f = tmp_path / "function.bicep"
+    f.write_text("resource site 'Microsoft.Web/sites@2024-04-01' = {\n  name: 'a'\n}\n"
+                 "resource scm 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {\n"
+                 "  parent: site\n  name: 'scm'\n  properties: {\n    allow: true\n  }\n}\n")
+    text = "\n".join(basic_auth_problems(f))
+    assert "want false" in text and "'ftp'" in text, text

@@ -31,7 +31,9 @@ param principalType string = 'User'
 @description('F0 is free but limited to one per subscription and 2 projects.')
 param customVisionSku string = 'S0'
 
-@description('true: the Custom Vision resource accepts only Entra ID tokens (no Training-Key).')
+// Turns Custom Vision keys off when the app uses its managed identity (the default). Not with
+// trainingKeyInKeyVault=true: a Training-Key is local auth and would get 401 (infra/README.md).
+@description('true: the created Custom Vision resource accepts only Entra ID tokens (no Training-Key). Do not combine with trainingKeyInKeyVault=true.')
 param customVisionDisableLocalAuth bool = false
 
 @description('Use this existing Custom Vision training resource (same resource group, system-assigned identity enabled) instead of creating one.')
@@ -230,7 +232,18 @@ module rbac 'app/rbac.bicep' = {
     rejectedContainerName: rejectedContainerName
     statusContainerName: statusContainerName
     notificationQueueName: notificationQueueName
-    functionQueueNames: queueNames
+    // Every queue of queueNames, split by what the functions do with it (rbac.bicep says why).
+    triggerQueueNames: [
+      notificationQueueName
+      trainingQueueName
+      exportQueueName
+    ]
+    sendOnlyQueueNames: [
+      '${notificationQueueName}-poison'
+      '${trainingQueueName}-poison'
+      '${exportQueueName}-poison'
+      rejectedQueueName
+    ]
     customVisionPrincipalId: customVisionPrincipalId
     functionPrincipalId: identity.outputs.principalId
     userPrincipalId: principalId

@@ -124,7 +124,8 @@ def test_role_assignment_matrix_is_exactly_the_intended_one():
         (cv, "storageQueueDataContributor", "notificationQueue"),
         (cv, "storageBlobDataContributor", "dataAccount"),      # only if widened
         (cv, "storageQueueDataContributor", "dataAccount"),     # only if widened
-        (fn, "storageQueueDataContributor", "functionQueues"),  # one per queue, 7 queues
+        (fn, "storageQueueDataContributor", "triggerQueues"),    # notifications, training, exports
+        (fn, "storageQueueDataMessageSender", "sendOnlyQueues"),  # the 3 -poison queues, rejected
         (fn, "storageBlobDataOwner", "backupContainer"),
         (fn, "storageBlobDataOwner", "modelStoreContainer"),
         (fn, "storageBlobDataContributor", "rejectedContainer"),
@@ -145,12 +146,40 @@ def test_role_assignment_matrix_is_exactly_the_intended_one():
     assert assignment_matrix(RBAC) == expected
 
 
-def test_function_queue_roles_cover_every_queue():
+def _queue_list(node, tree) -> list[str]:
+    """Queue names of an array literal of strings/identifiers, variables resolved."""
+    values = b.variable_values(tree)
+    out = []
+    for n in node.children:
+        if n.type == "identifier":
+            out.append(b.literal(values[b.text(n)]))
+        elif n.type == "string":
+            text = b.text(n).strip("'")
+            for var in re.findall(r"\$\{(\w+)\}", text):
+                text = text.replace("${%s}" % var, b.literal(values[var]))
+            out.append(text)
+    return out
+
+
+def test_function_queue_roles_cover_every_queue_narrowly():
+    """Issue 15 item 6: each queue gets what the functions do with it and no more.
+    Trigger queues: Contributor (trigger + Update Message, see rbac.bicep); the rest: Sender."""
     tree = b.parse_file(MAIN)
-    queues = {b.literal(n) or b.text(n) for n in b.variable_values(tree)["queueNames"].children if n.type in ("string", "identifier")}
     params = b.module_params(tree, "rbac")
-    assert b.text(b.prop(params, "functionQueueNames")) == "queueNames"
-    assert len(queues) == 7, queues
+    every = set(_queue_list(b.variable_values(tree)["queueNames"], tree))
+    trigger = _queue_list(b.prop(params, "triggerQueueNames"), tree)
+    send = _queue_list(b.prop(params, "sendOnlyQueueNames"), tree)
+    assert len(every) == 7 and set(trigger) | set(send) == every and not set(trigger) & set(send), (trigger, send)
+    # What function.json says: the trigger queues are exactly the queueTrigger queues, and no
+    # function triggers on a send-only queue.
+    settings = {k: _resolve(tree, v) for k, v in _app_settings(tree).items()}
+    triggered = set()
+    for fj in sorted(b.REPO.glob("*/function.json")):
+        for binding in json.loads(fj.read_text())["bindings"]:
+            if binding["type"] == "queueTrigger":
+                triggered.add(settings[binding["queueName"].strip("%")])
+    assert triggered == set(trigger), (triggered, trigger)
+    assert all(q.endswith("-poison") or q == "customvision-rejected" for q in send), send
 
 
 BAD_RBAC = """
@@ -576,3 +605,16 @@ def test_basic_auth_rule_catches_an_allowed_policy(tmp_path):
                  "  parent: site\n  name: 'scm'\n  properties: {\n    allow: true\n  }\n}\n")
     text = "\n".join(basic_auth_problems(f))
     assert "want false" in text and "'ftp'" in text, text
+
+
+def test_custom_vision_local_auth_switch_is_wired_and_its_conflict_documented():
+    """Issue 15 item 6: customVisionDisableLocalAuth reaches the resource's disableLocalAuth, and
+    its clash with trainingKeyInKeyVault (a key is local auth) is stated where users look."""
+    tree = b.parse_file(MAIN)
+    assert b.text(b.prop(b.module_params(tree, "customVision"), "disableLocalAuth")) == "customVisionDisableLocalAuth"
+    text = MAIN.read_text()
+    desc = re.search(r"@description\('([^']*)'\)\nparam customVisionDisableLocalAuth bool = false", text)
+    assert desc and "trainingKeyInKeyVault" in desc.group(1), "the parameter's description must warn about trainingKeyInKeyVault"
+    readme = (b.INFRA / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith("| `customVisionDisableLocalAuth`"))
+    assert "trainingKeyInKeyVault" in row and "401" in row, row

@@ -177,9 +177,10 @@ resource cvAccountQueue 'Microsoft.Authorization/roleAssignments@2022-04-01' = i
 // failed message back after host.json's visibilityTimeout; UpdateQueueMessageVisibilityCommand
 // renews a long invocation's lease), and Update Message needs queues/messages/write, which
 // among the built-in queue roles only Contributor has (Azure Storage REST, "Permissions for
-// Queue service operations"). With Reader + Processor a failed message would come back only
-// after the 10-minute dequeue lease instead of 30 s. Contributor also covers the output
-// bindings that write these queues (Notifications writes training and exports).
+// Queue service operations"). With Reader + Processor that call gets 403, ReleaseMessageAsync
+// rethrows it, and the listener hands it to the host's exception handler: "An unhandled
+// exception has occurred. Host is shutting down." on every failed invocation. Contributor also
+// covers the output bindings that write these queues (Notifications writes training, exports).
 resource fnTriggerQueues 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for (queueName, i) in triggerQueueNames: {
   name: guid(triggerQueues[i].id, functionPrincipalId, roles.storageQueueDataContributor)
   scope: triggerQueues[i]
@@ -194,8 +195,8 @@ resource fnTriggerQueues 'Microsoft.Authorization/roleAssignments@2022-04-01' = 
 // delete or remove the queue. The output binding and the host's poison move both call
 // AddMessageAndCreateIfNotExistsAsync, which creates the queue only after a 404 on Put Message;
 // these queues are created by storage.bicep, so Put Message is the only call. If one is
-// deleted by hand the create gets 403 and the message stays on its source queue (retried,
-// not lost) until the queue is back: redeploy.
+// deleted by hand the create gets 403 and the host stops as above, the message staying on its
+// source queue (not lost) until a redeploy recreates the queue.
 resource fnSendQueues 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for (queueName, i) in sendOnlyQueueNames: {
   name: guid(sendOnlyQueues[i].id, functionPrincipalId, roles.storageQueueDataMessageSender)
   scope: sendOnlyQueues[i]

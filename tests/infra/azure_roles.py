@@ -37,3 +37,29 @@ STORAGE_DATA_ROLES = {
     "storageQueueDataMessageSender",
     "storageTableDataContributor",
 }
+
+
+# Queue permissions of the built-in queue roles (actions and data actions, same source as the
+# ids above), and what the Functions queue extension needs per use (Azure Storage REST,
+# "Permissions for Queue service operations"; the calls are listed in infra/README.md).
+QUEUE_ROLE_PERMISSIONS: dict[str, set[str]] = {
+    "storageQueueDataReader": {"queues/read", "messages/read"},
+    "storageQueueDataMessageProcessor": {"messages/read", "messages/process/action"},
+    "storageQueueDataMessageSender": {"messages/add/action"},
+    "storageQueueDataContributor": {"queues/read", "queues/write", "queues/delete", "messages/read",
+                                    "messages/write", "messages/delete", "messages/process/action"},
+}
+QUEUE_NEEDS = {
+    # Get Queue Metadata, Get Messages, Delete Message, Update Message (release, lease renewal)
+    "trigger": {"queues/read", "messages/process/action", "messages/write"},
+    # Put Message (output binding, the host's poison move; the queues exist, so no Create Queue)
+    "send": {"messages/add/action"},
+}
+
+
+def grants(role_keys: set[str], permission: str) -> bool:
+    """Put Message is allowed by add/action or write (REST permissions table)."""
+    have = set().union(*(QUEUE_ROLE_PERMISSIONS[k] for k in role_keys)) if role_keys else set()
+    if permission == "messages/add/action":
+        return bool(have & {"messages/add/action", "messages/write"})
+    return permission in have

@@ -618,3 +618,24 @@ def test_custom_vision_local_auth_switch_is_wired_and_its_conflict_documented():
     readme = (b.INFRA / "README.md").read_text()
     row = next(line for line in readme.splitlines() if line.startswith("| `customVisionDisableLocalAuth`"))
     assert "trainingKeyInKeyVault" in row and "401" in row, row
+
+
+
+def test_queue_roles_grant_what_each_use_needs_and_no_more():
+    """Each function queue's roles cover what its use needs (QUEUE_NEEDS), and a send-only
+    queue gets no role that could read, delete or manage it."""
+    from azure_roles import QUEUE_NEEDS, QUEUE_ROLE_PERMISSIONS, grants
+    fn = "functionPrincipalId"
+    by_scope: dict[str, set[str]] = {}
+    for principal, role, scope in assignment_matrix(RBAC):
+        if principal == fn and role in QUEUE_ROLE_PERMISSIONS:
+            by_scope.setdefault(scope, set()).add(role)
+    uses = {"triggerQueues": "trigger", "sendOnlyQueues": "send"}
+    assert set(by_scope) == set(uses) | {"hostAccount"}, by_scope
+    for scope, use in uses.items():
+        missing = [p for p in QUEUE_NEEDS[use] if not grants(by_scope[scope], p)]
+        assert not missing, f"{scope} ({use}) lacks {missing} with {sorted(by_scope[scope])}"
+    send_perms = set().union(*(QUEUE_ROLE_PERMISSIONS[r] for r in by_scope["sendOnlyQueues"]))
+    assert send_perms == {"messages/add/action"}, send_perms
+    # The docs' trigger pair alone would not do: Update Message needs messages/write.
+    assert not grants({"storageQueueDataReader", "storageQueueDataMessageProcessor"}, "messages/write")

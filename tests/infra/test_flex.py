@@ -20,13 +20,16 @@ PLAN = "Microsoft.Web/serverfarms"
 # must not set. Source: MicrosoftDocs/azure-docs, articles/azure-functions/functions-app-settings.md,
 # section "Flex Consumption plan deprecations"
 # (https://learn.microsoft.com/azure/azure-functions/functions-app-settings#flex-consumption-plan-deprecations).
-# The search index here holds no revision of that page new enough to have the section (its
-# newest, commit 7370f97afdc02075cd9bc43f027a4e31740f2616, is from 2022). The table was first
-# published in articles/azure-functions/flex-consumption-plan.md ("Deprecated properties and
-# settings", preview revision, read here) and moved to the app-settings page later; the
-# entries marked "current page" are the ones the current page adds (quoted by
-# /work/shared/DEPLOY-NOTES.md and the page's mirrors), not read verbatim here. Listing one
-# too many is harmless: the template sets none of them.
+# What could be read here, and from where:
+# - The search index holds no revision of that page new enough to have the section (its newest,
+#   commit 7370f97afdc02075cd9bc43f027a4e31740f2616, predates Flex). The table first appeared in
+#   articles/azure-functions/flex-consumption-plan.md, "Deprecated properties and settings"
+#   (preview revision, read verbatim here); the page later moved it to functions-app-settings.md.
+#   Every entry not marked otherwise below is from that table.
+# - Entries marked "current page" are those the current section adds, taken from copies that
+#   quote it (a Microsoft agent-skill reference for Flex Bicep, two migration notes) and from
+#   /work/shared/DEPLOY-NOTES.md; they were not read verbatim from the page here.
+# Listing one too many is harmless: the template sets none of these.
 FLEX_DEPRECATED_SITE_PROPERTIES = {
     # property (leaf name under properties / properties.siteConfig): reason in the docs
     "ftpsState": "FTPS not supported",
@@ -64,6 +67,10 @@ FLEX_DEPRECATED_APP_SETTINGS = {
     "WEBSITE_DNS_SERVER": "DNS comes from the integrated VNet",
     "FUNCTIONS_WORKER_SHARED_MEMORY_DATA_TRANSFER_ENABLED": "Setting not valid",
     "WEBSITE_TIME_ZONE": "Not supported on Flex",
+    "TZ": "Not supported on Flex",
+    "WEBSITE_MOUNT_ENABLED": "Not used on Flex",
+    "WEBSITE_USE_PLACEHOLDER_DOTNETISOLATED": "Not used on Flex",
+    "WEBSITES_CONTAINER_START_TIME_LIMIT": "Not supported on Flex",
 }
 
 # Settings the template must never write on any plan (issue 14 item 5): the run-from-package

@@ -217,9 +217,11 @@ module monitoring 'app/monitoring.bicep' = {
 
 // Roles first: the app module's dependsOn makes ARM create every role assignment before the
 // app. That orders the writes, not their effect: a new assignment can take minutes to
-// propagate (Azure/azure-dev#8026), so right after the first provision the host's queue polls
-// and a first publish may get 403 until it has. The host keeps polling, and the deploy steps
-// wait for the roles before publishing (azure.yaml postprovision hook, docs/deploy.md).
+// propagate (Azure/azure-dev#8026), so right after the first provision a first publish and
+// the host's queue polls may get 403 until it has; a 403 on a poll stops the host ("An unhandled
+// exception has occurred. Host is shutting down.", QueueListener -> TaskSeriesTimer), which the
+// platform starts again. The deploy steps wait for the roles before publishing (azure.yaml
+// postprovision hook, docs/deploy.md).
 module rbac 'app/rbac.bicep' = {
   name: 'rbacAssignments'
   params: {

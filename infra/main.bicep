@@ -19,17 +19,21 @@ param customVisionLocation string = location
 @description('Object id of the deploying user or CI principal; empty grants no user roles.')
 param principalId string = ''
 
+// azd fills it from ${AZURE_PRINCIPAL_TYPE} (main.parameters.json): 'User' after `azd auth
+// login`, 'ServicePrincipal' when azd is logged in with a client id, as in CI
+// (Azure/azure-dev cli/azd/pkg/infra/provisioning/current_principal_id_provider.go,
+// CurrentPrincipalType; substituted in cli/azd/pkg/infra/provisioning/bicep/bicep_provider.go).
 @allowed(['User', 'ServicePrincipal', 'Group'])
+@description('Type of principalId: User (azd auth login, az login), ServicePrincipal (CI), Group.')
 param principalType string = 'User'
-
-@allowed(['FlexConsumption', 'ElasticPremium'])
-param hostingPlan string = 'FlexConsumption'
 
 @allowed(['F0', 'S0'])
 @description('F0 is free but limited to one per subscription and 2 projects.')
 param customVisionSku string = 'S0'
 
-@description('true: the Custom Vision resource accepts only Entra ID tokens (no Training-Key).')
+// Turns Custom Vision keys off when the app uses its managed identity (the default). Not with
+// trainingKeyInKeyVault=true: a Training-Key is local auth and would get 401 (infra/README.md).
+@description('true: the created Custom Vision resource accepts only Entra ID tokens (no Training-Key). Do not combine with trainingKeyInKeyVault=true.')
 param customVisionDisableLocalAuth bool = false
 
 @description('Use this existing Custom Vision training resource (same resource group, system-assigned identity enabled) instead of creating one.')
@@ -211,8 +215,13 @@ module monitoring 'app/monitoring.bicep' = {
   }
 }
 
-// Roles first: the app's dependsOn below makes it start only once its identity can read
-// the queues, so the first deployment works without a restart.
+// Roles first: the app module's dependsOn makes ARM create every role assignment before the
+// app. That orders the writes, not their effect: a new assignment can take minutes to
+// propagate (Azure/azure-dev#8026), so right after the first provision a first publish and
+// the host's queue polls may get 403 until it has; a 403 on a poll stops the host ("An unhandled
+// exception has occurred. Host is shutting down.", QueueListener -> TaskSeriesTimer), which the
+// platform starts again. The deploy steps wait for the roles before publishing (azure.yaml
+// postprovision hook, docs/deploy.md).
 module rbac 'app/rbac.bicep' = {
   name: 'rbacAssignments'
   params: {
@@ -225,7 +234,18 @@ module rbac 'app/rbac.bicep' = {
     rejectedContainerName: rejectedContainerName
     statusContainerName: statusContainerName
     notificationQueueName: notificationQueueName
-    functionQueueNames: queueNames
+    // Every queue of queueNames, split by what the functions do with it (rbac.bicep says why).
+    triggerQueueNames: [
+      notificationQueueName
+      trainingQueueName
+      exportQueueName
+    ]
+    sendOnlyQueueNames: [
+      '${notificationQueueName}-poison'
+      '${trainingQueueName}-poison'
+      '${exportQueueName}-poison'
+      rejectedQueueName
+    ]
     customVisionPrincipalId: customVisionPrincipalId
     functionPrincipalId: identity.outputs.principalId
     userPrincipalId: principalId
@@ -245,7 +265,6 @@ module function 'app/function.bicep' = {
     planName: '${abbrs.webServerFarms}${resourceToken}'
     location: location
     tags: tags
-    hostingPlan: hostingPlan
     identityId: identity.outputs.id
     identityClientId: identity.outputs.clientId
     hostStorageBlobEndpoint: hostStorage.outputs.blobEndpoint

@@ -1,14 +1,13 @@
-// The Function App running the Rust custom handler, on Flex Consumption (default) or
-// Elastic Premium EP1 (Linux). Every storage connection is identity-based through the
-// user-assigned identity; no connection string with a key exists anywhere.
+// The Function App running the Rust custom handler on Flex Consumption (FC1, Linux), the only
+// plan this template offers: every storage connection is identity-based through the
+// user-assigned identity, and no connection string with a key exists anywhere. Elastic
+// Premium was removed because it cannot be published without a storage key (infra/README.md,
+// "Why Flex Consumption only").
 
 param name string
 param planName string
 param location string = resourceGroup().location
 param tags object = {}
-
-@allowed(['FlexConsumption', 'ElasticPremium'])
-param hostingPlan string = 'FlexConsumption'
 
 @description('Resource id of the user-assigned identity the app runs as.')
 param identityId string
@@ -32,29 +31,25 @@ param maximumInstanceCount int = 40
 @allowed([512, 2048, 4096])
 param instanceMemoryMB int = 2048
 
-var isFlex = hostingPlan == 'FlexConsumption'
-
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   name: planName
-  // checkov:skip=CKV_AZURE_225: zone redundancy needs at least 3 always-ready/EP instances and a zone-enabled region; a queue-driven handler retries through the queue instead
+  // checkov:skip=CKV_AZURE_225: zone redundancy needs at least 3 always-ready instances and a zone-enabled region; a queue-driven handler retries through the queue instead
   location: location
   tags: tags
-  kind: isFlex ? 'functionapp' : 'elastic'
-  sku: isFlex ? {
+  kind: 'functionapp'
+  sku: {
     name: 'FC1'
     tier: 'FlexConsumption'
-  } : {
-    name: 'EP1'
-    tier: 'ElasticPremium'
   }
   properties: {
     reserved: true
-    maximumElasticWorkerCount: isFlex ? null : 20
   }
 }
 
-// Settings common to both plans. AzureWebJobsStorage__* is the host's own storage;
-// CV_STORAGE__* is the "connection": "CV_STORAGE" of every function.json binding.
+// AzureWebJobsStorage__* is the host's own storage; CV_STORAGE__* is the
+// "connection": "CV_STORAGE" of every function.json binding. No FUNCTIONS_WORKER_RUNTIME,
+// FUNCTIONS_EXTENSION_VERSION or WEBSITE_RUN_FROM_PACKAGE: on Flex, functionAppConfig.runtime
+// and functionAppConfig.deployment replace them.
 var identitySettings = {
   AzureWebJobsStorage__credential: 'managedidentity'
   AzureWebJobsStorage__clientId: identityClientId
@@ -62,16 +57,9 @@ var identitySettings = {
   AzureWebJobsStorage__queueServiceUri: hostStorageQueueEndpoint
   AzureWebJobsStorage__tableServiceUri: hostStorageTableEndpoint
   APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsightsConnectionString
-  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
-}
-
-// Flex sets the runtime in functionAppConfig and rejects these two settings. Elastic
-// Premium runs from the zip that `func azure functionapp publish` uploads; no Azure Files
-// content share, since that would need a storage key.
-var planSettings = isFlex ? {} : {
-  FUNCTIONS_EXTENSION_VERSION: '~4'
-  FUNCTIONS_WORKER_RUNTIME: 'custom'
-  WEBSITE_RUN_FROM_PACKAGE: '1'
+  // The docs' form for a user-assigned identity, in the docs' order (MicrosoftDocs/azure-docs,
+  // articles/azure-monitor/app/azure-ad-authentication.md, "Environment variable configuration").
+  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Authorization=AAD;ClientId=${identityClientId}'
 }
 
 resource site 'Microsoft.Web/sites@2024-04-01' = {
@@ -81,6 +69,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_212: queue-triggered and scale-from-zero by design; an interrupted invocation is retried from the queue
   // checkov:skip=CKV_AZURE_213: no HTTP endpoint to probe; the host's queue listener health is visible in Application Insights
   location: location
+  // checkov:skip=CKV_AZURE_78: Flex Consumption rejects siteConfig.ftpsState (FTPS not supported, in the Flex deprecation list of the docs), so the property this check reads cannot be set; FTP basic auth is off (ftpBasicAuth)
   tags: union(tags, {
     'azd-service-name': 'handler'
   })
@@ -96,16 +85,19 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     httpsOnly: true
     clientCertEnabled: false
     keyVaultReferenceIdentity: identityId
+    // Nothing from the "Flex Consumption plan deprecations" list of the docs (ftpsState, alwaysOn,
+    // use32BitWorkerProcess, linuxFxVersion, ...): Flex rejects them ("... for Flex Consumption
+    // sites is invalid", microsoft/azure-pipelines-tasks#21032); tests/infra/test_flex.py holds
+    // the list. FTP basic auth is off through basicPublishingCredentialsPolicies below.
     siteConfig: {
       minTlsVersion: '1.2'
-      ftpsState: 'Disabled'
       http20Enabled: true
-      appSettings: [for setting in items(union(appSettings, identitySettings, planSettings)): {
+      appSettings: [for setting in items(union(appSettings, identitySettings)): {
         name: setting.key
         value: setting.value
       }]
     }
-    functionAppConfig: isFlex ? {
+    functionAppConfig: {
       deployment: {
         storage: {
           type: 'blobContainer'
@@ -124,7 +116,29 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         name: 'custom'
         version: '1.0'
       }
-    } : null
+    }
+  }
+}
+
+// No basic-auth (publishing user/password) access to the SCM and FTP endpoints. Neither deploy
+// route uses it: Core Tools posts the Flex package to https://<scm>/api/publish with an ARM
+// bearer token (basic auth only for Kubernetes apps; Azure/azure-functions-core-tools
+// src/Cli/func/Actions/AzureActions/PublishFunctionAppAction.cs, GetRemoteZipClient and
+// PerformFlexDeployment), and azd does the same through an ARM token pipeline
+// (Azure/azure-dev cli/azd/pkg/azsdk/funcapp_host_client.go, Publish).
+resource scmBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: site
+  name: 'scm'
+  properties: {
+    allow: false
+  }
+}
+
+resource ftpBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: site
+  name: 'ftp'
+  properties: {
+    allow: false
   }
 }
 

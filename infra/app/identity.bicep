@@ -1,5 +1,6 @@
-// The Function App's user-assigned managed identity. It exists (and gets its roles in
-// rbac.bicep) before the app starts, so the first trigger poll already has access.
+// The Function App's user-assigned managed identity. It exists, and its role assignments
+// (rbac.bicep) are created, before the app; the roles may still take minutes to propagate
+// (main.bicep, above the rbac module).
 
 param name string
 param location string = resourceGroup().location

@@ -17,8 +17,11 @@ param rejectedContainerName string
 param statusContainerName string
 param notificationQueueName string
 
-@description('Queues the Function App triggers on or writes to, poison queues included.')
-param functionQueueNames array
+@description('Queues a function triggers on (they may also be written by an output binding).')
+param triggerQueueNames array
+
+@description('Queues the Function App only writes to: output-only queues and the -poison queues.')
+param sendOnlyQueueNames array
 
 @description('Principal id of the Custom Vision system-assigned identity.')
 param customVisionPrincipalId string
@@ -42,6 +45,7 @@ var roles = {
   storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
   storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
+  storageQueueDataMessageSender: 'c6a89b2d-59bc-44d0-9896-0f6e12d7b80a'
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
   cognitiveServicesCustomVisionTrainer: '0a5ae4ab-0d65-4eeb-be61-29fc9b54394b'
@@ -94,7 +98,12 @@ resource notificationQueue 'Microsoft.Storage/storageAccounts/queueServices/queu
   name: notificationQueueName
 }
 
-resource functionQueues 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' existing = [for queueName in functionQueueNames: {
+resource triggerQueues 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' existing = [for queueName in triggerQueueNames: {
+  parent: dataQueueService
+  name: queueName
+}]
+
+resource sendOnlyQueues 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' existing = [for queueName in sendOnlyQueueNames: {
   parent: dataQueueService
   name: queueName
 }]
@@ -159,12 +168,40 @@ resource cvAccountQueue 'Microsoft.Authorization/roleAssignments@2022-04-01' = i
 
 // ---- Function App user-assigned identity ----
 
-// Trigger (read, delete), output bindings and poison handling (add) on each queue.
-resource fnQueues 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for (queueName, i) in functionQueueNames: {
-  name: guid(functionQueues[i].id, functionPrincipalId, roles.storageQueueDataContributor)
-  scope: functionQueues[i]
+// Queues, following the Functions docs' table (MicrosoftDocs/azure-docs,
+// includes/functions-queue-permissions.md): trigger = Storage Queue Data Reader + Storage Queue
+// Data Message Processor; output binding = Storage Queue Data Contributor / Message Sender.
+//
+// Triggered queues: Contributor. Reader + Message Processor cover Get Messages, Peek and Delete
+// Message, but the trigger also calls Update Message (QueueProcessor.ReleaseMessageAsync puts a
+// failed message back after host.json's visibilityTimeout; UpdateQueueMessageVisibilityCommand
+// renews a long invocation's lease), and Update Message needs queues/messages/write, which
+// among the built-in queue roles only Contributor has (Azure Storage REST, "Permissions for
+// Queue service operations"). With Reader + Processor that call gets 403, ReleaseMessageAsync
+// rethrows it, and the listener hands it to the host's exception handler: "An unhandled
+// exception has occurred. Host is shutting down." on every failed invocation. Contributor also
+// covers the output bindings that write these queues (Notifications writes training, exports).
+resource fnTriggerQueues 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for (queueName, i) in triggerQueueNames: {
+  name: guid(triggerQueues[i].id, functionPrincipalId, roles.storageQueueDataContributor)
+  scope: triggerQueues[i]
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataContributor)
+    principalId: functionPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}]
+
+// Output-only and -poison queues: Message Sender (messages/add/action), which cannot read,
+// delete or remove the queue. The output binding and the host's poison move both call
+// AddMessageAndCreateIfNotExistsAsync, which creates the queue only after a 404 on Put Message;
+// these queues are created by storage.bicep, so Put Message is the only call. If one is
+// deleted by hand the create gets 403 and the host stops as above, the message staying on its
+// source queue (not lost) until a redeploy recreates the queue.
+resource fnSendQueues 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for (queueName, i) in sendOnlyQueueNames: {
+  name: guid(sendOnlyQueues[i].id, functionPrincipalId, roles.storageQueueDataMessageSender)
+  scope: sendOnlyQueues[i]
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataMessageSender)
     principalId: functionPrincipalId
     principalType: 'ServicePrincipal'
   }
@@ -191,7 +228,13 @@ resource fnModelStoreOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' 
   }
 }
 
-// The blob output binding writes large rejected messages; no tags there, so Contributor.
+// The blob output binding writes large rejected messages. Contributor, not the Owner the docs'
+// table suggests (MicrosoftDocs/azure-docs includes/functions-blob-permissions.md): the
+// binding's calls are container Exists (containers/read) and CreateIfNotExists only when it is
+// missing (containers/write), blob GetProperties (blobs/read) and OpenWrite with metadata
+// (blobs/write), all in Storage Blob Data Contributor; no tags, no ACLs (Azure/azure-sdk-for-net,
+// Microsoft.Azure.WebJobs.Extensions.Storage.Blobs: BlobsExtensionConfigProvider.GetBlobAsync,
+// WriteBlobArgumentBinding.BindStreamAsync). infra/README.md has the details.
 resource fnRejectedBlob 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(rejectedContainer.id, functionPrincipalId, roles.storageBlobDataContributor)
   scope: rejectedContainer
@@ -202,7 +245,8 @@ resource fnRejectedBlob 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-// Notifications' blob output records each handled ConnectionTest there.
+// Notifications' blob output records each handled ConnectionTest there; Contributor for the
+// same reason as fnRejectedBlob (WriteBlobArgumentBinding needs no more).
 resource fnStatusBlob 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(statusContainer.id, functionPrincipalId, roles.storageBlobDataContributor)
   scope: statusContainer

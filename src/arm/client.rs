@@ -294,12 +294,15 @@ impl ArmClient {
         while let Some(url) = next.take() {
             pages += 1;
             let page = self.get(operation, url).await?;
+            // `value` is optional in some list schemas (PermissionGetResult): absent, the page
+            // holds nothing; present, it must be a list.
             match page.get("value") {
                 Some(Value::Array(values)) => items.extend(values.iter().cloned()),
-                _ => {
+                None | Some(Value::Null) => {}
+                Some(_) => {
                     return Err(ArmError::Decode {
                         operation,
-                        reason: "no `value` list in the answer".into(),
+                        reason: "`value` in the answer is not a list".into(),
                     })
                 }
             }

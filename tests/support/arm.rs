@@ -360,7 +360,7 @@ fn route(method: &hyper::Method, path: &str, query: &str, s: &State) -> Canned {
                         "name": name,
                         "type": "Microsoft.Web/geoRegions",
                         "properties": {
-                            "name": name,
+                            "description": name,
                             "displayName": name,
                             "orgDomain": "PUBLIC;FLEXCONSUMPTION;FCZONEREDUNDANCY"
                         }
@@ -411,14 +411,14 @@ fn route(method: &hyper::Method, path: &str, query: &str, s: &State) -> Canned {
 /// The `custom` stack as `functionAppStacks?stack=custom` answers it for a Flex region.
 fn custom_stack(location: &str) -> Value {
     json!({
-        "id": null,
+        "id": format!("/providers/Microsoft.Web/locations/{location}/functionAppStacks/custom"),
         "name": "custom",
         "type": "Microsoft.Web/locations/functionAppStacks",
         "location": location,
         "properties": {
             "displayText": "Custom Handler",
             "value": "custom",
-            "preferredOs": "windows",
+            "preferredOs": "Windows",
             "majorVersions": [{
                 "displayText": "Custom Handler",
                 "value": "custom",

@@ -336,9 +336,11 @@ fn route(method: &hyper::Method, path: &str, query: &str, s: &State) -> Canned {
                 .split('&')
                 .find_map(|p| p.strip_prefix("stack="))
                 .unwrap_or("");
-            let stacks = if stack == "custom" && s.scenario.custom_regions.contains(&norm(location))
-            {
-                vec![custom_stack(location)]
+            // Where Flex has no `custom`, the stack is still listed, without Flex SKUs
+            // (azure-cli skips a minor version whose `Sku` is null).
+            let stacks = if stack == "custom" {
+                let on_flex = s.scenario.custom_regions.contains(&norm(location));
+                vec![custom_stack(location, on_flex)]
             } else {
                 Vec::new()
             };
@@ -408,9 +410,10 @@ fn route(method: &hyper::Method, path: &str, query: &str, s: &State) -> Canned {
     }
 }
 
-/// The `custom` stack as `functionAppStacks?stack=custom` answers it for a Flex region.
-fn custom_stack(location: &str) -> Value {
-    json!({
+/// The `custom` stack as `functionAppStacks?stack=custom` answers it for a region, with the
+/// Flex SKU (FC1) or without.
+fn custom_stack(location: &str, on_flex: bool) -> Value {
+    let mut stack = json!({
         "id": format!("/providers/Microsoft.Web/locations/{location}/functionAppStacks/custom"),
         "name": "custom",
         "type": "Microsoft.Web/locations/functionAppStacks",
@@ -449,5 +452,10 @@ fn custom_stack(location: &str) -> Value {
                 }]
             }]
         }
-    })
+    });
+    if !on_flex {
+        stack["properties"]["majorVersions"][0]["minorVersions"][0]["stackSettings"]
+            ["linuxRuntimeSettings"]["Sku"] = Value::Null;
+    }
+    stack
 }

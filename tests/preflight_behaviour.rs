@@ -146,7 +146,7 @@ async fn a_provider_not_registered_gets_its_register_command() {
     assert_eq!(run.code, 1, "{}", run.stdout);
     let (line, fix) = check(&run, "providers");
     assert!(
-        line.starts_with("FAIL  providers: Microsoft.CognitiveServices is NotRegistered (Microsoft.KeyVault not registered: needed only with useKeyVault"),
+        line.starts_with("FAIL  providers: Microsoft.CognitiveServices is NotRegistered (Microsoft.KeyVault not registered: needed only with trainingKeyInKeyVault"),
         "{line}"
     );
     assert_eq!(
@@ -210,6 +210,40 @@ async fn a_restricted_or_absent_sku_fails_custom_vision() {
     let (line, fix) = check(&run, "custom vision");
     assert_eq!(line, "FAIL  custom vision: CustomVision.Training S0 is restricted in eastus for this subscription (NotAvailableForSubscription)");
     assert!(fix.unwrap().contains("--custom-vision-location"));
+
+    // Only the free tier there: the fix says so, and the free tier passes when it is the one.
+    let scenario = Scenario {
+        skus: vec![
+            cv_sku(
+                "CustomVision.Training",
+                "S0",
+                &["EASTUS"],
+                location_restriction("EASTUS", "QuotaId"),
+            ),
+            cv_sku(
+                "CustomVision.Training",
+                "F0",
+                &["EASTUS"],
+                serde_json::json!([]),
+            ),
+        ],
+        ..Default::default()
+    };
+    let fixture = ArmFixture::start(scenario).await;
+    let run = preflight(&fixture, &FULL).await;
+    assert_eq!(run.code, 1);
+    assert!(check(&run, "custom vision")
+        .1
+        .unwrap()
+        .contains("customVisionSku=F0"));
+    let mut free = FULL.to_vec();
+    free.extend(["--custom-vision-sku", "F0"]);
+    let run = preflight(&fixture, &free).await;
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert_eq!(
+        check(&run, "custom vision").0,
+        "PASS  custom vision: CustomVision.Training F0 is available in eastus"
+    );
 
     // North Europe has Flex and custom, but the fixture's SKUs are not offered there.
     let fixture = ArmFixture::start(Scenario::default()).await;

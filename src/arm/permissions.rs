@@ -198,7 +198,7 @@ mod tests {
             "conditionVersion": "2.0"
         });
         assert_eq!(
-            allowed(&[rbac_admin.clone()], ROLE_ASSIGNMENTS_WRITE),
+            allowed(std::slice::from_ref(&rbac_admin), ROLE_ASSIGNMENTS_WRITE),
             Allowed::UnderCondition
         );
         assert_eq!(

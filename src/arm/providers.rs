@@ -17,7 +17,7 @@ pub const REQUIRED: [&str; 6] = [
     "Microsoft.OperationalInsights",
 ];
 
-/// Needed only with the optional Key Vault (`useKeyVault`).
+/// Needed only with the optional Key Vault (`trainingKeyInKeyVault`).
 pub const OPTIONAL: [&str; 1] = ["Microsoft.KeyVault"];
 
 /// A provider's `registrationState`, `None` when the answer has none.
@@ -56,7 +56,7 @@ pub fn decide(states: &[(&str, Option<String>)]) -> Verdict {
         String::new()
     } else {
         format!(
-            " ({} not registered: needed only with useKeyVault; `az provider register -n {}`)",
+            " ({} not registered: needed only with trainingKeyInKeyVault; `az provider register -n {}`)",
             optional_missing.join(", "),
             optional_missing.join("` and `az provider register -n ")
         )

@@ -1,8 +1,8 @@
 //! The Custom Vision training SKU in a region. `ResourceSkus_List` lists every Cognitive
 //! Services SKU with its `kind`, `locations` and `restrictions`; a SKU is available in a
 //! region when it is listed there and no `Location` restriction names the region
-//! (`NotAvailableForSubscription`, `QuotaId`). `infra/app/customvision.bicep` deploys kind
-//! `CustomVision.Training`, SKU `S0` by default (`F0` is the free one).
+//! (`NotAvailableForSubscription`, `QuotaId`). `infra/` deploys kind `CustomVision.Training`
+//! with SKU `customVisionSku`, `S0` by default (`F0` is the free one).
 
 use serde_json::Value;
 
@@ -77,16 +77,18 @@ pub fn unavailable(skus: &[Value], sku: &str, location: &str) -> Option<String> 
     ))
 }
 
-/// The check for the infra's default SKU `S0`, naming `F0` when only that one is available.
-pub fn decide(skus: &[Value], location: &str) -> Verdict {
-    match unavailable(skus, "S0", location) {
-        None => Verdict::Pass(format!("{KIND} S0 is available in {location}")),
+/// The check for `sku` (the infra's `customVisionSku`, `S0` by default), naming `F0` when only
+/// that one is available.
+pub fn decide(skus: &[Value], location: &str, sku: &str) -> Verdict {
+    match unavailable(skus, sku, location) {
+        None => Verdict::Pass(format!("{KIND} {sku} is available in {location}")),
         Some(why) => {
-            let free = unavailable(skus, "F0", location).is_none();
+            let free =
+                !sku.eq_ignore_ascii_case("F0") && unavailable(skus, "F0", location).is_none();
             let fix = if free {
-                "only the free F0 is available there: deploy with skuName F0, or pick another region with --custom-vision-location (customVisionLocation)".to_string()
+                "only the free F0 is available there: deploy with customVisionSku=F0, or pick another region (--custom-vision-location here, customVisionLocation in the infra)".to_string()
             } else {
-                "pick a region that offers it (`az cognitiveservices account list-skus --kind CustomVision.Training --location <region>`) and pass it as --custom-vision-location, or reuse an existing resource (existingCustomVisionName)".to_string()
+                format!("pick a region that offers it (`az cognitiveservices account list-skus --kind {KIND} --location <region>`) and pass it as --custom-vision-location here and customVisionLocation to the infra, or reuse an existing resource (existingCustomVisionName)")
             };
             Verdict::fail(why, fix)
         }
@@ -117,7 +119,10 @@ mod tests {
             sku(KIND, "S0", &["EASTUS"], json!([])),
         ];
         assert_eq!(unavailable(&skus, "S0", "eastus"), None);
-        assert!(matches!(decide(&skus, "West Europe"), Verdict::Pass(_)));
+        assert!(matches!(
+            decide(&skus, "West Europe", "S0"),
+            Verdict::Pass(_)
+        ));
     }
 
     #[test]
@@ -169,9 +174,12 @@ mod tests {
             sku(KIND, "S0", &["EASTUS"], restricted),
             sku(KIND, "F0", &["EASTUS"], json!([])),
         ];
-        assert!(matches!(decide(&skus, "eastus"), Verdict::Fail { fix, .. } if fix.contains("F0")));
         assert!(
-            matches!(decide(&[], "eastus"), Verdict::Fail { fix, .. } if fix.contains("list-skus"))
+            matches!(decide(&skus, "eastus", "S0"), Verdict::Fail { fix, .. } if fix.contains("F0"))
+        );
+        assert!(matches!(decide(&skus, "eastus", "F0"), Verdict::Pass(p) if p.contains("F0")));
+        assert!(
+            matches!(decide(&[], "eastus", "F0"), Verdict::Fail { fix, .. } if fix.contains("list-skus"))
         );
     }
 }

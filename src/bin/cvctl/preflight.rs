@@ -32,9 +32,13 @@ pub struct Args {
     /// skipped.
     #[arg(long, value_name = "NAME")]
     pub resource_group: Option<String>,
-    /// The Custom Vision resource's region when it differs from --location.
+    /// The Custom Vision resource's region when it differs from --location (the infra's
+    /// customVisionLocation).
     #[arg(long, value_name = "REGION")]
     pub custom_vision_location: Option<String>,
+    /// The Custom Vision training SKU the infra deploys (its customVisionSku).
+    #[arg(long, value_name = "SKU", default_value = "S0", value_parser = ["S0", "F0"])]
+    pub custom_vision_sku: String,
     /// Azure Resource Manager's endpoint (https; http only on a loopback address).
     #[arg(long, value_name = "URL", env = "CV_ARM_ENDPOINT", default_value = arm::PUBLIC_ARM)]
     pub arm_endpoint: String,
@@ -174,7 +178,7 @@ pub async fn run(args: &Args) -> Result<Results, CliError> {
     let sku = client
         .cognitive_skus(&subscription)
         .await
-        .map(|list| skus::decide(&list, &cv_location));
+        .map(|list| skus::decide(&list, &cv_location, &args.custom_vision_sku));
     record(&mut results, "custom vision", sku, &subscription)?;
     Ok(results)
 }

@@ -629,7 +629,8 @@ async fn every_request_passes_prism() {
     let Some(dir) = specs_or_skip("every_request_passes_prism") else {
         return;
     };
-    let temp = std::env::temp_dir().join(format!("arm-contract-{}", uuid::Uuid::new_v4()));
+    let temp = TempDir(std::env::temp_dir().join(format!("arm-contract-{}", uuid::Uuid::new_v4())));
+    let temp = &temp.0;
     // One Prism per document, started together (each takes seconds).
     let starts: Vec<_> = OPERATIONS
         .iter()
@@ -704,5 +705,13 @@ async fn every_request_passes_prism() {
     assert!(judged.iter().all(|e| e.violations.is_some()), "{judged:#?}");
 
     task.abort();
-    let _ = std::fs::remove_dir_all(&temp);
+}
+
+/// Removed when dropped, a failed test's included.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

@@ -17,6 +17,7 @@
 //! [`redact`] (no secret leaves as text), [`base64text`] (base64 as .NET reads it), [`seed`] (the
 //! seed document's examples), [`serve`] (the `handler` binary), and [`devhost`] (the local
 //! stand-in for the Functions host, used by `cvctl` and the tests).
+pub mod arm;
 pub mod automation;
 pub mod base64text;
 pub mod devhost;

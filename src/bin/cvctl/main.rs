@@ -1,7 +1,8 @@
-//! `cvctl`: the Custom Vision storage integration, from the command line. It does the seed's
-//! manual steps (`integrate`, `verify`), writes realistic notifications (`simulate`), shows the
-//! model store (`models`), and runs the functions locally (`dev-host`, `demo`). It reads the
-//! same settings as the handler, and shares its library.
+//! `cvctl`: the Custom Vision storage integration, from the command line. It checks a
+//! subscription before deploying (`preflight`), does the seed's manual steps (`integrate`,
+//! `verify`), writes realistic notifications (`simulate`), shows the model store (`models`),
+//! and runs the functions locally (`dev-host`, `demo`). It reads the same settings as the
+//! handler, and shares its library.
 //!
 //! Exit codes: 0 success, 1 a check failed, 2 a usage error, 3 a service could not be reached.
 
@@ -9,6 +10,7 @@ mod context;
 mod demo;
 mod integrate;
 mod models;
+mod preflight;
 mod simulate;
 mod verify;
 
@@ -44,6 +46,10 @@ enum Command {
     /// Point a project at the notification queue and the backup container (UpdateProject or
     /// CreateProject), keeping its other settings.
     Integrate(integrate::Args),
+    /// Before anything is created: ask Azure Resource Manager whether the subscription and
+    /// region can take the infra (Flex with the custom runtime, providers, role assignments,
+    /// the Custom Vision SKU).
+    Preflight(preflight::Args),
     /// Check the wiring end to end: access, the project's URLs, the test blob, the ConnectionTest.
     Verify(verify::Args),
     /// Write notifications as Custom Vision does, in the seed's formats, to the notification queue.
@@ -106,6 +112,12 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Integrate(args) => {
             let mut ctx = Context::load(&root, &cli.set)?;
             integrate::run(&mut ctx, &args).await?;
+        }
+        Command::Preflight(args) => {
+            let results = preflight::run(&args).await?;
+            if !preflight::print(&results) {
+                return Ok(ExitCode::from(1));
+            }
         }
         Command::Verify(args) => {
             let ctx = Context::load(&root, &cli.set)?;

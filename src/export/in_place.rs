@@ -1,13 +1,14 @@
 //! Tags and metadata on the backup blob itself, merged with what it already has and written
 //! only where something differs.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
-use azure_core::http::RequestContent;
-use azure_storage_blob::models::{BlobClientSetMetadataOptions, BlobTags};
+use azure_storage_blob::models::BlobClientSetMetadataOptions;
 use azure_storage_blob::BlobClient;
 
-use super::{plan, storage_error, ExportError};
+use super::{storage_error, ExportError};
+use crate::storage::copy::set_tags;
+use crate::storage::decide::{merged, quoted_etag};
 use crate::storage::Listed;
 
 /// Ensures `tags` and `metadata` on `blob` (as `listed` shows it). Returns the blob's ETag
@@ -18,11 +19,11 @@ pub async fn ensure(
     tags: &BTreeMap<String, String>,
     metadata: &BTreeMap<String, String>,
 ) -> Result<String, ExportError> {
-    if let Some(all) = plan::merged(&listed.tags, tags) {
+    if let Some(all) = merged(&listed.tags, tags) {
         set_tags(blob, all).await?;
     }
-    let mut etag = plan::quoted_etag(&listed.etag);
-    if let Some(all) = plan::merged(&listed.metadata, metadata) {
+    let mut etag = quoted_etag(&listed.etag);
+    if let Some(all) = merged(&listed.metadata, metadata) {
         // Only over the version listed: a concurrent writer makes this fail and retry.
         let options = BlobClientSetMetadataOptions {
             if_match: Some(etag.clone().into()),
@@ -35,21 +36,11 @@ pub async fn ensure(
         let written = response
             .headers()
             .get_optional_str(&azure_core::http::headers::HeaderName::from_static("etag"))
-            .map(plan::quoted_etag);
+            .map(quoted_etag);
         etag = written.ok_or_else(|| ExportError::Storage {
             action: "set metadata".into(),
             reason: "the answer has no ETag".into(),
         })?;
     }
     Ok(etag)
-}
-
-pub async fn set_tags(blob: &BlobClient, tags: HashMap<String, String>) -> Result<(), ExportError> {
-    let body: RequestContent<BlobTags, _> = BlobTags::from(tags)
-        .try_into()
-        .map_err(storage_error("encode tags"))?;
-    blob.set_tags(body, None)
-        .await
-        .map_err(storage_error("set tags"))?;
-    Ok(())
 }

@@ -6,30 +6,29 @@
 //! |---|---|
 //! | [locate]: one listing with `include=tags,metadata,copy` | 1 |
 //! | [in_place]: tags, then metadata (`If-Match` the listed ETag), each only if it differs | 0–2 |
-//! | [copy]: `If-None-Match: *` on the destination, `x-ms-source-if-match` on the source ETag, tags and metadata in the same call; no poll when the answer says `success` | 1 |
+//! | [`storage::copy`](crate::storage::copy): `If-None-Match: *` on the destination, `x-ms-source-if-match` on the source ETag, tags and metadata in the same call; no poll when the answer says `success` | 1 |
 //! | a redelivery: the copy answers "exists", one listing of the destination confirms it | +1 |
 //!
 //! First delivery: 4 requests for `both`, 2 for `copy`; a redelivery with everything done: 3.
 
-pub mod copy;
 pub mod hint;
 pub mod in_place;
 pub mod locate;
-pub mod plan;
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use azure_core::http::StatusCode;
 use azure_storage_blob::models::BlobClientGetPropertiesResultHeaders;
 use time::OffsetDateTime;
 use url::Url;
 
-use crate::model_store::{index, latest, OrderBy, OrderKey, StoredModel};
+use crate::model_store::{index, latest, ModelStoreError, OrderBy, OrderKey, StoredModel};
 use crate::naming::{ExportedModel, Origin, Platform, KIND_BACKUP, KIND_MODEL};
 use crate::notification::{IterationId, ProjectId};
 use crate::redact::redact;
 use crate::settings::Settings;
+use crate::storage::copy::{self, CopyError, CopyState};
+use crate::storage::decide::quoted_etag;
 use crate::storage::{StorageAccount, StorageError};
 use crate::training::TrainingClient;
 use hint::Hint;
@@ -52,19 +51,10 @@ pub enum ExportError {
     /// platform of a SAS source, so the export waits for it).
     #[error("{0}")]
     Training(String),
-    #[error("copy of '{source_name}' to '{destination}' ended {status}: {description}")]
-    CopyFailed {
-        source_name: String,
-        destination: String,
-        status: String,
-        description: String,
-    },
-    #[error("copy of '{source_name}' to '{destination}' still pending after {seconds} s; the retry picks it up")]
-    CopyPending {
-        source_name: String,
-        destination: String,
-        seconds: u64,
-    },
+    #[error(transparent)]
+    Copy(#[from] CopyError),
+    #[error(transparent)]
+    ModelStore(#[from] ModelStoreError),
 }
 
 /// What happened to one model.
@@ -75,12 +65,6 @@ pub struct ModelOutcome {
     pub tagged_in_place: bool,
     pub latest: Option<latest::Latest>,
     pub indexed: Option<index::Recorded>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CopyState {
-    Copied,
-    AlreadyPresent,
 }
 
 impl std::fmt::Display for ModelOutcome {
@@ -111,9 +95,6 @@ impl std::fmt::Display for ModelOutcome {
 pub struct ExportReport {
     pub lines: Vec<String>,
 }
-
-/// How long one invocation waits for a server-side copy before handing back to the host.
-pub const COPY_DEADLINE: Duration = Duration::from_secs(120);
 
 /// A model's source as storage describes it.
 struct SourceState {
@@ -287,7 +268,7 @@ impl ExportProcessor<'_> {
                     model,
                     SourceState {
                         url,
-                        etag: plan::quoted_etag(&listed.etag),
+                        etag: quoted_etag(&listed.etag),
                         tags: listed.tags,
                         metadata: listed.metadata,
                         created: listed.created,
@@ -335,7 +316,7 @@ impl ExportProcessor<'_> {
             etag: props
                 .etag()
                 .map_err(&read)?
-                .map(|e| plan::quoted_etag(e.as_ref()))
+                .map(|e| quoted_etag(e.as_ref()))
                 .unwrap_or_default(),
             tags: HashMap::new(),
             metadata: HashMap::new(),

@@ -10,11 +10,10 @@ use std::collections::BTreeMap;
 
 use azure_storage_blob::BlobContainerClient;
 
-use super::{latest_path, OrderKey, StoredModel};
-use crate::export::copy::{begin, destination_exists, poll, settle, Destination};
-use crate::export::plan::{judge_existing, Existing};
-use crate::export::{plan, storage_error as storage, ExportError};
+use super::{latest_path, ModelStoreError, OrderKey, StoredModel};
 use crate::naming::{KIND_LATEST, SOURCE_ETAG_KEY};
+use crate::storage::copy::{begin, destination_exists, poll, settle, Destination};
+use crate::storage::decide::{judge_existing, quoted_etag, Existing};
 use crate::storage::{list_one, StorageAccount};
 
 /// Conditional writes lost in a row before giving up (the host retries the message).
@@ -53,7 +52,7 @@ pub async fn advance(
     store_name: &str,
     store: &BlobContainerClient,
     model: &StoredModel,
-) -> Result<Latest, ExportError> {
+) -> Result<Latest, ModelStoreError> {
     let path = latest_path(model.project_id, &model.platform, &model.extension);
     let target = store.blob_client(&path);
     let source_url = account.blob_url(store_name, &model.path)?;
@@ -76,7 +75,7 @@ pub async fn advance(
     for _ in 0..ATTEMPTS {
         let current = list_one(store, &path)
             .await
-            .map_err(storage("read latest"))?;
+            .map_err(ModelStoreError::request("read latest"))?;
         let current_key = current
             .as_ref()
             .and_then(|c| OrderKey::from_metadata(&c.metadata));
@@ -101,7 +100,7 @@ pub async fn advance(
             });
         }
         let destination = match &current {
-            Some(c) => Destination::Replaces(plan::quoted_etag(&c.etag)),
+            Some(c) => Destination::Replaces(quoted_etag(&c.etag)),
             None => Destination::Absent,
         };
         match begin(&target, &source_url, &metadata, &tags, None, destination).await {
@@ -111,12 +110,13 @@ pub async fn advance(
             }
             // Someone moved it in between: look again.
             Err(e) if destination_exists(&e) => continue,
-            Err(e) => return Err(storage("move latest")(e)),
+            Err(e) => return Err(ModelStoreError::request("move latest")(e)),
         }
     }
-    Err(ExportError::Storage {
-        action: "move latest".into(),
-        reason: format!("lost {ATTEMPTS} conditional writes in a row on '{path}'"),
+    Err(ModelStoreError::Contended {
+        action: "move latest",
+        path,
+        attempts: ATTEMPTS,
     })
 }
 

@@ -8,6 +8,8 @@
 //! each container or queue client is made once and reused. Credentials are applied per
 //! request by policies, so a kept client never carries one that expires.
 
+pub mod copy;
+pub mod decide;
 pub mod sas;
 pub mod shared_key;
 

@@ -1,5 +1,6 @@
-//! The decisions of an export, without I/O: what to write where something differs, and what an
-//! existing copy in the model store means.
+//! Decisions on blob state, without I/O: what to write where something differs, how ETags
+//! compare, and what a blob already at a copy's destination means. Shared by the export (its
+//! copies and tags in place) and the model store (the `latest` alias, the index).
 
 use std::collections::{BTreeMap, HashMap};
 

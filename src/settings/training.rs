@@ -1,4 +1,4 @@
-//! The Training API's app settings. Read like the rest (`crate::settings`): once, at start-up,
+//! The Training API's app settings. Read like the rest ([`crate::settings`]): once, at start-up,
 //! and a bad value is a [`SettingsError`] naming the setting.
 //!
 //! | setting | meaning |
@@ -9,7 +9,7 @@
 
 use url::Url;
 
-use crate::settings::{Secret, SettingsError};
+use super::{Secret, SettingsError};
 
 pub const ENDPOINT_SETTING: &str = "CUSTOM_VISION_ENDPOINT";
 pub const KEY_SETTING: &str = "CUSTOM_VISION_TRAINING_KEY";

@@ -5,10 +5,15 @@ use std::fmt;
 
 use url::Url;
 
-use crate::automation::settings::AutomationSettings;
-use crate::export::hint::HostAllowList;
+pub mod automation;
+pub mod hosts;
+pub mod training;
+
+use automation::AutomationSettings;
+use hosts::HostAllowList;
+use training::TrainingSettings;
+
 use crate::naming::PathTemplate;
-use crate::training::TrainingSettings;
 
 pub const DEFAULT_BACKUP_CONTAINER: &str = "customvision-backups";
 pub const DEFAULT_MODEL_STORE_CONTAINER: &str = "models";

@@ -349,10 +349,7 @@ impl ExportProcessor<'_> {
         // In place first: a metadata write changes the backup's ETag, and the copy below
         // records the ETag it copied.
         if is_backup && settings.export_action.tags_in_place() {
-            let blob = self
-                .account
-                .container(&settings.backup_container)?
-                .blob_client(&model.name);
+            let container = self.account.container(&settings.backup_container)?;
             let listed = crate::storage::Listed {
                 name: model.name.clone(),
                 etag: source.etag.clone(),
@@ -361,7 +358,7 @@ impl ExportProcessor<'_> {
                 ..Default::default()
             };
             source_etag = in_place::ensure(
-                &blob,
+                &container,
                 &listed,
                 &model.tags(KIND_BACKUP),
                 &model.metadata(None),

@@ -14,11 +14,10 @@
 pub mod hint;
 pub mod in_place;
 pub mod locate;
+pub mod sas;
 
 use std::collections::HashMap;
 
-use azure_core::http::StatusCode;
-use azure_storage_blob::models::BlobClientGetPropertiesResultHeaders;
 use time::OffsetDateTime;
 use url::Url;
 
@@ -73,6 +72,9 @@ impl std::fmt::Display for ModelOutcome {
         match &self.copy {
             Some((dest, CopyState::Copied)) => write!(f, " copied to '{dest}'")?,
             Some((dest, CopyState::AlreadyPresent)) => write!(f, " already in '{dest}'")?,
+            Some((dest, CopyState::Kept)) => {
+                write!(f, " not copied: '{dest}' holds another source's copy")?
+            }
             None => {}
         }
         if self.tagged_in_place {
@@ -168,45 +170,47 @@ impl ExportProcessor<'_> {
         };
         let models = match hint {
             Hint::Sas(url) => {
-                if !settings.export_action.copies() {
-                    report.lines.push(
-                        "a SAS source cannot be tagged in place (a read SAS, not our blob): copied instead".into(),
-                    );
-                }
-                let mut model = ExportedModel::from_sas(&url, project_id, iteration_id);
-                if model.platform.is_unknown() {
-                    if let Some(platform) = self.platform_of(&url, project_id, iteration_id).await?
-                    {
-                        model.platform = Platform::Known(platform);
+                // The backup container is the trusted source: with a backup there, the SAS
+                // hint is not even requested.
+                match self
+                    .backups(&container, project_id, iteration_id, None)
+                    .await
+                {
+                    Ok(found) => {
+                        report.lines.push(format!(
+                            "warning: the SAS modelUri {} is ignored: '{container_name}' holds this iteration's backup, the trusted source",
+                            sas::plain(&url)
+                        ));
+                        trusted(found)
                     }
+                    Err(ExportError::BackupNotFound { .. }) => {
+                        vec![
+                            self.sas_model(&url, project_id, iteration_id, &mut report)
+                                .await?,
+                        ]
+                    }
+                    Err(e) => return Err(e),
                 }
-                if model.platform.is_unknown() {
-                    report.lines.push(format!(
-                        "warning: neither the SAS source's file name nor the Training API names its platform; recorded as '{}' ({}), with no latest alias",
-                        model.platform.label(),
-                        model.source()
-                    ));
-                }
-                let state = self.sas_source(&url, &model).await?;
-                vec![(model, state)]
             }
             Hint::Backup(name) => {
                 let hinted =
                     ExportedModel::classify(&name, container_name, project_id, iteration_id);
-                self.backups(&container, project_id, iteration_id, hinted)
-                    .await?
+                trusted(
+                    self.backups(&container, project_id, iteration_id, hinted)
+                        .await?,
+                )
             }
-            Hint::None => {
+            Hint::None => trusted(
                 self.backups(&container, project_id, iteration_id, None)
-                    .await?
-            }
+                    .await?,
+            ),
             Hint::Refused(reason) => {
                 match self.backups(&container, project_id, iteration_id, None).await {
                     Ok(found) => {
                         report.lines.push(format!(
                             "warning: {reason}; the hint is ignored and the backup in '{container_name}' processed"
                         ));
-                        found
+                        trusted(found)
                     }
                     Err(ExportError::BackupNotFound { .. }) => {
                         return Err(ExportError::Rejected {
@@ -219,35 +223,60 @@ impl ExportProcessor<'_> {
                 }
             }
         };
-        for (model, state) in models {
-            let outcome = self.process_one(&model, state, trained_at).await?;
+        for (model, state, replaces_other) in models {
+            let outcome = self
+                .process_one(&model, state, trained_at, replaces_other)
+                .await?;
+            if let Some((destination, CopyState::Kept)) = &outcome.copy {
+                // Only an unvouched SAS source gets here: it replaces nothing.
+                return Err(ExportError::Rejected {
+                    reason: format!(
+                        "'{destination}' already holds a copy from another source, and the SAS modelUri {} is only ever a first copy \
+                         (no backup of this iteration, and no Training API to vouch for it): the copy stays. \
+                         Configure CUSTOM_VISION_ENDPOINT so GetExports can vouch for a re-export, or delete the copy to take this one",
+                        outcome.source
+                    ),
+                });
+            }
             report.lines.push(outcome.to_string());
         }
         Ok(report)
     }
 
-    /// The platform of the export whose download URL is `url` (GetExports), if the Training
-    /// API is configured and knows it. A failure that may pass is an error: guessing `unknown`
-    /// now would put a second copy at another path once a redelivery learns the platform.
-    async fn platform_of(
+    /// A SAS source, when the iteration has no backup: vouched for by GetExports (which also
+    /// names its platform) or by nobody, then read once.
+    async fn sas_model(
         &self,
         url: &Url,
         project_id: ProjectId,
         iteration_id: IterationId,
-    ) -> Result<Option<crate::notification::ExportPlatform>, ExportError> {
-        let Some(client) = self.training else {
-            return Ok(None);
-        };
-        let exports = match client.get_exports(project_id, iteration_id).await {
-            Ok(exports) => exports,
-            Err(e) if e.retry_later() => return Err(ExportError::Training(e.to_string())),
-            Err(_) => return Ok(None),
-        };
-        Ok(exports.into_iter().find_map(|e| {
-            let download = Url::parse(e.download_uri.as_deref()?).ok()?;
-            let same = download.host_str() == url.host_str() && download.path() == url.path();
-            same.then_some(e.platform)
-        }))
+        report: &mut ExportReport,
+    ) -> Result<(ExportedModel, SourceState, bool), ExportError> {
+        if !self.settings.export_action.copies() {
+            report.lines.push(
+                "a SAS source cannot be tagged in place (a read SAS, not our blob): copied instead"
+                    .into(),
+            );
+        }
+        let mut model = ExportedModel::from_sas(url, project_id, iteration_id);
+        let provenance = sas::vouch(self.training, url, &model, project_id, iteration_id).await?;
+        match provenance {
+            // The service's word beats a file name.
+            sas::Provenance::Listed(platform) => model.platform = Platform::Known(platform),
+            sas::Provenance::Unvouched => report.lines.push(format!(
+                "warning: the SAS modelUri {} has no backup and no Training API to vouch for it: copied only where nothing is yet (docs/model-store-trust.md)",
+                model.source()
+            )),
+        }
+        if model.platform.is_unknown() {
+            report.lines.push(format!(
+                "warning: neither the SAS source's file name nor the Training API names its platform; recorded as '{}' ({}), with no latest alias",
+                model.platform.label(),
+                model.source()
+            ));
+        }
+        let state = sas::read(self.account, url, &model).await?;
+        Ok((model, state, provenance.replaces_other()))
     }
 
     async fn backups(
@@ -280,61 +309,12 @@ impl ExportProcessor<'_> {
             .collect()
     }
 
-    /// One request to the SAS URL: its ETag, creation time, size and MD5. A SAS that has
-    /// expired (403) or a blob gone (404) cannot be helped by a retry.
-    async fn sas_source(
-        &self,
-        url: &Url,
-        model: &ExportedModel,
-    ) -> Result<SourceState, ExportError> {
-        let blob = self.account.foreign_blob(url)?;
-        let props = match blob.get_properties(None).await {
-            Ok(p) => p,
-            Err(e)
-                if matches!(
-                    e.http_status(),
-                    Some(StatusCode::Forbidden | StatusCode::NotFound)
-                ) =>
-            {
-                let status = e.http_status().map(u16::from).unwrap_or_default();
-                return Err(ExportError::Rejected {
-                    reason: format!(
-                        "the SAS modelUri {} answered {status}{}: its SAS has expired, does not allow reading, or the blob is gone. \
-                         Re-export the iteration (ExportIteration, or Export in the Custom Vision portal); the new notification brings a fresh SAS",
-                        model.source(),
-                        crate::storage::error_code(&e)
-                            .map(|c| format!(" ({c})"))
-                            .unwrap_or_default()
-                    ),
-                });
-            }
-            Err(e) => return Err(storage_error("read the SAS source")(e)),
-        };
-        let read = storage_error("read the SAS source");
-        Ok(SourceState {
-            url: url.clone(),
-            etag: props
-                .etag()
-                .map_err(&read)?
-                .map(|e| quoted_etag(e.as_ref()))
-                .unwrap_or_default(),
-            tags: HashMap::new(),
-            metadata: HashMap::new(),
-            created: props
-                .creation_time()
-                .ok()
-                .flatten()
-                .or_else(|| props.last_modified().ok().flatten()),
-            size: props.content_length().ok().flatten(),
-            content_md5: props.content_md5().ok().flatten(),
-        })
-    }
-
     async fn process_one(
         &self,
         model: &ExportedModel,
         source: SourceState,
         trained_at: Option<OffsetDateTime>,
+        replaces_other: bool,
     ) -> Result<ModelOutcome, ExportError> {
         let settings = self.settings;
         let mut outcome = ModelOutcome {
@@ -393,9 +373,13 @@ impl ExportProcessor<'_> {
             destination: &destination,
             tags: &model.tags(KIND_MODEL),
             metadata: &metadata,
+            replaces_other,
         };
         let state = copy::copy(&store, &request).await?;
         outcome.copy = Some((format!("{store_name}/{destination}"), state));
+        if state == CopyState::Kept {
+            return Ok(outcome);
+        }
         let stored = StoredModel {
             project_id: model.project_id,
             iteration_id: model.iteration_id,
@@ -411,14 +395,20 @@ impl ExportProcessor<'_> {
         // A platform nobody could name has no "latest" to speak of: each such export is its
         // own label.
         if settings.latest_alias && !model.platform.is_unknown() {
-            outcome.latest =
-                Some(latest::advance(self.account, store_name, &store, &stored).await?);
+            outcome.latest = Some(
+                latest::advance(self.account, store_name, &store, &stored, replaces_other).await?,
+            );
         }
         if settings.model_index {
             outcome.indexed = Some(index::record(&store, &stored, settings.latest_alias).await?);
         }
         Ok(outcome)
     }
+}
+
+/// Backups are the trusted source: they may replace a copy of another source (a re-export).
+fn trusted(found: Vec<(ExportedModel, SourceState)>) -> Vec<(ExportedModel, SourceState, bool)> {
+    found.into_iter().map(|(m, s)| (m, s, true)).collect()
 }
 
 pub(crate) fn storage_error(action: &'static str) -> impl Fn(azure_core::Error) -> ExportError {

@@ -27,6 +27,9 @@ pub enum Latest {
     Current { path: String },
     /// It points at a newer iteration.
     Newer { path: String, iteration: String },
+    /// It points at this iteration, with bytes of another source, which this model may not
+    /// replace ([`StoredModel`] of a source nobody vouches for).
+    Held { path: String },
 }
 
 impl std::fmt::Display for Latest {
@@ -37,6 +40,10 @@ impl std::fmt::Display for Latest {
             Self::Newer { path, iteration } => {
                 write!(f, "'{path}' stays on the newer iteration {iteration}")
             }
+            Self::Held { path } => write!(
+                f,
+                "'{path}' keeps this iteration's earlier bytes: an unvouched SAS source replaces nothing"
+            ),
         }
     }
 }
@@ -46,12 +53,15 @@ pub fn moves(current: Option<&OrderKey>, candidate: &OrderKey) -> bool {
     current.is_none_or(|c| candidate > c)
 }
 
-/// Points the alias of `model`'s project and platform at it, if it is the newest.
+/// Points the alias of `model`'s project and platform at it, if it is the newest. When the
+/// alias already names this iteration with other bytes, `replaces_other` says whether this
+/// model may replace them (a re-export) or they stay ([`Latest::Held`]).
 pub async fn advance(
     account: &StorageAccount,
     store_name: &str,
     store: &BlobContainerClient,
     model: &StoredModel,
+    replaces_other: bool,
 ) -> Result<Latest, ModelStoreError> {
     let path = latest_path(model.project_id, &model.platform, &model.extension);
     let target = store.blob_client(&path);
@@ -89,7 +99,8 @@ pub async fn advance(
                     poll(&target, &model.path, &path).await?;
                     return Ok(Latest::Current { path });
                 }
-                Existing::Stale => {}
+                Existing::Other if !replaces_other => return Ok(Latest::Held { path }),
+                Existing::Broken | Existing::Other => {}
             }
         } else if !moves(current_key.as_ref(), &model.order) {
             return Ok(Latest::Newer {

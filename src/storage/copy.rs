@@ -68,6 +68,9 @@ impl CopyError {
 pub enum CopyState {
     Copied,
     AlreadyPresent,
+    /// A blob of another source is at the destination and the request may not replace it
+    /// ([`CopyRequest::replaces_other`]): it stays, untouched.
+    Kept,
 }
 
 pub struct CopyRequest<'a> {
@@ -80,6 +83,9 @@ pub struct CopyRequest<'a> {
     pub destination: &'a str,
     pub tags: &'a BTreeMap<String, String>,
     pub metadata: &'a BTreeMap<String, String>,
+    /// Whether this source may replace a blob of another source at the destination (a
+    /// re-export). A source nobody vouches for may not: it is only ever a first copy.
+    pub replaces_other: bool,
 }
 
 /// The destination condition of a copy.
@@ -91,9 +97,9 @@ pub enum Destination {
     Replaces(String),
 }
 
-/// Copies `request` into `store` unless a finished copy of the same source is there: an
-/// existing destination recording another source ETag, or a failed copy, is replaced
-/// (exactly the version listed); a pending one is waited for.
+/// Copies `request` into `store` unless a finished copy of the same source is there: a failed
+/// copy of it is redone, a pending one waited for, and a blob of another source replaced
+/// (exactly the version listed) only where [`CopyRequest::replaces_other`] allows, else kept.
 pub async fn copy(
     store: &BlobContainerClient,
     request: &CopyRequest<'_>,
@@ -127,7 +133,8 @@ pub async fn copy(
                     wait(&target, request).await?;
                     Ok(CopyState::Copied)
                 }
-                Existing::Stale => {
+                Existing::Other if !request.replaces_other => Ok(CopyState::Kept),
+                Existing::Broken | Existing::Other => {
                     // A re-exported backup or a failed copy: replace exactly what was listed.
                     let etag = quoted_etag(&existing.etag);
                     let status = start(&target, request, Destination::Replaces(etag))

@@ -40,8 +40,11 @@ pub enum Existing {
     Done,
     /// A copy of this source still running (a large model): wait for it.
     Pending,
-    /// Anything else (a re-exported backup, a failed or aborted copy): copy again over it.
-    Stale,
+    /// A copy of this source that failed or was aborted: copy it again over it.
+    Broken,
+    /// A blob of another source (a re-exported backup), or of none we recorded: copy over it,
+    /// where the source may replace what is there.
+    Other,
 }
 
 pub fn judge_existing(
@@ -55,7 +58,8 @@ pub fn judge_existing(
     match (same_source, copy_status) {
         (true, None | Some(CopyStatus::Success)) => Existing::Done,
         (true, Some(CopyStatus::Pending)) => Existing::Pending,
-        _ => Existing::Stale,
+        (true, Some(_)) => Existing::Broken,
+        (false, _) => Existing::Other,
     }
 }
 
@@ -103,9 +107,17 @@ mod tests {
         );
         assert_eq!(
             judge_existing(&recorded, Some(&CopyStatus::Failed), "0x1"),
-            Existing::Stale
+            Existing::Broken
         );
-        assert_eq!(judge_existing(&recorded, None, "0x2"), Existing::Stale);
-        assert_eq!(judge_existing(&map(&[]), None, "0x1"), Existing::Stale);
+        assert_eq!(
+            judge_existing(&recorded, Some(&CopyStatus::Aborted), "0x1"),
+            Existing::Broken
+        );
+        assert_eq!(judge_existing(&recorded, None, "0x2"), Existing::Other);
+        assert_eq!(
+            judge_existing(&recorded, Some(&CopyStatus::Failed), "0x2"),
+            Existing::Other
+        );
+        assert_eq!(judge_existing(&map(&[]), None, "0x1"), Existing::Other);
     }
 }

@@ -116,3 +116,277 @@ async fn two_hosts_tagging_one_backup_at_once_never_answer_500() {
     app.assert_empty(&[REJECTED, &format!("{EXPORTS}-poison")])
         .await;
 }
+
+/// Custom Vision's own storage, as far as a SAS `modelUri` goes (a container of the test's
+/// Azurite, read through a SAS the test signs).
+const CV_EXPORTS: &str = "cv-exports";
+
+fn signature_of(uri: &str) -> String {
+    url::Url::parse(uri)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "sig")
+        .map(|(_, v)| v.into_owned())
+        .unwrap()
+}
+
+fn plain(uri: &str) -> String {
+    let mut url = url::Url::parse(uri).unwrap();
+    url.set_query(None);
+    url.to_string()
+}
+
+async fn rejected_records(app: &TestApp, at_least: usize) -> Vec<serde_json::Value> {
+    app.messages(REJECTED, at_least)
+        .await
+        .iter()
+        .map(|m| serde_json::from_str(m).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sas_hint_is_ignored_when_the_iteration_has_a_backup() {
+    let app = spawn_app(&[]).await;
+    app.probe.create_container(CV_EXPORTS).await.unwrap();
+    let (p, i) = ids();
+    let name = backup_name(&p, &i, "ONNX");
+    app.probe
+        .put_blob(BACKUPS, &name, b"the backup")
+        .await
+        .unwrap();
+    app.probe
+        .put_blob(CV_EXPORTS, "m/Model.ONNX", b"someone else's bytes")
+        .await
+        .unwrap();
+    let uri = sas_url(&app, CV_EXPORTS, "m/Model.ONNX", false);
+    app.send(&export_message(&p, &i, "ExportCompleted", Some(&uri)))
+        .await;
+    app.drained().await;
+
+    let copy = app
+        .probe
+        .blob(MODELS, &format!("{p}/{i}/ONNX/{name}"))
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("no copy\n{}", app.output()));
+    assert_eq!(
+        copy.bytes, b"the backup",
+        "the backup is the trusted source"
+    );
+    assert_eq!(copy.metadata["cvsourceblob"], format!("{BACKUPS}/{name}"));
+    let out = app.output();
+    let warning = format!("warning: the SAS modelUri {} is ignored", plain(&uri));
+    assert!(out.contains(&warning), "{out}");
+    assert!(!out.contains(&signature_of(&uri)), "the SAS leaked");
+    app.assert_empty(&[REJECTED, &format!("{EXPORTS}-poison")])
+        .await;
+}
+
+/// Without the Training API nobody vouches for a SAS source: its first copy is made, but a
+/// later message naming the same iteration with other bytes replaces neither the copy nor
+/// `latest`; it is rejected with the reason on its first delivery.
+#[tokio::test(flavor = "multi_thread")]
+async fn without_the_api_a_sas_source_is_only_ever_a_first_copy() {
+    let app = spawn_app(&[]).await;
+    app.probe.create_container(CV_EXPORTS).await.unwrap();
+    let (p, i) = ids();
+    let source = "m/Model.ONNX";
+    app.probe
+        .put_blob(CV_EXPORTS, source, b"first")
+        .await
+        .unwrap();
+    let first = sas_url(&app, CV_EXPORTS, source, false);
+    app.send(&export_message(&p, &i, "ExportCompleted", Some(&first)))
+        .await;
+    app.drained().await;
+    let copy_name = format!("{p}/{i}/ONNX/{p} - {i}.ONNX");
+    let alias = format!("{p}/latest/ONNX/model.ONNX");
+    for name in [&copy_name, &alias] {
+        let blob = app.probe.blob(MODELS, name).await.unwrap();
+        let blob = blob.unwrap_or_else(|| panic!("no {name}\n{}", app.output()));
+        assert_eq!(blob.bytes, b"first");
+    }
+    assert!(app.output().contains("has no backup and no Training API"));
+
+    // Other bytes at the same URL (a new ETag), as a forged or replayed message would bring.
+    app.probe
+        .put_blob(CV_EXPORTS, source, b"second")
+        .await
+        .unwrap();
+    let second = sas_url(&app, CV_EXPORTS, source, false);
+    app.send(&export_message(&p, &i, "ExportCompleted", Some(&second)))
+        .await;
+    app.drained().await;
+    let records = rejected_records(&app, 1).await;
+    assert_eq!(records.len(), 1, "{records:?}");
+    let reason = records[0]["reason"].as_str().unwrap();
+    assert!(reason.contains("only ever a first copy"), "{reason}");
+    assert!(reason.contains(&plain(&second)), "{reason}");
+    assert_eq!(
+        records[0]["dequeueCount"], 1,
+        "rejected on its first delivery"
+    );
+    for name in [&copy_name, &alias] {
+        let blob = app.probe.blob(MODELS, name).await.unwrap().unwrap();
+        assert_eq!(
+            blob.bytes, b"first",
+            "{name} replaced by an unvouched source"
+        );
+    }
+    let everywhere = format!("{}{records:?}", app.output());
+    for uri in [&first, &second] {
+        assert!(!everywhere.contains(&signature_of(uri)), "the SAS leaked");
+    }
+    app.assert_empty(&[&format!("{EXPORTS}-poison")]).await;
+}
+
+/// With the Training API, GetExports vouches for a SAS source: one it does not list is
+/// rejected; one it lists is copied, and may replace an earlier copy (a re-export).
+#[tokio::test(flavor = "multi_thread")]
+async fn with_the_api_a_sas_source_is_copied_only_when_get_exports_lists_it() {
+    use crate::custom_vision::{Canned, CustomVisionFixture, Route, FIXTURE_KEY};
+    let fixture = CustomVisionFixture::start().await;
+    let endpoint = fixture.endpoint().to_string();
+    let app = spawn_app(&[
+        ("CUSTOM_VISION_ENDPOINT", &endpoint),
+        ("CUSTOM_VISION_TRAINING_KEY", FIXTURE_KEY),
+    ])
+    .await;
+    app.probe.create_container(CV_EXPORTS).await.unwrap();
+    let (p, i) = ids();
+    let source = "m-1/f8b5c43d.zip";
+    app.probe
+        .put_blob(CV_EXPORTS, source, b"PK-one")
+        .await
+        .unwrap();
+    let uri = sas_url(&app, CV_EXPORTS, source, false);
+    let exports = |listed: &str| {
+        Canned::ok(serde_json::json!([
+            {"platform": "ONNX", "status": "Done", "downloadUri": listed, "flavor": null, "newerVersionAvailable": false}
+        ]))
+    };
+
+    // Listed: another blob of the same account.
+    let other = sas_url(&app, CV_EXPORTS, "m-1/other.zip", false);
+    fixture.set_default(Route::GetExports, exports(&other));
+    app.send(&export_message(&p, &i, "ExportCompleted", Some(&uri)))
+        .await;
+    app.drained().await;
+    let records = rejected_records(&app, 1).await;
+    let reason = records[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("not among the exports GetExports lists"),
+        "{reason}"
+    );
+    assert!(!reason.contains(&signature_of(&uri)));
+    let copy_name = format!("{p}/{i}/ONNX/{p} - {i}.zip");
+    assert!(app.probe.blob(MODELS, &copy_name).await.unwrap().is_none());
+
+    // Listed: copied, with the platform GetExports gives.
+    fixture.set_default(Route::GetExports, exports(&uri));
+    app.send(&export_message(&p, &i, "ExportCompleted", Some(&uri)))
+        .await;
+    app.drained().await;
+    let copy = app.probe.blob(MODELS, &copy_name).await.unwrap();
+    assert_eq!(
+        copy.unwrap_or_else(|| panic!("{}", app.output())).bytes,
+        b"PK-one"
+    );
+
+    // A re-export of the iteration, vouched for again: it replaces the copy and the alias.
+    app.probe
+        .put_blob(CV_EXPORTS, source, b"PK-two")
+        .await
+        .unwrap();
+    let again = sas_url(&app, CV_EXPORTS, source, false);
+    fixture.set_default(Route::GetExports, exports(&again));
+    app.send(&export_message(&p, &i, "ExportCompleted", Some(&again)))
+        .await;
+    app.drained().await;
+    for name in [copy_name, format!("{p}/latest/ONNX/model.zip")] {
+        let blob = app.probe.blob(MODELS, &name).await.unwrap();
+        assert_eq!(
+            blob.unwrap_or_else(|| panic!("no {name}\n{}", app.output()))
+                .bytes,
+            b"PK-two"
+        );
+    }
+    assert_eq!(app.probe.peek(REJECTED).await.unwrap().len(), 1);
+    app.assert_empty(&[&format!("{EXPORTS}-poison")]).await;
+}
+
+/// A SAS source that redirects, or answers what no retry can change, is rejected on the first
+/// delivery: never followed, never retried into `-poison` with the live SAS in it. The proxy
+/// in front of Azurite stands in for a foreign blob endpoint (the account's own endpoint is
+/// always an allowed host).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sas_source_that_redirects_or_refuses_for_good_is_rejected_at_once() {
+    let (app, proxy) = spawn_counted(&[]).await;
+    app.probe.create_container(CV_EXPORTS).await.unwrap();
+    let elsewhere = format!("http://127.0.0.1:{}/elsewhere/Model.ONNX", proxy.port);
+    let cases: [(u16, &str); 4] = [
+        (301, "redirect"),
+        (302, "redirect"),
+        (307, "redirect"),
+        (410, "gone"),
+    ];
+    let mut uris = Vec::new();
+    for (status, _) in cases {
+        let blob = format!("m/{status}.ONNX");
+        app.probe
+            .put_blob(CV_EXPORTS, &blob, b"model")
+            .await
+            .unwrap();
+        let mut url = url::Url::parse(&sas_url(&app, CV_EXPORTS, &blob, false)).unwrap();
+        url.set_port(Some(proxy.port)).unwrap();
+        proxy.answer(url.path(), status, &[("location", &elsewhere)]);
+        let (p, i) = ids();
+        app.send(&export_message(
+            &p,
+            &i,
+            "ExportCompleted",
+            Some(url.as_str()),
+        ))
+        .await;
+        uris.push((status, url));
+    }
+    app.drained().await;
+    let records = rejected_records(&app, cases.len()).await;
+    assert_eq!(records.len(), cases.len(), "{records:?}\n{}", app.output());
+    let seen = proxy.all_requests();
+    for (status, url) in &uris {
+        let record = records
+            .iter()
+            .find(|r| r["reason"].as_str().unwrap().contains(&plain(url.as_str())))
+            .unwrap_or_else(|| panic!("no record for {status}: {records:?}"));
+        let reason = record["reason"].as_str().unwrap();
+        assert!(reason.contains(&format!("answered {status}")), "{reason}");
+        assert_eq!(
+            record["dequeueCount"], 1,
+            "{status}: rejected on its first delivery"
+        );
+        let asked = seen
+            .iter()
+            .filter(|s| s.path_and_query.starts_with(url.path()))
+            .count();
+        assert_eq!(asked, 1, "{status}: asked once, never retried");
+    }
+    assert!(
+        !seen
+            .iter()
+            .any(|s| s.path_and_query.starts_with("/elsewhere")),
+        "a redirect was followed"
+    );
+    let everywhere = format!("{}{records:?}", app.output());
+    for (_, url) in &uris {
+        assert!(
+            !everywhere.contains(&signature_of(url.as_str())),
+            "the SAS leaked"
+        );
+    }
+    app.assert_empty(&[&format!("{EXPORTS}-poison")]).await;
+    assert!(
+        app.probe.list(MODELS).await.unwrap().is_empty(),
+        "nothing is copied"
+    );
+}

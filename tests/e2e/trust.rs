@@ -390,3 +390,132 @@ async fn a_sas_source_that_redirects_or_refuses_for_good_is_rejected_at_once() {
         "nothing is copied"
     );
 }
+
+/// A server that answers every request with a head promising a large body, then sends one
+/// byte of it every 300 ms, forever: each byte restarts a read timeout, so only a deadline on
+/// the whole request ends it. Counts the requests it got.
+async fn dripping_server() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = requests.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let counted = counted.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let answer = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                              x-ms-version: 2025-11-05\r\nContent-Length: 1000000\r\n\r\n[";
+                if socket.write_all(answer.as_bytes()).await.is_err() {
+                    return;
+                }
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                    if socket.write_all(b" ").await.is_err() {
+                        return; // the client gave up
+                    }
+                }
+            });
+        }
+    });
+    (port, requests)
+}
+
+/// Runs `cvctl` and waits for it to end, for at most `guard`: a `cvctl` still running then is
+/// the failure this test looks for (it is killed, and `None` comes back).
+async fn cvctl_within(args: &[&str], guard: std::time::Duration) -> Option<Run> {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_cvctl"));
+    command
+        .arg("--root")
+        .arg(root())
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let ended = customvision_events::devhost::probe::wait_for("cvctl to end", guard, || {
+        let status = child.try_wait();
+        async move { status.map_err(|e| e.to_string()) }
+    })
+    .await;
+    if ended.is_err() {
+        let _ = child.kill();
+        let _ = child.wait();
+        return None;
+    }
+    let out = child.wait_with_output().unwrap();
+    Some(Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
+
+/// `cvctl` against a storage endpoint and a Training API that drip their answers: with
+/// `--timeout 1` each gives up as unreachable (exit 3), where the read timeout alone would
+/// wait forever.
+#[tokio::test(flavor = "multi_thread")]
+async fn cvctl_gives_up_on_a_server_that_drips_bytes() {
+    let (port, requests) = dripping_server().await;
+    let key = customvision_events::settings::AZURITE_KEY;
+    let storage = format!(
+        "CV_STORAGE=DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={key};\
+         BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;QueueEndpoint=http://127.0.0.1:{port}/devstoreaccount1"
+    );
+    let training = format!("CUSTOM_VISION_ENDPOINT=http://127.0.0.1:{port}/");
+    let project = uuid::Uuid::new_v4().to_string();
+    // Far above what `--timeout 1` takes (a few attempts of one second), far below the
+    // Training client's own default deadline (60 s) and forever.
+    let guard = std::time::Duration::from_secs(30);
+    for (what, args) in [
+        (
+            "models (storage)",
+            vec![
+                "--timeout",
+                "1",
+                "--set",
+                &storage,
+                "models",
+                "--project",
+                &project,
+            ],
+        ),
+        (
+            "integrate (Training API)",
+            vec![
+                "--timeout",
+                "1",
+                "--set",
+                &storage,
+                "--set",
+                &training,
+                "--set",
+                "CUSTOM_VISION_TRAINING_KEY=0123456789abcdef",
+                "integrate",
+                "--project",
+                &project,
+                "--dry-run",
+            ],
+        ),
+    ] {
+        let before = requests.load(std::sync::atomic::Ordering::SeqCst);
+        let run = cvctl_within(&args, guard)
+            .await
+            .unwrap_or_else(|| panic!("{what}: cvctl still waiting on a dripping server"));
+        assert_eq!(run.code, 3, "{what}: {}{}", run.stdout, run.stderr);
+        assert!(
+            requests.load(std::sync::atomic::Ordering::SeqCst) > before,
+            "{what}: the dripping server was asked"
+        );
+        assert!(!run.stderr.contains("0123456789abcdef"), "the key leaked");
+    }
+}

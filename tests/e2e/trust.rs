@@ -519,3 +519,59 @@ async fn cvctl_gives_up_on_a_server_that_drips_bytes() {
         assert!(!run.stderr.contains("0123456789abcdef"), "the key leaked");
     }
 }
+
+/// The alias is held too: an iteration's backup was copied and made `latest`, then the backup
+/// and its copy went (retention). An unvouched SAS source of the same iteration gets its first
+/// copy, but the alias keeps the bytes it had: it replaces nothing of another source.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unvouched_sas_source_does_not_replace_the_alias_of_its_iteration() {
+    let app = spawn_app(&[]).await;
+    app.probe.create_container(CV_EXPORTS).await.unwrap();
+    let (p, i) = ids();
+    let name = backup_name(&p, &i, "ONNX");
+    app.probe
+        .put_blob(BACKUPS, &name, b"the backup")
+        .await
+        .unwrap();
+    app.send(&export_message(&p, &i, "ExportCompleted", None))
+        .await;
+    app.drained().await;
+    let copy_name = format!("{p}/{i}/ONNX/{name}");
+    let alias = format!("{p}/latest/ONNX/model.ONNX");
+    for (container, blob) in [(BACKUPS, &name), (MODELS, &copy_name)] {
+        app.probe
+            .account
+            .container(container)
+            .unwrap()
+            .blob_client(blob)
+            .delete(None)
+            .await
+            .unwrap_or_else(|e| panic!("delete {blob}: {e}\n{}", app.output()));
+    }
+
+    app.probe
+        .put_blob(CV_EXPORTS, "m/Model.ONNX", b"unvouched")
+        .await
+        .unwrap();
+    let uri = sas_url(&app, CV_EXPORTS, "m/Model.ONNX", false);
+    app.send(&export_message(&p, &i, "ExportCompleted", Some(&uri)))
+        .await;
+    app.drained().await;
+    let copy = app.probe.blob(MODELS, &copy_name).await.unwrap();
+    assert_eq!(
+        copy.unwrap_or_else(|| panic!("no first copy\n{}", app.output()))
+            .bytes,
+        b"unvouched",
+        "a first copy is made"
+    );
+    let held = app.probe.blob(MODELS, &alias).await.unwrap().unwrap();
+    assert_eq!(
+        held.bytes, b"the backup",
+        "the alias replaced by an unvouched source"
+    );
+    assert!(app
+        .output()
+        .contains("keeps this iteration's earlier bytes"));
+    app.assert_empty(&[REJECTED, &format!("{EXPORTS}-poison")])
+        .await;
+}

@@ -575,3 +575,52 @@ async fn an_unvouched_sas_source_does_not_replace_the_alias_of_its_iteration() {
     app.assert_empty(&[REJECTED, &format!("{EXPORTS}-poison")])
         .await;
 }
+
+/// What provenance costs on the queue-only path, counted at the wire: the backup listing
+/// (twice: the ids as written, then upper-case) before the SAS source's one read and the copy.
+/// The backup path keeps its budget (`an_export_takes_the_fewest_blob_requests`).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_queue_only_path_costs_the_backup_listing_and_no_more() {
+    let (app, proxy) = spawn_counted(&[("LATEST_ALIAS", "false"), ("MODEL_INDEX", "false")]).await;
+    app.probe.create_container(CV_EXPORTS).await.unwrap();
+    app.send(customvision_events::seed::CONNECTION_TEST).await;
+    app.drained().await;
+    let before = proxy.sdk_requests().len();
+    let (p, i) = ids();
+    app.probe
+        .put_blob(CV_EXPORTS, "m/Model.ONNX", b"model")
+        .await
+        .unwrap();
+    let mut url = url::Url::parse(&sas_url(&app, CV_EXPORTS, "m/Model.ONNX", false)).unwrap();
+    url.set_port(Some(proxy.port)).unwrap();
+    let message = export_message(&p, &i, "ExportCompleted", Some(url.as_str()));
+    app.send(&message).await;
+    app.drained().await;
+    let first = proxy.sdk_requests()[before..].to_vec();
+    assert!(
+        app.probe
+            .blob(MODELS, &format!("{p}/{i}/ONNX/{p} - {i}.ONNX"))
+            .await
+            .unwrap()
+            .is_some(),
+        "{}",
+        app.output()
+    );
+    let listings = first
+        .iter()
+        .filter(|r| r.path_and_query.contains(&format!("/{BACKUPS}?")))
+        .count();
+    assert_eq!(listings, 2, "{first:#?}");
+    assert!(first.len() <= 4, "{} requests: {first:#?}", first.len());
+    app.send(&message).await;
+    app.drained().await;
+    let again = proxy.sdk_requests()[before + first.len()..].to_vec();
+    assert!(again.len() <= 5, "{} requests: {again:#?}", again.len());
+    println!(
+        "queue-only SAS export (alias and index off): first delivery {} requests, redelivery {}",
+        first.len(),
+        again.len()
+    );
+    app.assert_empty(&[REJECTED, &format!("{EXPORTS}-poison")])
+        .await;
+}

@@ -16,6 +16,8 @@
 //! would reach every container of the account: were that first read ever given credentials,
 //! a `modelUri` could copy any blob of the account into the model store. The e2e test
 //! `a_private_blob_of_the_own_account_is_not_copied_without_a_sas` holds this.
+//!
+//! A URL judged safe to read is not yet trusted: who vouches for it is [`super::sas`]'s call.
 
 use url::{Host, Url};
 

@@ -10,6 +10,9 @@
 //! | a redelivery: the copy answers "exists", one listing of the destination confirms it | +1 |
 //!
 //! First delivery: 4 requests for `both`, 2 for `copy`; a redelivery with everything done: 3.
+//!
+//! The backup container is the trusted source. A SAS `modelUri` is read only when the
+//! iteration has no backup there, and copied as far as someone vouches for it ([`sas`]).
 
 pub mod hint;
 pub mod in_place;
@@ -46,8 +49,8 @@ pub enum ExportError {
     Storage { action: String, reason: String },
     #[error(transparent)]
     Client(#[from] StorageError),
-    /// The Training API failed in a way a retry may fix (it orders `latest` and names the
-    /// platform of a SAS source, so the export waits for it).
+    /// The Training API failed in a way a retry may fix (it orders `latest` and vouches for a
+    /// SAS source, so the export waits for it).
     #[error("{0}")]
     Training(String),
     #[error(transparent)]
@@ -115,7 +118,7 @@ pub struct ExportProcessor<'a> {
     pub settings: &'a Settings,
     pub account: &'a StorageAccount,
     /// The Training API, when configured: the iteration's `trainedAt` orders `latest`, and
-    /// GetExports names the platform of a SAS source whose file name does not.
+    /// GetExports vouches for a SAS source and names its platform ([`sas::vouch`]).
     pub training: Option<&'a TrainingClient>,
 }
 

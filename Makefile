@@ -20,6 +20,7 @@ demo: $(AZURITE)
 test: $(AZURITE) lint unit infra-check
 
 lint:
+	python3 scripts/module-cycles.py
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 

@@ -11,12 +11,17 @@
 //! - [`export`] and [`model_store`]: a finished export, copied and tagged, the `latest` alias
 //!   and the index; [`automation`] with [`training`]: a finished training's report, exports and
 //!   publish through the Training API;
-//! - [`storage`]: the process's HTTP client and the storage clients, Shared Key and SAS.
+//! - [`storage`]: the process's HTTP client and the storage clients, Shared Key and SAS, and
+//!   the server-side copy both the export and the `latest` alias make ([`storage::copy`]).
 //!
-//! Beside it: [`settings`] (read once, a bad one named), [`naming`] (blob names, paths, tags),
+//! Beside it: [`settings`] (read once, a bad one named; the Training API's and the automation's
+//! too), [`naming`] (blob names, paths, tags),
 //! [`redact`] (no secret leaves as text), [`base64text`] (base64 as .NET reads it), [`seed`] (the
 //! seed document's examples), [`serve`] (the `handler` binary), and [`devhost`] (the local
 //! stand-in for the Functions host, used by `cvctl` and the tests).
+//!
+//! Layers point down only: `functions` → `export` → `model_store` → `storage` → `settings`;
+//! `scripts/module-cycles.py` (in `make lint`) fails on any cycle between top-level modules.
 pub mod arm;
 pub mod automation;
 pub mod base64text;

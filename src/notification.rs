@@ -112,6 +112,37 @@ impl fmt::Display for ExportPlatform {
     }
 }
 
+/// Export flavors of the Training API (`ExportFlavor`), beside the platforms they refine
+/// (settings name them, the client sends them): Docker has Linux, Windows, ARM; TensorFlow has TensorFlowNormal,
+/// TensorFlowLite; ONNX has ONNX10, ONNX12.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum ExportFlavor {
+    Linux,
+    Windows,
+    #[serde(rename = "ONNX10")]
+    Onnx10,
+    #[serde(rename = "ONNX12")]
+    Onnx12,
+    #[serde(rename = "ARM")]
+    Arm,
+    TensorFlowNormal,
+    TensorFlowLite,
+}
+
+impl ExportFlavor {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Linux => "Linux",
+            Self::Windows => "Windows",
+            Self::Onnx10 => "ONNX10",
+            Self::Onnx12 => "ONNX12",
+            Self::Arm => "ARM",
+            Self::TensorFlowNormal => "TensorFlowNormal",
+            Self::TensorFlowLite => "TensorFlowLite",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TrainingStatus {
     Completed,

@@ -11,7 +11,6 @@
 
 pub mod html;
 pub mod report;
-pub mod settings;
 
 use std::collections::HashMap;
 
@@ -23,10 +22,10 @@ use time::OffsetDateTime;
 
 use crate::notification::{IterationId, ProjectId, TrainingStatus};
 use crate::redact::redact;
+use crate::settings::automation::AutomationSettings;
 use crate::storage::list_blobs;
 use crate::training::{ExportStatus, Iteration, TrainingClient, TrainingError};
 use report::{ExportLine, Figures, IterationSummary, Previous, PublishLine, Report};
-use settings::AutomationSettings;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AutomationError {

@@ -132,8 +132,10 @@ pub async fn run(
     }
     let functions = config::load_functions(root, &settings)?;
 
-    // One HTTP client for every storage account the dev host reaches.
-    let storage_http = crate::storage::http_client();
+    // One HTTP client for every storage account the dev host reaches. Each request ends within
+    // 100 s, as the real host's Azure.Core client does (`RetryOptions.NetworkTimeout`,
+    // 100 s by default): a storage endpoint that drips bytes cannot stall the polling loop.
+    let storage_http = crate::storage::SharedHttp::with_total_timeout(Duration::from_secs(100));
     let mut accounts: HashMap<String, StorageAccount> = HashMap::new();
     let mut account_for = |name: &str| -> Result<StorageAccount, DevHostError> {
         if let Some(a) = accounts.get(name) {

@@ -16,10 +16,13 @@
 //! would reach every container of the account: were that first read ever given credentials,
 //! a `modelUri` could copy any blob of the account into the model store. The e2e test
 //! `a_private_blob_of_the_own_account_is_not_copied_without_a_sas` holds this.
+//!
+//! A URL judged safe to read is not yet trusted: who vouches for it is [`super::sas`]'s call.
 
 use url::{Host, Url};
 
 use crate::naming::blob_name_in_container;
+use crate::settings::hosts::HostAllowList;
 
 /// What the hint is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,63 +34,6 @@ pub enum Hint {
     Sas(Url),
     /// Never requested, and why.
     Refused(String),
-}
-
-/// `CV_MODEL_URI_HOSTS`: comma-separated hosts, exact (`acct.blob.core.windows.net`) or a
-/// wildcard for one storage account name (`*.blob.core.windows.net`: 3 to 24 lower-case
-/// letters and digits, as Azure names accounts; not `a.b.blob…`, not punycode).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostAllowList(Vec<String>);
-
-impl HostAllowList {
-    pub const DEFAULT: &'static str = "*.blob.core.windows.net";
-
-    pub fn parse(setting: &str) -> Result<Self, String> {
-        let patterns: Vec<String> = setting
-            .split(',')
-            .map(|p| p.trim().to_ascii_lowercase())
-            .filter(|p| !p.is_empty())
-            .collect();
-        if patterns.is_empty() {
-            return Err("names no host".into());
-        }
-        for p in &patterns {
-            let host = p.strip_prefix("*.").unwrap_or(p);
-            let labels_ok = host.split('.').count() >= 2
-                && host.split('.').all(|l| {
-                    !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                });
-            if !labels_ok {
-                return Err(format!(
-                    "'{p}' is not a host name or a '*.' wildcard over one (e.g. {})",
-                    Self::DEFAULT
-                ));
-            }
-        }
-        Ok(Self(patterns))
-    }
-
-    pub fn allows(&self, host: &str) -> bool {
-        let host = host.to_ascii_lowercase();
-        self.0.iter().any(|p| match p.strip_prefix("*.") {
-            Some(suffix) => host
-                .strip_suffix(suffix)
-                .and_then(|account| account.strip_suffix('.'))
-                .is_some_and(|account| {
-                    (3..=24).contains(&account.len())
-                        && account
-                            .bytes()
-                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-                }),
-            None => host == *p,
-        })
-    }
-}
-
-impl Default for HostAllowList {
-    fn default() -> Self {
-        Self(vec![Self::DEFAULT[..].to_string()])
-    }
 }
 
 /// Judges `raw` against the account's blob endpoint, the backup container and the allow-list.
@@ -373,27 +319,6 @@ mod tests {
             "HTTPS://acct.blob.core.windows.net:443/c/b.zip",
         ] {
             assert!(matches!(judge(raw, &azure()), Hint::Sas(_)), "{raw}");
-        }
-    }
-
-    #[test]
-    fn allow_lists() {
-        let list =
-            HostAllowList::parse("*.blob.core.chinacloudapi.cn, models.example.org").unwrap();
-        assert!(list.allows("acct.blob.core.chinacloudapi.cn"));
-        assert!(list.allows("MODELS.example.org"));
-        assert!(!list.allows("acct.blob.core.windows.net"));
-        assert!(!list.allows("x.models.example.org"));
-        for bad in [
-            "",
-            " , ",
-            "*",
-            "*.com.",
-            "bad host",
-            "*.*.net",
-            "https://a.b",
-        ] {
-            assert!(HostAllowList::parse(bad).is_err(), "{bad:?}");
         }
     }
 }

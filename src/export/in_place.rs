@@ -1,55 +1,78 @@
 //! Tags and metadata on the backup blob itself, merged with what it already has and written
 //! only where something differs.
+//!
+//! The metadata write is conditional on the ETag read (`If-Match`), so it never overwrites
+//! what another writer put there in between. A lost race (412: a second delivery of the same
+//! export, on another instance, tagged the blob first) is not a failure: the blob is read
+//! again and the merge decided again, a bounded number of times, as the alias and the index
+//! do. Usually the other writer wrote exactly our entries, and nothing is left to write.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
-use azure_core::http::RequestContent;
-use azure_storage_blob::models::{BlobClientSetMetadataOptions, BlobTags};
-use azure_storage_blob::BlobClient;
+use azure_core::http::StatusCode;
+use azure_storage_blob::models::BlobClientSetMetadataOptions;
+use azure_storage_blob::BlobContainerClient;
 
-use super::{plan, storage_error, ExportError};
-use crate::storage::Listed;
+use super::{storage_error, ExportError};
+use crate::storage::copy::set_tags;
+use crate::storage::decide::{merged, quoted_etag};
+use crate::storage::{list_one, Listed};
 
-/// Ensures `tags` and `metadata` on `blob` (as `listed` shows it). Returns the blob's ETag
-/// afterwards, in quoted form: a metadata write changes it, a tags write does not.
+/// Metadata writes lost in a row before the invocation gives up (the host retries it).
+const ATTEMPTS: usize = 8;
+
+/// Ensures `tags` and `metadata` on the blob `listed` names in `container`, as `listed` shows
+/// it. Returns the blob's ETag afterwards, in quoted form: a metadata write changes it, a tags
+/// write does not.
 pub async fn ensure(
-    blob: &BlobClient,
+    container: &BlobContainerClient,
     listed: &Listed,
     tags: &BTreeMap<String, String>,
     metadata: &BTreeMap<String, String>,
 ) -> Result<String, ExportError> {
-    if let Some(all) = plan::merged(&listed.tags, tags) {
-        set_tags(blob, all).await?;
-    }
-    let mut etag = plan::quoted_etag(&listed.etag);
-    if let Some(all) = plan::merged(&listed.metadata, metadata) {
-        // Only over the version listed: a concurrent writer makes this fail and retry.
+    let blob = container.blob_client(&listed.name);
+    let mut current = listed.clone();
+    for _ in 0..ATTEMPTS {
+        if let Some(all) = merged(&current.tags, tags) {
+            set_tags(&blob, all).await?;
+        }
+        let etag = quoted_etag(&current.etag);
+        let Some(all) = merged(&current.metadata, metadata) else {
+            return Ok(etag);
+        };
+        // Only over the version read: a concurrent writer makes this fail, and we look again.
         let options = BlobClientSetMetadataOptions {
-            if_match: Some(etag.clone().into()),
+            if_match: Some(etag.into()),
             ..Default::default()
         };
-        let response = blob
-            .set_metadata(&all, Some(options))
-            .await
-            .map_err(storage_error("set metadata"))?;
-        let written = response
-            .headers()
-            .get_optional_str(&azure_core::http::headers::HeaderName::from_static("etag"))
-            .map(plan::quoted_etag);
-        etag = written.ok_or_else(|| ExportError::Storage {
-            action: "set metadata".into(),
-            reason: "the answer has no ETag".into(),
-        })?;
+        match blob.set_metadata(&all, Some(options)).await {
+            Ok(response) => {
+                return response
+                    .headers()
+                    .get_optional_str(&azure_core::http::headers::HeaderName::from_static("etag"))
+                    .map(quoted_etag)
+                    .ok_or_else(|| ExportError::Storage {
+                        action: "set metadata".into(),
+                        reason: "the answer has no ETag".into(),
+                    });
+            }
+            Err(e) if e.http_status() == Some(StatusCode::PreconditionFailed) => {
+                current = list_one(container, &listed.name)
+                    .await
+                    .map_err(storage_error("read backup"))?
+                    .ok_or_else(|| ExportError::Storage {
+                        action: "set metadata".into(),
+                        reason: format!("'{}' was deleted while being tagged", listed.name),
+                    })?;
+            }
+            Err(e) => return Err(storage_error("set metadata")(e)),
+        }
     }
-    Ok(etag)
-}
-
-pub async fn set_tags(blob: &BlobClient, tags: HashMap<String, String>) -> Result<(), ExportError> {
-    let body: RequestContent<BlobTags, _> = BlobTags::from(tags)
-        .try_into()
-        .map_err(storage_error("encode tags"))?;
-    blob.set_tags(body, None)
-        .await
-        .map_err(storage_error("set tags"))?;
-    Ok(())
+    Err(ExportError::Storage {
+        action: "set metadata".into(),
+        reason: format!(
+            "lost {ATTEMPTS} conditional writes in a row on '{}'",
+            listed.name
+        ),
+    })
 }

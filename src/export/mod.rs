@@ -6,30 +6,31 @@
 //! |---|---|
 //! | [locate]: one listing with `include=tags,metadata,copy` | 1 |
 //! | [in_place]: tags, then metadata (`If-Match` the listed ETag), each only if it differs | 0–2 |
-//! | [copy]: `If-None-Match: *` on the destination, `x-ms-source-if-match` on the source ETag, tags and metadata in the same call; no poll when the answer says `success` | 1 |
+//! | [`storage::copy`](crate::storage::copy): `If-None-Match: *` on the destination, `x-ms-source-if-match` on the source ETag, tags and metadata in the same call; no poll when the answer says `success` | 1 |
 //! | a redelivery: the copy answers "exists", one listing of the destination confirms it | +1 |
 //!
 //! First delivery: 4 requests for `both`, 2 for `copy`; a redelivery with everything done: 3.
+//!
+//! The backup container is the trusted source. A SAS `modelUri` is read only when the
+//! iteration has no backup there, and copied as far as someone vouches for it ([`sas`]).
 
-pub mod copy;
 pub mod hint;
 pub mod in_place;
 pub mod locate;
-pub mod plan;
+pub mod sas;
 
 use std::collections::HashMap;
-use std::time::Duration;
 
-use azure_core::http::StatusCode;
-use azure_storage_blob::models::BlobClientGetPropertiesResultHeaders;
 use time::OffsetDateTime;
 use url::Url;
 
-use crate::model_store::{index, latest, OrderBy, OrderKey, StoredModel};
+use crate::model_store::{index, latest, ModelStoreError, OrderBy, OrderKey, StoredModel};
 use crate::naming::{ExportedModel, Origin, Platform, KIND_BACKUP, KIND_MODEL};
 use crate::notification::{IterationId, ProjectId};
 use crate::redact::redact;
 use crate::settings::Settings;
+use crate::storage::copy::{self, CopyError, CopyState};
+use crate::storage::decide::quoted_etag;
 use crate::storage::{StorageAccount, StorageError};
 use crate::training::TrainingClient;
 use hint::Hint;
@@ -48,23 +49,14 @@ pub enum ExportError {
     Storage { action: String, reason: String },
     #[error(transparent)]
     Client(#[from] StorageError),
-    /// The Training API failed in a way a retry may fix (it orders `latest` and names the
-    /// platform of a SAS source, so the export waits for it).
+    /// The Training API failed in a way a retry may fix (it orders `latest` and vouches for a
+    /// SAS source, so the export waits for it).
     #[error("{0}")]
     Training(String),
-    #[error("copy of '{source_name}' to '{destination}' ended {status}: {description}")]
-    CopyFailed {
-        source_name: String,
-        destination: String,
-        status: String,
-        description: String,
-    },
-    #[error("copy of '{source_name}' to '{destination}' still pending after {seconds} s; the retry picks it up")]
-    CopyPending {
-        source_name: String,
-        destination: String,
-        seconds: u64,
-    },
+    #[error(transparent)]
+    Copy(#[from] CopyError),
+    #[error(transparent)]
+    ModelStore(#[from] ModelStoreError),
 }
 
 /// What happened to one model.
@@ -77,18 +69,15 @@ pub struct ModelOutcome {
     pub indexed: Option<index::Recorded>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CopyState {
-    Copied,
-    AlreadyPresent,
-}
-
 impl std::fmt::Display for ModelOutcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "model '{}'", self.source)?;
         match &self.copy {
             Some((dest, CopyState::Copied)) => write!(f, " copied to '{dest}'")?,
             Some((dest, CopyState::AlreadyPresent)) => write!(f, " already in '{dest}'")?,
+            Some((dest, CopyState::Kept)) => {
+                write!(f, " not copied: '{dest}' holds another source's copy")?
+            }
             None => {}
         }
         if self.tagged_in_place {
@@ -112,9 +101,6 @@ pub struct ExportReport {
     pub lines: Vec<String>,
 }
 
-/// How long one invocation waits for a server-side copy before handing back to the host.
-pub const COPY_DEADLINE: Duration = Duration::from_secs(120);
-
 /// A model's source as storage describes it.
 struct SourceState {
     /// Readable by the service: a SAS URL as given, or our own blob's URL.
@@ -132,7 +118,7 @@ pub struct ExportProcessor<'a> {
     pub settings: &'a Settings,
     pub account: &'a StorageAccount,
     /// The Training API, when configured: the iteration's `trainedAt` orders `latest`, and
-    /// GetExports names the platform of a SAS source whose file name does not.
+    /// GetExports vouches for a SAS source and names its platform ([`sas::vouch`]).
     pub training: Option<&'a TrainingClient>,
 }
 
@@ -187,45 +173,47 @@ impl ExportProcessor<'_> {
         };
         let models = match hint {
             Hint::Sas(url) => {
-                if !settings.export_action.copies() {
-                    report.lines.push(
-                        "a SAS source cannot be tagged in place (a read SAS, not our blob): copied instead".into(),
-                    );
-                }
-                let mut model = ExportedModel::from_sas(&url, project_id, iteration_id);
-                if model.platform.is_unknown() {
-                    if let Some(platform) = self.platform_of(&url, project_id, iteration_id).await?
-                    {
-                        model.platform = Platform::Known(platform);
+                // The backup container is the trusted source: with a backup there, the SAS
+                // hint is not even requested.
+                match self
+                    .backups(&container, project_id, iteration_id, None)
+                    .await
+                {
+                    Ok(found) => {
+                        report.lines.push(format!(
+                            "warning: the SAS modelUri {} is ignored: '{container_name}' holds this iteration's backup, the trusted source",
+                            sas::plain(&url)
+                        ));
+                        trusted(found)
                     }
+                    Err(ExportError::BackupNotFound { .. }) => {
+                        vec![
+                            self.sas_model(&url, project_id, iteration_id, &mut report)
+                                .await?,
+                        ]
+                    }
+                    Err(e) => return Err(e),
                 }
-                if model.platform.is_unknown() {
-                    report.lines.push(format!(
-                        "warning: neither the SAS source's file name nor the Training API names its platform; recorded as '{}' ({}), with no latest alias",
-                        model.platform.label(),
-                        model.source()
-                    ));
-                }
-                let state = self.sas_source(&url, &model).await?;
-                vec![(model, state)]
             }
             Hint::Backup(name) => {
                 let hinted =
                     ExportedModel::classify(&name, container_name, project_id, iteration_id);
-                self.backups(&container, project_id, iteration_id, hinted)
-                    .await?
+                trusted(
+                    self.backups(&container, project_id, iteration_id, hinted)
+                        .await?,
+                )
             }
-            Hint::None => {
+            Hint::None => trusted(
                 self.backups(&container, project_id, iteration_id, None)
-                    .await?
-            }
+                    .await?,
+            ),
             Hint::Refused(reason) => {
                 match self.backups(&container, project_id, iteration_id, None).await {
                     Ok(found) => {
                         report.lines.push(format!(
                             "warning: {reason}; the hint is ignored and the backup in '{container_name}' processed"
                         ));
-                        found
+                        trusted(found)
                     }
                     Err(ExportError::BackupNotFound { .. }) => {
                         return Err(ExportError::Rejected {
@@ -238,35 +226,60 @@ impl ExportProcessor<'_> {
                 }
             }
         };
-        for (model, state) in models {
-            let outcome = self.process_one(&model, state, trained_at).await?;
+        for (model, state, replaces_other) in models {
+            let outcome = self
+                .process_one(&model, state, trained_at, replaces_other)
+                .await?;
+            if let Some((destination, CopyState::Kept)) = &outcome.copy {
+                // Only an unvouched SAS source gets here: it replaces nothing.
+                return Err(ExportError::Rejected {
+                    reason: format!(
+                        "'{destination}' already holds a copy from another source, and the SAS modelUri {} is only ever a first copy \
+                         (no backup of this iteration, and no Training API to vouch for it): the copy stays. \
+                         Configure CUSTOM_VISION_ENDPOINT so GetExports can vouch for a re-export, or delete the copy to take this one",
+                        outcome.source
+                    ),
+                });
+            }
             report.lines.push(outcome.to_string());
         }
         Ok(report)
     }
 
-    /// The platform of the export whose download URL is `url` (GetExports), if the Training
-    /// API is configured and knows it. A failure that may pass is an error: guessing `unknown`
-    /// now would put a second copy at another path once a redelivery learns the platform.
-    async fn platform_of(
+    /// A SAS source, when the iteration has no backup: vouched for by GetExports (which also
+    /// names its platform) or by nobody, then read once.
+    async fn sas_model(
         &self,
         url: &Url,
         project_id: ProjectId,
         iteration_id: IterationId,
-    ) -> Result<Option<crate::notification::ExportPlatform>, ExportError> {
-        let Some(client) = self.training else {
-            return Ok(None);
-        };
-        let exports = match client.get_exports(project_id, iteration_id).await {
-            Ok(exports) => exports,
-            Err(e) if e.retry_later() => return Err(ExportError::Training(e.to_string())),
-            Err(_) => return Ok(None),
-        };
-        Ok(exports.into_iter().find_map(|e| {
-            let download = Url::parse(e.download_uri.as_deref()?).ok()?;
-            let same = download.host_str() == url.host_str() && download.path() == url.path();
-            same.then_some(e.platform)
-        }))
+        report: &mut ExportReport,
+    ) -> Result<(ExportedModel, SourceState, bool), ExportError> {
+        if !self.settings.export_action.copies() {
+            report.lines.push(
+                "a SAS source cannot be tagged in place (a read SAS, not our blob): copied instead"
+                    .into(),
+            );
+        }
+        let mut model = ExportedModel::from_sas(url, project_id, iteration_id);
+        let provenance = sas::vouch(self.training, url, &model, project_id, iteration_id).await?;
+        match provenance {
+            // The service's word beats a file name.
+            sas::Provenance::Listed(platform) => model.platform = Platform::Known(platform),
+            sas::Provenance::Unvouched => report.lines.push(format!(
+                "warning: the SAS modelUri {} has no backup and no Training API to vouch for it: copied only where nothing is yet (docs/model-store-trust.md)",
+                model.source()
+            )),
+        }
+        if model.platform.is_unknown() {
+            report.lines.push(format!(
+                "warning: neither the SAS source's file name nor the Training API names its platform; recorded as '{}' ({}), with no latest alias",
+                model.platform.label(),
+                model.source()
+            ));
+        }
+        let state = sas::read(self.account, url, &model).await?;
+        Ok((model, state, provenance.replaces_other()))
     }
 
     async fn backups(
@@ -287,7 +300,7 @@ impl ExportProcessor<'_> {
                     model,
                     SourceState {
                         url,
-                        etag: plan::quoted_etag(&listed.etag),
+                        etag: quoted_etag(&listed.etag),
                         tags: listed.tags,
                         metadata: listed.metadata,
                         created: listed.created,
@@ -299,61 +312,12 @@ impl ExportProcessor<'_> {
             .collect()
     }
 
-    /// One request to the SAS URL: its ETag, creation time, size and MD5. A SAS that has
-    /// expired (403) or a blob gone (404) cannot be helped by a retry.
-    async fn sas_source(
-        &self,
-        url: &Url,
-        model: &ExportedModel,
-    ) -> Result<SourceState, ExportError> {
-        let blob = self.account.foreign_blob(url)?;
-        let props = match blob.get_properties(None).await {
-            Ok(p) => p,
-            Err(e)
-                if matches!(
-                    e.http_status(),
-                    Some(StatusCode::Forbidden | StatusCode::NotFound)
-                ) =>
-            {
-                let status = e.http_status().map(u16::from).unwrap_or_default();
-                return Err(ExportError::Rejected {
-                    reason: format!(
-                        "the SAS modelUri {} answered {status}{}: its SAS has expired, does not allow reading, or the blob is gone. \
-                         Re-export the iteration (ExportIteration, or Export in the Custom Vision portal); the new notification brings a fresh SAS",
-                        model.source(),
-                        crate::storage::error_code(&e)
-                            .map(|c| format!(" ({c})"))
-                            .unwrap_or_default()
-                    ),
-                });
-            }
-            Err(e) => return Err(storage_error("read the SAS source")(e)),
-        };
-        let read = storage_error("read the SAS source");
-        Ok(SourceState {
-            url: url.clone(),
-            etag: props
-                .etag()
-                .map_err(&read)?
-                .map(|e| plan::quoted_etag(e.as_ref()))
-                .unwrap_or_default(),
-            tags: HashMap::new(),
-            metadata: HashMap::new(),
-            created: props
-                .creation_time()
-                .ok()
-                .flatten()
-                .or_else(|| props.last_modified().ok().flatten()),
-            size: props.content_length().ok().flatten(),
-            content_md5: props.content_md5().ok().flatten(),
-        })
-    }
-
     async fn process_one(
         &self,
         model: &ExportedModel,
         source: SourceState,
         trained_at: Option<OffsetDateTime>,
+        replaces_other: bool,
     ) -> Result<ModelOutcome, ExportError> {
         let settings = self.settings;
         let mut outcome = ModelOutcome {
@@ -368,10 +332,7 @@ impl ExportProcessor<'_> {
         // In place first: a metadata write changes the backup's ETag, and the copy below
         // records the ETag it copied.
         if is_backup && settings.export_action.tags_in_place() {
-            let blob = self
-                .account
-                .container(&settings.backup_container)?
-                .blob_client(&model.name);
+            let container = self.account.container(&settings.backup_container)?;
             let listed = crate::storage::Listed {
                 name: model.name.clone(),
                 etag: source.etag.clone(),
@@ -380,7 +341,7 @@ impl ExportProcessor<'_> {
                 ..Default::default()
             };
             source_etag = in_place::ensure(
-                &blob,
+                &container,
                 &listed,
                 &model.tags(KIND_BACKUP),
                 &model.metadata(None),
@@ -415,9 +376,13 @@ impl ExportProcessor<'_> {
             destination: &destination,
             tags: &model.tags(KIND_MODEL),
             metadata: &metadata,
+            replaces_other,
         };
         let state = copy::copy(&store, &request).await?;
         outcome.copy = Some((format!("{store_name}/{destination}"), state));
+        if state == CopyState::Kept {
+            return Ok(outcome);
+        }
         let stored = StoredModel {
             project_id: model.project_id,
             iteration_id: model.iteration_id,
@@ -433,14 +398,20 @@ impl ExportProcessor<'_> {
         // A platform nobody could name has no "latest" to speak of: each such export is its
         // own label.
         if settings.latest_alias && !model.platform.is_unknown() {
-            outcome.latest =
-                Some(latest::advance(self.account, store_name, &store, &stored).await?);
+            outcome.latest = Some(
+                latest::advance(self.account, store_name, &store, &stored, replaces_other).await?,
+            );
         }
         if settings.model_index {
             outcome.indexed = Some(index::record(&store, &stored, settings.latest_alias).await?);
         }
         Ok(outcome)
     }
+}
+
+/// Backups are the trusted source: they may replace a copy of another source (a re-export).
+fn trusted(found: Vec<(ExportedModel, SourceState)>) -> Vec<(ExportedModel, SourceState, bool)> {
+    found.into_iter().map(|(m, s)| (m, s, true)).collect()
 }
 
 pub(crate) fn storage_error(action: &'static str) -> impl Fn(azure_core::Error) -> ExportError {

@@ -19,10 +19,10 @@ use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::{index_path, latest_path, OrderBy, OrderKey, StoredModel};
-use crate::export::{plan, storage_error as storage, ExportError};
+use super::{index_path, latest_path, ModelStoreError, OrderBy, OrderKey, StoredModel};
 use crate::naming::{KIND_MODEL, UNKNOWN_LABEL_PREFIX};
 use crate::notification::{IterationId, ProjectId};
+use crate::storage::decide::quoted_etag;
 
 /// Lost races before giving up; the host's retry tries again later.
 const ATTEMPTS: usize = 40;
@@ -164,7 +164,7 @@ pub async fn record(
     store: &BlobContainerClient,
     model: &StoredModel,
     aliases: bool,
-) -> Result<Recorded, ExportError> {
+) -> Result<Recorded, ModelStoreError> {
     let entry = &IndexEntry::of(model);
     write_retrying(store, model.project_id, |current| async move {
         let (mut index, rebuilt) = match current {
@@ -188,14 +188,13 @@ pub async fn rebuild(
     store: &BlobContainerClient,
     project_id: ProjectId,
     aliases: bool,
-) -> Result<ModelIndex, ExportError> {
+) -> Result<ModelIndex, ModelStoreError> {
     let written = write_retrying(store, project_id, |_| async move {
         from_tags(store, project_id, aliases).await.map(Some)
     })
     .await?;
-    written.ok_or_else(|| ExportError::Storage {
-        action: "rebuild index".into(),
-        reason: "nothing written".into(),
+    written.ok_or(ModelStoreError::NothingWritten {
+        path: index_path(project_id),
     })
 }
 
@@ -206,10 +205,10 @@ async fn write_retrying<F, Fut>(
     store: &BlobContainerClient,
     project_id: ProjectId,
     mut update: F,
-) -> Result<Option<ModelIndex>, ExportError>
+) -> Result<Option<ModelIndex>, ModelStoreError>
 where
     F: FnMut(Option<ModelIndex>) -> Fut,
-    Fut: std::future::Future<Output = Result<Option<ModelIndex>, ExportError>>,
+    Fut: std::future::Future<Output = Result<Option<ModelIndex>, ModelStoreError>>,
 {
     let path = index_path(project_id);
     let blob = store.blob_client(&path);
@@ -227,12 +226,13 @@ where
                 tokio::time::sleep(delay + Duration::from_millis(jitter)).await;
                 delay = (delay * 2).min(Duration::from_millis(500));
             }
-            Err(e) => return Err(storage("write index")(e)),
+            Err(e) => return Err(ModelStoreError::request("write index")(e)),
         }
     }
-    Err(ExportError::Storage {
-        action: "write index".into(),
-        reason: format!("lost {ATTEMPTS} conditional writes in a row on '{path}'"),
+    Err(ModelStoreError::Contended {
+        action: "write index",
+        path,
+        attempts: ATTEMPTS,
     })
 }
 
@@ -241,16 +241,16 @@ async fn from_tags(
     store: &BlobContainerClient,
     project_id: ProjectId,
     aliases: bool,
-) -> Result<ModelIndex, ExportError> {
+) -> Result<ModelIndex, ModelStoreError> {
     let filter = format!("\"projectId\" = '{project_id}' AND \"kind\" = '{KIND_MODEL}'");
     let mut pager = store
         .find_blobs_by_tags(&filter, None)
-        .map_err(storage("find models by tags"))?;
+        .map_err(ModelStoreError::request("find models by tags"))?;
     let mut index = ModelIndex::empty(project_id);
     while let Some(found) = pager
         .try_next()
         .await
-        .map_err(storage("find models by tags"))?
+        .map_err(ModelStoreError::request("find models by tags"))?
     {
         let Some(name) = found.name else { continue };
         if let Some(model) = stored_model(store, &name, project_id).await? {
@@ -265,13 +265,15 @@ async fn stored_model(
     store: &BlobContainerClient,
     name: &str,
     project_id: ProjectId,
-) -> Result<Option<StoredModel>, ExportError> {
+) -> Result<Option<StoredModel>, ModelStoreError> {
     let props = match store.blob_client(name).get_properties(None).await {
         Ok(p) => p,
         Err(e) if e.http_status() == Some(StatusCode::NotFound) => return Ok(None),
-        Err(e) => return Err(storage("read model")(e)),
+        Err(e) => return Err(ModelStoreError::request("read model")(e)),
     };
-    let metadata = props.metadata().map_err(storage("read model"))?;
+    let metadata = props
+        .metadata()
+        .map_err(ModelStoreError::request("read model"))?;
     let Some(order) = OrderKey::from_metadata(&metadata) else {
         return Ok(None);
     };
@@ -302,20 +304,20 @@ async fn read(
     store: &BlobContainerClient,
     path: &str,
     project_id: ProjectId,
-) -> Result<(Option<ModelIndex>, Option<String>), ExportError> {
+) -> Result<(Option<ModelIndex>, Option<String>), ModelStoreError> {
     let response = match store.blob_client(path).download(None).await {
         Ok(r) => r,
         Err(e) if e.http_status() == Some(StatusCode::NotFound) => {
             return Ok((Some(ModelIndex::empty(project_id)), None))
         }
-        Err(e) => return Err(storage("read index")(e)),
+        Err(e) => return Err(ModelStoreError::request("read index")(e)),
     };
     let etag = response.properties.etag.as_ref().map(|e| e.to_string());
     let bytes = response
         .body
         .collect()
         .await
-        .map_err(storage("read index"))?;
+        .map_err(ModelStoreError::request("read index"))?;
     Ok((serde_json::from_slice(&bytes).ok(), etag))
 }
 
@@ -329,7 +331,7 @@ async fn write(
         .unwrap_or_default();
     let body = serde_json::to_vec_pretty(index).unwrap_or_default();
     let (if_match, if_none_match) = match etag {
-        Some(etag) => (Some(plan::quoted_etag(&etag).into()), None),
+        Some(etag) => (Some(quoted_etag(&etag).into()), None),
         None => (None, Some("*".to_string().into())),
     };
     let options = BlobClientUploadOptions {

@@ -10,11 +10,10 @@ use std::collections::BTreeMap;
 
 use azure_storage_blob::BlobContainerClient;
 
-use super::{latest_path, OrderKey, StoredModel};
-use crate::export::copy::{begin, destination_exists, poll, settle, Destination};
-use crate::export::plan::{judge_existing, Existing};
-use crate::export::{plan, storage_error as storage, ExportError};
+use super::{latest_path, ModelStoreError, OrderKey, StoredModel};
 use crate::naming::{KIND_LATEST, SOURCE_ETAG_KEY};
+use crate::storage::copy::{begin, destination_exists, poll, settle, Destination};
+use crate::storage::decide::{judge_existing, quoted_etag, Existing};
 use crate::storage::{list_one, StorageAccount};
 
 /// Conditional writes lost in a row before giving up (the host retries the message).
@@ -28,6 +27,9 @@ pub enum Latest {
     Current { path: String },
     /// It points at a newer iteration.
     Newer { path: String, iteration: String },
+    /// It points at this iteration, with bytes of another source, which this model may not
+    /// replace ([`StoredModel`] of a source nobody vouches for).
+    Held { path: String },
 }
 
 impl std::fmt::Display for Latest {
@@ -38,6 +40,10 @@ impl std::fmt::Display for Latest {
             Self::Newer { path, iteration } => {
                 write!(f, "'{path}' stays on the newer iteration {iteration}")
             }
+            Self::Held { path } => write!(
+                f,
+                "'{path}' keeps this iteration's earlier bytes: an unvouched SAS source replaces nothing"
+            ),
         }
     }
 }
@@ -47,13 +53,16 @@ pub fn moves(current: Option<&OrderKey>, candidate: &OrderKey) -> bool {
     current.is_none_or(|c| candidate > c)
 }
 
-/// Points the alias of `model`'s project and platform at it, if it is the newest.
+/// Points the alias of `model`'s project and platform at it, if it is the newest. When the
+/// alias already names this iteration with other bytes, `replaces_other` says whether this
+/// model may replace them (a re-export) or they stay ([`Latest::Held`]).
 pub async fn advance(
     account: &StorageAccount,
     store_name: &str,
     store: &BlobContainerClient,
     model: &StoredModel,
-) -> Result<Latest, ExportError> {
+    replaces_other: bool,
+) -> Result<Latest, ModelStoreError> {
     let path = latest_path(model.project_id, &model.platform, &model.extension);
     let target = store.blob_client(&path);
     let source_url = account.blob_url(store_name, &model.path)?;
@@ -76,7 +85,7 @@ pub async fn advance(
     for _ in 0..ATTEMPTS {
         let current = list_one(store, &path)
             .await
-            .map_err(storage("read latest"))?;
+            .map_err(ModelStoreError::request("read latest"))?;
         let current_key = current
             .as_ref()
             .and_then(|c| OrderKey::from_metadata(&c.metadata));
@@ -90,7 +99,8 @@ pub async fn advance(
                     poll(&target, &model.path, &path).await?;
                     return Ok(Latest::Current { path });
                 }
-                Existing::Stale => {}
+                Existing::Other if !replaces_other => return Ok(Latest::Held { path }),
+                Existing::Broken | Existing::Other => {}
             }
         } else if !moves(current_key.as_ref(), &model.order) {
             return Ok(Latest::Newer {
@@ -101,7 +111,7 @@ pub async fn advance(
             });
         }
         let destination = match &current {
-            Some(c) => Destination::Replaces(plan::quoted_etag(&c.etag)),
+            Some(c) => Destination::Replaces(quoted_etag(&c.etag)),
             None => Destination::Absent,
         };
         match begin(&target, &source_url, &metadata, &tags, None, destination).await {
@@ -111,12 +121,13 @@ pub async fn advance(
             }
             // Someone moved it in between: look again.
             Err(e) if destination_exists(&e) => continue,
-            Err(e) => return Err(storage("move latest")(e)),
+            Err(e) => return Err(ModelStoreError::request("move latest")(e)),
         }
     }
-    Err(ExportError::Storage {
-        action: "move latest".into(),
-        reason: format!("lost {ATTEMPTS} conditional writes in a row on '{path}'"),
+    Err(ModelStoreError::Contended {
+        action: "move latest",
+        path,
+        attempts: ATTEMPTS,
     })
 }
 

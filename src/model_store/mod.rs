@@ -16,6 +16,40 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::notification::{IterationId, ProjectId};
+use crate::redact::redact;
+use crate::storage::copy::CopyError;
+use crate::storage::StorageError;
+
+/// Failures of the alias and the index. All are worth a retry (the host retries the message).
+#[derive(Debug, thiserror::Error)]
+pub enum ModelStoreError {
+    /// A request failed. Shown redacted, as every storage error.
+    #[error("{action} failed: {}", redact(&.source.to_string()))]
+    Request {
+        action: &'static str,
+        source: azure_core::Error,
+    },
+    /// Other writers won every conditional write in a row.
+    #[error("{action} failed: lost {attempts} conditional writes in a row on '{path}'")]
+    Contended {
+        action: &'static str,
+        path: String,
+        attempts: usize,
+    },
+    #[error("nothing was written to '{path}'")]
+    NothingWritten { path: String },
+    #[error(transparent)]
+    Copy(#[from] CopyError),
+    #[error(transparent)]
+    Client(#[from] StorageError),
+}
+
+impl ModelStoreError {
+    /// `map_err(ModelStoreError::request("read index"))`.
+    pub fn request(action: &'static str) -> impl Fn(azure_core::Error) -> Self {
+        move |source| Self::Request { action, source }
+    }
+}
 
 /// What an order time is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -8,6 +8,8 @@
 //! each container or queue client is made once and reused. Credentials are applied per
 //! request by policies, so a kept client never carries one that expires.
 
+pub mod copy;
+pub mod decide;
 pub mod sas;
 pub mod shared_key;
 
@@ -50,21 +52,38 @@ pub enum StorageError {
 /// answers the host's start-up probe; [`SharedHttp::warm`] builds it in the background right
 /// after.
 #[derive(Clone, Debug, Default)]
-pub struct SharedHttp(Arc<OnceLock<Result<reqwest::Client, String>>>);
+pub struct SharedHttp {
+    client: Arc<OnceLock<Result<reqwest::Client, String>>>,
+    /// Whole-request deadline, when set.
+    total: Option<std::time::Duration>,
+}
 
 impl SharedHttp {
+    /// A client whose every request ends within `total`: connect, send, and the whole answer.
+    /// The read timeout alone restarts with every byte, so a server that drips bytes would
+    /// hold a request forever. For tools a person waits on (`cvctl`); the handler has its
+    /// invocation budget instead.
+    pub fn with_total_timeout(total: std::time::Duration) -> Self {
+        Self {
+            total: Some(total),
+            ..Self::default()
+        }
+    }
+
     pub fn client(&self) -> Result<&reqwest::Client, StorageError> {
-        self.0
+        self.client
             .get_or_init(|| {
                 // rustls on ring; a provider someone installed first is as good.
                 let _ = rustls::crypto::ring::default_provider().install_default();
                 // The SDK's own defaults: connect and read timeouts, no redirects.
-                reqwest::Client::builder()
+                let mut builder = reqwest::Client::builder()
                     .connect_timeout(std::time::Duration::from_secs(10))
                     .read_timeout(std::time::Duration::from_secs(60))
-                    .redirect(reqwest::redirect::Policy::none())
-                    .build()
-                    .map_err(|e| e.to_string())
+                    .redirect(reqwest::redirect::Policy::none());
+                if let Some(total) = self.total {
+                    builder = builder.timeout(total);
+                }
+                builder.build().map_err(|e| e.to_string())
             })
             .as_ref()
             .map_err(|e| StorageError::Client(e.clone()))

@@ -6,19 +6,19 @@
 //! - [`models`]: the spec's data, typed where we read it, lossless where we write it back;
 //! - [`error`]: [`TrainingError`], transient (answer 500, the host retries) or not;
 //! - [`retry`]: [`RetryPolicy`], back-off and `Retry-After`;
-//! - [`config`]: [`TrainingSettings`] from app settings.
+//!
+//! Its settings, [`TrainingSettings`], are read with the rest in [`crate::settings::training`].
 //!
 //! Paths, parameters and shapes follow `shared/specs/customvision-training-v3.3.json`;
 //! `tests/training_contract.rs` checks every request against it with Stoplight Prism.
 
 pub mod client;
-pub mod config;
 pub mod error;
 pub mod models;
 pub mod retry;
 
+pub use crate::settings::training::{TrainingAuthSettings, TrainingSettings};
 pub use client::{TrainingAuth, TrainingClient, COGNITIVE_SERVICES_SCOPE};
-pub use config::{TrainingAuthSettings, TrainingSettings};
 pub use error::TrainingError;
 pub use models::{
     Classifier, Export, ExportFlavor, ExportStatus, Iteration, IterationPerformance, NewProject,

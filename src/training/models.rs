@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+pub use crate::notification::ExportFlavor;
 use crate::notification::{ExportPlatform, IterationId, ProjectId};
 
 /// `Project`. Serializes as the UpdateProject body (see the module docs).
@@ -219,36 +220,6 @@ pub enum ExportStatus {
     /// A value newer than v3.3 (the enum is `modelAsString`).
     #[serde(other)]
     Unknown,
-}
-
-/// `ExportFlavor`: Docker has Linux, Windows, ARM; TensorFlow has TensorFlowNormal,
-/// TensorFlowLite; ONNX has ONNX10, ONNX12.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum ExportFlavor {
-    Linux,
-    Windows,
-    #[serde(rename = "ONNX10")]
-    Onnx10,
-    #[serde(rename = "ONNX12")]
-    Onnx12,
-    #[serde(rename = "ARM")]
-    Arm,
-    TensorFlowNormal,
-    TensorFlowLite,
-}
-
-impl ExportFlavor {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Linux => "Linux",
-            Self::Windows => "Windows",
-            Self::Onnx10 => "ONNX10",
-            Self::Onnx12 => "ONNX12",
-            Self::Arm => "ARM",
-            Self::TensorFlowNormal => "TensorFlowNormal",
-            Self::TensorFlowLite => "TensorFlowLite",
-        }
-    }
 }
 
 /// Deserializers for the crate's validated types (which have no serde impls of their own).

@@ -8,6 +8,7 @@ mod helpers;
 mod model_store;
 mod proxy;
 mod training;
+mod trust;
 
 use base64::Engine as _;
 use helpers::*;

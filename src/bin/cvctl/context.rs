@@ -9,8 +9,13 @@ use std::process::ExitCode;
 
 use customvision_events::devhost::config::AppSettings;
 use customvision_events::settings::Settings;
-use customvision_events::storage::{http_client, SharedHttp, StorageAccount};
+use std::time::Duration;
+
+use customvision_events::storage::{SharedHttp, StorageAccount};
 use customvision_events::training::{TrainingClient, TrainingError};
+
+/// `--timeout`'s default: the most one request to a service may take.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How a command failed, which decides the exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,13 +134,16 @@ pub struct Context {
     pub values: AppSettings,
     pub settings: Settings,
     pub http: SharedHttp,
+    /// Every request to a service ends within this (`--timeout`).
+    pub timeout: Duration,
     /// Made on first use and kept: its clients and credential serve the whole command.
     account: std::sync::OnceLock<StorageAccount>,
 }
 
 impl Context {
-    /// `overrides` are `KEY=VALUE` pairs from `--set`.
-    pub fn load(root: &Path, overrides: &[String]) -> Result<Self, CliError> {
+    /// `overrides` are `KEY=VALUE` pairs from `--set`; `timeout` bounds every request to a
+    /// service, whole answer included.
+    pub fn load(root: &Path, overrides: &[String], timeout: Duration) -> Result<Self, CliError> {
         let env: HashMap<String, String> = std::env::vars().collect();
         let mut values = AppSettings::load(root, &env)
             .map_err(|e| CliError::usage(e.to_string(), "fix local.settings.json or --root"))?;
@@ -157,7 +165,8 @@ impl Context {
         Ok(Self {
             values,
             settings,
-            http: http_client(),
+            http: SharedHttp::with_total_timeout(timeout),
+            timeout,
             account: std::sync::OnceLock::new(),
         })
     }
@@ -184,7 +193,12 @@ impl Context {
         };
         // The storage account's credential, when it is the same identity (`az login`).
         let account = self.account().ok();
-        TrainingClient::from_settings(self.http.clone(), settings, account.as_ref())
-            .map_err(|e| training_failure("the Training API client", &e))
+        let client = TrainingClient::from_settings(self.http.clone(), settings, account.as_ref())
+            .map_err(|e| training_failure("the Training API client", &e))?;
+        // Its retries end within --timeout too: a call, not only an attempt, is bounded.
+        let mut policy = client.retry_policy();
+        policy.total_deadline = self.timeout;
+        policy.attempt_timeout = policy.attempt_timeout.min(self.timeout);
+        Ok(client.with_retry_policy(policy))
     }
 }

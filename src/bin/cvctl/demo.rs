@@ -17,7 +17,11 @@ pub async fn run(root: &Path, handler: Option<std::path::PathBuf>) -> Result<(),
     let azurite = Azurite::start(root)
         .map_err(|e| CliError::unreachable(e.to_string(), "run `npm ci` (make demo does)"))?;
     let connection = azurite.connection_string();
-    let ctx = Context::load(root, &[format!("CV_STORAGE={connection}")])?;
+    let ctx = Context::load(
+        root,
+        &[format!("CV_STORAGE={connection}")],
+        crate::context::DEFAULT_TIMEOUT,
+    )?;
 
     println!(
         "== starting the dev host and the handler (functions from {})",

@@ -37,6 +37,10 @@ struct Cli {
     /// A setting for this run, over local.settings.json and the environment (repeatable).
     #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
     set: Vec<String>,
+    /// The most one request to a service may take, in seconds, its whole answer included
+    /// (a Training API call: its retries too).
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = context::DEFAULT_TIMEOUT.as_secs_f64(), value_parser = parse_timeout)]
+    timeout: f64,
     #[command(subcommand)]
     command: Command,
 }
@@ -106,11 +110,19 @@ fn main() -> ExitCode {
     }
 }
 
+fn parse_timeout(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s.is_finite() && s > 0.0 && s <= 86_400.0 => Ok(s),
+        _ => Err(format!("'{text}' is not a number of seconds in (0, 86400]")),
+    }
+}
+
 async fn run(cli: Cli) -> Result<ExitCode, CliError> {
     let root = cli.root;
+    let timeout = Duration::from_secs_f64(cli.timeout);
     match cli.command {
         Command::Integrate(args) => {
-            let mut ctx = Context::load(&root, &cli.set)?;
+            let mut ctx = Context::load(&root, &cli.set, timeout)?;
             integrate::run(&mut ctx, &args).await?;
         }
         Command::Preflight(args) => {
@@ -120,14 +132,14 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             }
         }
         Command::Verify(args) => {
-            let ctx = Context::load(&root, &cli.set)?;
+            let ctx = Context::load(&root, &cli.set, timeout)?;
             let results = verify::run(&ctx, &args).await?;
             if !verify::print(&results) {
                 return Ok(ExitCode::from(1));
             }
         }
         Command::Simulate(args) => {
-            let ctx = Context::load(&root, &cli.set)?;
+            let ctx = Context::load(&root, &cli.set, timeout)?;
             let written = simulate::run(&ctx, &args).await?;
             if let Some(blob) = &written.blob {
                 println!("wrote blob {blob}");
@@ -144,7 +156,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             );
         }
         Command::Models(args) => {
-            let ctx = Context::load(&root, &cli.set)?;
+            let ctx = Context::load(&root, &cli.set, timeout)?;
             let listing = models::list(&ctx, &args).await?;
             models::print(&listing, args.json);
         }

@@ -9,9 +9,8 @@
 //! | `PUBLISH_NAME`, `PREDICTION_RESOURCE_ID` | off | both, to publish |
 //! | `PUBLISH_MIN_PRECISION`, `PUBLISH_MIN_RECALL` | `0` | the bar to publish at |
 
-use crate::notification::ExportPlatform;
-use crate::settings::SettingsError;
-use crate::training::ExportFlavor;
+use super::SettingsError;
+use crate::notification::{ExportFlavor, ExportPlatform};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct AutomationSettings {

@@ -1,23 +1,77 @@
-//! The server-side copy into the model store: conditional on the destination not existing and
-//! on the source ETag, with tags and metadata in the same call. An existing destination is
-//! judged by the source it records; a pending copy is polled with a deadline.
+//! Server-side copies between blobs, shared by the export (a source into the model store) and
+//! the model store's `latest` alias: [`begin`] one conditional Copy Blob with tags and
+//! metadata in the call, [`settle`]/[`poll`] a pending copy with a deadline, and [`copy`] the
+//! whole "copy unless it is already there" with an existing destination judged by the source
+//! ETag it records ([`super::decide::judge_existing`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use azure_core::http::StatusCode;
+use azure_core::http::{RequestContent, StatusCode};
 use azure_storage_blob::models::{
     BlobClientGetPropertiesResultHeaders, BlobClientStartCopyFromUrlOptions,
-    BlobClientStartCopyFromUrlResultHeaders, CopyStatus,
+    BlobClientStartCopyFromUrlResultHeaders, BlobTags, CopyStatus,
 };
 use azure_storage_blob::{BlobClient, BlobContainerClient};
 use url::Url;
 
-use super::plan::{judge_existing, merged, Existing};
-use super::{in_place, storage_error, CopyState, ExportError, COPY_DEADLINE};
+use super::decide::{judge_existing, merged, quoted_etag, Existing};
+use super::{error_code, list_one};
 use crate::naming::tags_header;
 use crate::redact::redact;
-use crate::storage::{error_code, list_one};
+
+/// How long one invocation waits for a server-side copy before handing back to the host.
+pub const COPY_DEADLINE: Duration = Duration::from_secs(120);
+
+/// Failures of a copy or of a blob write beside it. Every one is worth a retry: a copy still
+/// running, a storage hiccup; a copy the service ended `failed` is redone over.
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    /// A request failed. Shown redacted: a copy source URL may carry a SAS.
+    #[error("{action} failed: {}", redact(&.source.to_string()))]
+    Request {
+        action: &'static str,
+        source: azure_core::Error,
+    },
+    #[error("copy of '{source_name}' to '{destination}' ended {status}: {description}")]
+    Failed {
+        source_name: String,
+        destination: String,
+        status: String,
+        description: String,
+    },
+    #[error("copy of '{source_name}' to '{destination}' still pending after {seconds} s; the retry picks it up")]
+    Pending {
+        source_name: String,
+        destination: String,
+        seconds: u64,
+    },
+}
+
+impl CopyError {
+    /// `map_err(CopyError::request("set tags"))`.
+    pub fn request(action: &'static str) -> impl Fn(azure_core::Error) -> Self {
+        move |source| Self::Request { action, source }
+    }
+
+    /// The storage error beneath, if a request failed.
+    pub fn storage(&self) -> Option<&azure_core::Error> {
+        match self {
+            Self::Request { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// What a copy did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyState {
+    Copied,
+    AlreadyPresent,
+    /// A blob of another source is at the destination and the request may not replace it
+    /// ([`CopyRequest::replaces_other`]): it stays, untouched.
+    Kept,
+}
 
 pub struct CopyRequest<'a> {
     /// Readable by the service: with a SAS where the account is key-authorised.
@@ -29,6 +83,9 @@ pub struct CopyRequest<'a> {
     pub destination: &'a str,
     pub tags: &'a BTreeMap<String, String>,
     pub metadata: &'a BTreeMap<String, String>,
+    /// Whether this source may replace a blob of another source at the destination (a
+    /// re-export). A source nobody vouches for may not: it is only ever a first copy.
+    pub replaces_other: bool,
 }
 
 /// The destination condition of a copy.
@@ -40,10 +97,13 @@ pub enum Destination {
     Replaces(String),
 }
 
+/// Copies `request` into `store` unless a finished copy of the same source is there: a failed
+/// copy of it is redone, a pending one waited for, and a blob of another source replaced
+/// (exactly the version listed) only where [`CopyRequest::replaces_other`] allows, else kept.
 pub async fn copy(
     store: &BlobContainerClient,
     request: &CopyRequest<'_>,
-) -> Result<CopyState, ExportError> {
+) -> Result<CopyState, CopyError> {
     let target = store.blob_client(request.destination);
     match start(&target, request, Destination::Absent).await {
         Ok(status) => finish(&target, request, status)
@@ -52,10 +112,10 @@ pub async fn copy(
         Err(e) if destination_exists(&e) => {
             let Some(existing) = list_one(store, request.destination)
                 .await
-                .map_err(storage_error("read model store blob"))?
+                .map_err(CopyError::request("read model store blob"))?
             else {
                 // Deleted between the two calls: the retry copies it.
-                return Err(storage_error("start copy")(e));
+                return Err(CopyError::request("start copy")(e));
             };
             match judge_existing(
                 &existing.metadata,
@@ -65,7 +125,7 @@ pub async fn copy(
                 Existing::Done => {
                     // Someone may have removed our tags since; put them back.
                     if let Some(all) = merged(&existing.tags, request.tags) {
-                        in_place::set_tags(&target, all).await?;
+                        set_tags(&target, all).await?;
                     }
                     Ok(CopyState::AlreadyPresent)
                 }
@@ -73,18 +133,19 @@ pub async fn copy(
                     wait(&target, request).await?;
                     Ok(CopyState::Copied)
                 }
-                Existing::Stale => {
+                Existing::Other if !request.replaces_other => Ok(CopyState::Kept),
+                Existing::Broken | Existing::Other => {
                     // A re-exported backup or a failed copy: replace exactly what was listed.
-                    let etag = crate::export::plan::quoted_etag(&existing.etag);
+                    let etag = quoted_etag(&existing.etag);
                     let status = start(&target, request, Destination::Replaces(etag))
                         .await
-                        .map_err(storage_error("start copy"))?;
+                        .map_err(CopyError::request("start copy"))?;
                     finish(&target, request, status).await?;
                     Ok(CopyState::Copied)
                 }
             }
         }
-        Err(e) => Err(storage_error("start copy")(e)),
+        Err(e) => Err(CopyError::request("start copy")(e)),
     }
 }
 
@@ -152,11 +213,11 @@ async fn finish(
     target: &BlobClient,
     request: &CopyRequest<'_>,
     status: Option<CopyStatus>,
-) -> Result<(), ExportError> {
+) -> Result<(), CopyError> {
     settle(target, request.source_name, request.destination, status).await
 }
 
-async fn wait(target: &BlobClient, request: &CopyRequest<'_>) -> Result<(), ExportError> {
+async fn wait(target: &BlobClient, request: &CopyRequest<'_>) -> Result<(), CopyError> {
     poll(target, request.source_name, request.destination).await
 }
 
@@ -166,11 +227,11 @@ pub async fn settle(
     source_name: &str,
     destination: &str,
     status: Option<CopyStatus>,
-) -> Result<(), ExportError> {
+) -> Result<(), CopyError> {
     match status {
         None | Some(CopyStatus::Success) => Ok(()),
         Some(CopyStatus::Pending) => poll(target, source_name, destination).await,
-        Some(other) => Err(ExportError::CopyFailed {
+        Some(other) => Err(CopyError::Failed {
             source_name: source_name.to_string(),
             destination: destination.to_string(),
             status: format!("{other:?}"),
@@ -185,22 +246,22 @@ pub async fn poll(
     target: &BlobClient,
     source_name: &str,
     destination: &str,
-) -> Result<(), ExportError> {
+) -> Result<(), CopyError> {
     let started = tokio::time::Instant::now();
     let mut delay = Duration::from_millis(50);
     loop {
         let props = target
             .get_properties(None)
             .await
-            .map_err(storage_error("read copy status"))?;
+            .map_err(CopyError::request("read copy status"))?;
         match props
             .copy_status()
-            .map_err(storage_error("read copy status"))?
+            .map_err(CopyError::request("read copy status"))?
         {
             None | Some(CopyStatus::Success) => return Ok(()),
             Some(CopyStatus::Pending) => {}
             Some(status) => {
-                return Err(ExportError::CopyFailed {
+                return Err(CopyError::Failed {
                     source_name: source_name.to_string(),
                     destination: destination.to_string(),
                     status: format!("{status:?}"),
@@ -215,7 +276,7 @@ pub async fn poll(
             }
         }
         if started.elapsed() >= COPY_DEADLINE {
-            return Err(ExportError::CopyPending {
+            return Err(CopyError::Pending {
                 source_name: source_name.to_string(),
                 destination: destination.to_string(),
                 seconds: COPY_DEADLINE.as_secs(),
@@ -224,4 +285,15 @@ pub async fn poll(
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(2));
     }
+}
+
+/// Replaces the blob's tags with `tags` (callers merge first: [`merged`]).
+pub async fn set_tags(blob: &BlobClient, tags: HashMap<String, String>) -> Result<(), CopyError> {
+    let body: RequestContent<BlobTags, _> = BlobTags::from(tags)
+        .try_into()
+        .map_err(CopyError::request("encode tags"))?;
+    blob.set_tags(body, None)
+        .await
+        .map_err(CopyError::request("set tags"))?;
+    Ok(())
 }

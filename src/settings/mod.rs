@@ -5,10 +5,15 @@ use std::fmt;
 
 use url::Url;
 
-use crate::automation::settings::AutomationSettings;
-use crate::export::hint::HostAllowList;
+pub mod automation;
+pub mod hosts;
+pub mod training;
+
+use automation::AutomationSettings;
+use hosts::HostAllowList;
+use training::TrainingSettings;
+
 use crate::naming::PathTemplate;
-use crate::training::TrainingSettings;
 
 pub const DEFAULT_BACKUP_CONTAINER: &str = "customvision-backups";
 pub const DEFAULT_MODEL_STORE_CONTAINER: &str = "models";
@@ -157,15 +162,12 @@ impl StorageConnection {
             let host = field("developmentstorageproxyuri")
                 .unwrap_or_else(|| "http://127.0.0.1".to_string());
             let host = host.trim_end_matches('/');
+            let blob = parse_endpoint(name, &format!("{host}:10000/{AZURITE_ACCOUNT}"))?;
+            let queue = parse_endpoint(name, &format!("{host}:10001/{AZURITE_ACCOUNT}"))?;
+            plain_http_only_to_loopback(name, &blob, "the development account key")?;
             return Ok(Self {
-                blob_endpoint: Some(parse_endpoint(
-                    name,
-                    &format!("{host}:10000/{AZURITE_ACCOUNT}"),
-                )?),
-                queue_endpoint: Some(parse_endpoint(
-                    name,
-                    &format!("{host}:10001/{AZURITE_ACCOUNT}"),
-                )?),
+                blob_endpoint: Some(blob),
+                queue_endpoint: Some(queue),
                 auth: StorageAuth::SharedKey {
                     account: AZURITE_ACCOUNT.to_string(),
                     key: Secret::new(AZURITE_KEY),
@@ -212,6 +214,9 @@ impl StorageConnection {
                 "names no blob or queue endpoint",
             ));
         }
+        for url in blob_endpoint.iter().chain(queue_endpoint.iter()) {
+            plain_http_only_to_loopback(name, url, "an account key or SAS")?;
+        }
         Ok(Self {
             blob_endpoint,
             queue_endpoint,
@@ -232,6 +237,32 @@ fn parse_endpoint(name: &str, value: &str) -> Result<Url, SettingsError> {
         ));
     }
     Ok(url)
+}
+
+/// A host on this machine: `127.0.0.0/8`, `::1` or `localhost`. Only there may a long-lived
+/// credential (an account key, a SAS, a training key) travel over plain `http`: anywhere else
+/// anyone on the path reads it.
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+/// `https`, or `http` to a loopback host ([`is_loopback`]); `what` names the credential.
+pub fn plain_http_only_to_loopback(name: &str, url: &Url, what: &str) -> Result<(), SettingsError> {
+    if url.scheme() == "https" || is_loopback(url) {
+        return Ok(());
+    }
+    Err(SettingsError::invalid(
+        name,
+        format!(
+            "{what} would go over plain http to '{}'; http is allowed only to a loopback host (127.0.0.0/8, ::1, localhost): use https",
+            url.host_str().unwrap_or_default()
+        ),
+    ))
 }
 
 /// What to do with a finished export's backup blob.
@@ -412,6 +443,35 @@ pub(crate) mod tests {
             !format!("{:?}", c.auth).contains("Eby8"),
             "keys never print"
         );
+    }
+
+    #[test]
+    fn keys_go_over_plain_http_only_to_loopback() {
+        let key = AZURITE_KEY;
+        for local in [
+            format!("DefaultEndpointsProtocol=http;AccountName=a;AccountKey={key};BlobEndpoint=http://localhost:4000/a;QueueEndpoint=http://LOCALHOST:4001/a"),
+            format!("AccountName=a;AccountKey={key};BlobEndpoint=http://127.0.0.1:4000/a;QueueEndpoint=http://[::1]:4001/a"),
+            "BlobEndpoint=http://127.0.0.1:4000/a;SharedAccessSignature=sv=1&sig=abc".to_string(),
+            "UseDevelopmentStorage=true".to_string(),
+            format!("DefaultEndpointsProtocol=https;AccountName=acct;AccountKey={key}"),
+        ] {
+            assert!(
+                StorageConnection::from_settings("CV_STORAGE", &lookup(&[("CV_STORAGE", &local)])).is_ok(),
+                "{local}"
+            );
+        }
+        for remote in [
+            format!("DefaultEndpointsProtocol=http;AccountName=acct;AccountKey={key}"),
+            format!("AccountName=a;AccountKey={key};BlobEndpoint=https://a.example/a;QueueEndpoint=http://10.1.2.3:4001/a"),
+            "BlobEndpoint=http://a.blob.core.windows.net;SharedAccessSignature=sv=1&sig=SECRETSIG".to_string(),
+            "UseDevelopmentStorage=true;DevelopmentStorageProxyUri=http://devbox.example".to_string(),
+        ] {
+            let err = StorageConnection::from_settings("CV_STORAGE", &lookup(&[("CV_STORAGE", &remote)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("CV_STORAGE") && err.contains("loopback"), "{remote} -> {err}");
+            assert!(!err.contains("Eby8") && !err.contains("SECRETSIG"), "{err}");
+        }
     }
 
     #[test]

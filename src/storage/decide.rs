@@ -1,5 +1,6 @@
-//! The decisions of an export, without I/O: what to write where something differs, and what an
-//! existing copy in the model store means.
+//! Decisions on blob state, without I/O: what to write where something differs, how ETags
+//! compare, and what a blob already at a copy's destination means. Shared by the export (its
+//! copies and tags in place) and the model store (the `latest` alias, the index).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -39,8 +40,11 @@ pub enum Existing {
     Done,
     /// A copy of this source still running (a large model): wait for it.
     Pending,
-    /// Anything else (a re-exported backup, a failed or aborted copy): copy again over it.
-    Stale,
+    /// A copy of this source that failed or was aborted: copy it again over it.
+    Broken,
+    /// A blob of another source (a re-exported backup), or of none we recorded: copy over it,
+    /// where the source may replace what is there.
+    Other,
 }
 
 pub fn judge_existing(
@@ -54,7 +58,8 @@ pub fn judge_existing(
     match (same_source, copy_status) {
         (true, None | Some(CopyStatus::Success)) => Existing::Done,
         (true, Some(CopyStatus::Pending)) => Existing::Pending,
-        _ => Existing::Stale,
+        (true, Some(_)) => Existing::Broken,
+        (false, _) => Existing::Other,
     }
 }
 
@@ -102,9 +107,17 @@ mod tests {
         );
         assert_eq!(
             judge_existing(&recorded, Some(&CopyStatus::Failed), "0x1"),
-            Existing::Stale
+            Existing::Broken
         );
-        assert_eq!(judge_existing(&recorded, None, "0x2"), Existing::Stale);
-        assert_eq!(judge_existing(&map(&[]), None, "0x1"), Existing::Stale);
+        assert_eq!(
+            judge_existing(&recorded, Some(&CopyStatus::Aborted), "0x1"),
+            Existing::Broken
+        );
+        assert_eq!(judge_existing(&recorded, None, "0x2"), Existing::Other);
+        assert_eq!(
+            judge_existing(&recorded, Some(&CopyStatus::Failed), "0x2"),
+            Existing::Other
+        );
+        assert_eq!(judge_existing(&map(&[]), None, "0x1"), Existing::Other);
     }
 }

@@ -1,4 +1,4 @@
-//! The Training API's app settings. Read like the rest (`crate::settings`): once, at start-up,
+//! The Training API's app settings. Read like the rest ([`crate::settings`]): once, at start-up,
 //! and a bad value is a [`SettingsError`] naming the setting.
 //!
 //! | setting | meaning |
@@ -9,7 +9,7 @@
 
 use url::Url;
 
-use crate::settings::{Secret, SettingsError};
+use super::{Secret, SettingsError};
 
 pub const ENDPOINT_SETTING: &str = "CUSTOM_VISION_ENDPOINT";
 pub const KEY_SETTING: &str = "CUSTOM_VISION_TRAINING_KEY";
@@ -63,7 +63,15 @@ impl TrainingSettings {
         let first =
             |names: [&'static str; 2]| names.into_iter().find_map(|n| value(n).map(|v| (n, v)));
         let auth = match key {
-            Some(key) => TrainingAuthSettings::Key(Secret::new(key)),
+            Some(key) => {
+                // A training key never expires: it goes over plain http only to a local fixture.
+                super::plain_http_only_to_loopback(
+                    ENDPOINT_SETTING,
+                    &endpoint,
+                    "the training key",
+                )?;
+                TrainingAuthSettings::Key(Secret::new(key))
+            }
             None => {
                 let auth = match first(CREDENTIAL_SETTINGS) {
                     Some((_, c)) if c.eq_ignore_ascii_case("managedidentity") => {
@@ -159,6 +167,43 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(s.endpoint.scheme(), "http");
+        for local in [
+            "http://localhost:4010/",
+            "http://127.9.0.1/",
+            "http://[::1]:4010/",
+        ] {
+            assert!(
+                TrainingSettings::from_lookup(&lookup(&[
+                    (ENDPOINT_SETTING, local),
+                    (KEY_SETTING, "k")
+                ]))
+                .is_ok(),
+                "{local}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_training_key_never_goes_over_plain_http_to_another_host() {
+        for remote in [
+            "http://cv-train.cognitiveservices.azure.com/",
+            "http://10.0.0.4:4010/",
+            "http://[::2]/",
+            "http://localhost.example.com/",
+            "http://128.0.0.1/",
+        ] {
+            let err = TrainingSettings::from_lookup(&lookup(&[
+                (ENDPOINT_SETTING, remote),
+                (KEY_SETTING, "0123456789abcdef"),
+            ]))
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains(ENDPOINT_SETTING) && err.contains("loopback"),
+                "{remote} -> {err}"
+            );
+            assert!(!err.contains("0123456789abcdef"), "{err}");
+        }
     }
 
     #[test]

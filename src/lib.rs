@@ -17,8 +17,9 @@
 //! Beside it: [`settings`] (read once, a bad one named; the Training API's and the automation's
 //! too), [`naming`] (blob names, paths, tags),
 //! [`redact`] (no secret leaves as text), [`base64text`] (base64 as .NET reads it), [`seed`] (the
-//! seed document's examples), [`serve`] (the `handler` binary), and [`devhost`] (the local
-//! stand-in for the Functions host, used by `cvctl` and the tests).
+//! seed document's examples), [`serve`] (the `handler` binary), [`devhost`] (the local
+//! stand-in for the Functions host, used by `cvctl` and the tests), and [`arm`] (the few Azure
+//! Resource Manager reads behind `cvctl preflight`).
 //!
 //! Layers point down only: `functions` → `export` → `model_store` → `storage` → `settings`;
 //! `scripts/module-cycles.py` (in `make lint`) fails on any cycle between top-level modules.

@@ -5,6 +5,7 @@ message when they don't. Storage is a fixture HTTP/1.1 server answering as Azure
 `azd` are stubs that hand out a token and record how they were called."""
 
 import os
+import re
 import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -221,3 +222,31 @@ def test_storage_not_answering_yet_is_retried_until_the_deadline(tmp_path):
     assert result.returncode == 1
     assert "not in effect after" in result.stderr
     assert "000" in result.stderr
+
+
+# ---- what the script relies on in infra/ ----
+
+
+def test_the_deployment_outputs_what_the_script_reads():
+    outputs = set(re.findall(r"^output (\w+) ", (ROOT / "infra/main.bicep").read_text(), re.M))
+    script = SCRIPT.read_text()
+    needed = {"AZURE_STORAGE_BLOB_ENDPOINT", "MODEL_STORE_CONTAINER",
+              "AZURE_STORAGE_QUEUE_ENDPOINT", "CV_NOTIFICATION_QUEUE"}
+    assert needed <= set(re.findall(r"\b([A-Z][A-Z_]+)\b", script))
+    assert needed <= outputs, needed - outputs
+    # azd sets AZURE_PRINCIPAL_ID; it is what main.parameters.json gives principalId.
+    params = (ROOT / "infra/main.parameters.json").read_text()
+    assert "${AZURE_PRINCIPAL_ID}" in params
+
+
+def test_the_deploying_principal_gets_the_roles_the_script_polls():
+    # The blob list needs a Storage Blob Data role on the model store container, the peek a
+    # Storage Queue Data role on the notification queue, both for the deploying principal.
+    rbac = (ROOT / "infra/app/rbac.bicep").read_text()
+    blocks = re.findall(r"^resource \w+ 'Microsoft\.Authorization/roleAssignments@[^']+'.*?^}",
+                        rbac, re.M | re.S)
+    user = [b for b in blocks if re.search(r"principalId:\s*userPrincipalId", b)]
+    assert any(re.search(r"scope:\s*modelStoreContainer\b", b)
+               and re.search(r"storageBlobData(Contributor|Owner|Reader)", b) for b in user)
+    assert any(re.search(r"scope:\s*notificationQueue\b", b)
+               and re.search(r"storageQueueData(Contributor|Reader)", b) for b in user)

@@ -1,9 +1,8 @@
 # Two commands on a fresh machine: `make demo` and `make test` (see README.md).
 SHELL := bash
 AZURITE := node_modules/.bin/azurite
-MUSL_TARGET := x86_64-unknown-linux-musl
 
-.PHONY: demo test lint unit infra-check azurite release bench clean
+.PHONY: demo test lint unit infra-check package package-check azurite release bench clean
 
 # Azurite (the storage emulator) and Prism (the Training API contract mock) from npm, pinned by
 # package-lock.json, into ./node_modules.
@@ -17,7 +16,7 @@ demo: $(AZURITE)
 	target/debug/cvctl demo
 
 ## Everything CI runs.
-test: $(AZURITE) lint unit infra-check
+test: $(AZURITE) lint unit infra-check package-check
 
 lint:
 	python3 scripts/module-cycles.py
@@ -30,17 +29,24 @@ unit: $(AZURITE)
 infra-check:
 	bash scripts/check-infra.sh
 
+## What Azure runs: build/package/ (handler, host.json, <Function>/function.json) and
+## build/package.zip, an allow-list (scripts/package.sh). No musl-tools needed.
+package:
+	sh scripts/package.sh
+
+## `make package`, then its tests: the zip and folder, the static handler started on Azurite,
+## azure.yaml, .funcignore, the deploy walkthrough and the postprovision wait (tests/deploy).
+package-check: $(AZURITE) package
+	bash scripts/check-package.sh
+
 ## Azurite on its default ports (10000-10002) for `func start` with local.settings.json.
 azurite: $(AZURITE)
 	mkdir -p .azurite
 	$(AZURITE) --silent --disableTelemetry --skipApiVersionCheck --location .azurite
 
-## Static Linux binary at ./handler, what host.json runs in Azure.
-release:
-	rustup target add $(MUSL_TARGET)
-	command -v x86_64-linux-musl-gcc >/dev/null || (apt-get update && apt-get install -y musl-tools)
-	cargo build --release --target $(MUSL_TARGET)
-	cp target/$(MUSL_TARGET)/release/handler ./handler
+## The package's static Linux handler, also at ./handler (for `func start` in the root).
+release: package
+	cp build/package/handler ./handler
 
 ## Whole-process benchmark: the release binary and the Python reference peer (bench/peer/) on
 ## one Azurite, driven as the Functions host drives them; writes bench/RESULTS.md. Not part of
@@ -69,4 +75,4 @@ bench: $(AZURITE) $(BENCH_VENV)/.installed
 
 clean:
 	cargo clean
-	rm -rf node_modules .azurite .venv-infra handler bench/.venv
+	rm -rf node_modules .azurite .venv-infra .venv-package .venv-deploy build handler bench/.venv

@@ -478,7 +478,10 @@ def test_azure_yaml_describes_the_handler_service():
     assert svc["host"] == "function" and svc["project"] == "." and svc["language"] == "custom"
     hook = svc["hooks"]["prepackage"]
     run = hook["run"] if isinstance(hook, dict) else hook[0]["run"]
-    assert "x86_64-unknown-linux-musl" in run and "handler" in run
+    # The hook runs `make package`'s script, which builds the static musl handler (tests/deploy).
+    assert "scripts/package.sh" in run
+    script = (b.REPO / "scripts" / "package.sh").read_text()
+    assert "x86_64-unknown-linux-musl" in script and "EXECUTABLE=handler" in script
 
 
 def test_the_training_key_is_only_a_key_vault_reference():

@@ -62,14 +62,23 @@ async fn two_hundred_notifications_survive_two_azurite_restarts() {
     assert_nothing_rejected(&app).await;
     let out = app.output();
     let failed = out.matches("will retry").count();
+    // The outages reached the app: storage requests that found no Azurite (retried by the
+    // SDK), and queue polls of the dev host that failed.
+    let refused = out.matches("Failed response").count();
+    let polls = out.matches("receive failed").count();
+    assert!(
+        refused + polls > 0,
+        "the restarts went unnoticed\n{}",
+        tail(&app)
+    );
     let scanned = Secrets::standard().scan_app(&app).await;
     drop(app);
     let _ = std::fs::remove_dir_all(&dir);
     crate::figures(
         "azurite_restarts",
         &format!(
-            "{} notifications, 2 Azurite restarts (outages {:?}), {failed} invocations failed \
-             and retried; {} copies and {} index entries correct, {} projects' latest the \
+            "{} notifications, 2 Azurite restarts (outages {:?}): {refused} storage requests and \
+             {polls} queue polls failed, {failed} invocations failed and retried; {} copies and {} index entries correct, {} projects' latest the \
              newest, 0 lost, 0 poisoned; {:.1} s; secrets scan: {} items, 0 found",
             exports.len(),
             outages,

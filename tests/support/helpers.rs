@@ -154,17 +154,20 @@ fn start_devhost(
         .args(["dev-host", "--handler", handler])
         .arg("--root")
         .arg(root())
-        // Short back-off and retry delay so a test takes seconds; the semantics are host.json's.
-        .args([
-            "--max-polling-interval-ms",
-            "200",
-            "--visibility-timeout-ms",
-            "0",
-        ])
-        // Later arguments win: a test's own come last.
+        .env("RUST_LOG", "debug");
+    // Short back-off and retry delay so a test takes seconds; the semantics are host.json's.
+    // A test's own arguments replace these.
+    for (arg, value) in [
+        ("--max-polling-interval-ms", "200"),
+        ("--visibility-timeout-ms", "0"),
+    ] {
+        if !devhost_args.iter().any(|a| a == arg) {
+            command.args([arg, value]);
+        }
+    }
+    command
         .args(devhost_args)
         .env("CV_STORAGE", connection)
-        .env("RUST_LOG", "debug")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

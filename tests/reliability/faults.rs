@@ -86,6 +86,11 @@ pub struct FaultPlan {
     pub reset_before: f64,
     pub reset_after: f64,
     pub stall: f64,
+    /// A share of admitted requests that start a burst: every admitted request for the next
+    /// `burst_for` answered 503, as throttling comes. Longer than the SDK's retries, a burst
+    /// fails whole invocations, and the host's redelivery must finish the work.
+    pub burst: f64,
+    pub burst_for: Duration,
     /// Stalls cost the caller a whole timeout each: bounded so a run stays short.
     pub max_stalls: usize,
     /// A stalled connection is closed by the proxy after this, if the caller has not.
@@ -104,6 +109,8 @@ impl FaultPlan {
             reset_before: 0.0,
             reset_after: 0.0,
             stall: 0.0,
+            burst: 0.0,
+            burst_for: Duration::ZERO,
             max_stalls: 0,
             stall_cap: Duration::from_secs(120),
             style: Style::Storage,
@@ -125,6 +132,8 @@ pub struct Exchange {
 struct Shared {
     rng: u64,
     stalls: usize,
+    bursts: usize,
+    burst_until: Option<std::time::Instant>,
     counts: BTreeMap<Fault, usize>,
     log: Vec<Exchange>,
     /// A request to hold once forwarded and answered, until released.
@@ -201,6 +210,10 @@ impl FaultProxy {
         self.release.notify_waiters();
     }
 
+    pub fn bursts(&self) -> usize {
+        self.shared.lock().unwrap().bursts
+    }
+
     /// A one-line summary by kind, for the test's output and the figures.
     pub fn summary(&self) -> String {
         let counts = self.counts();
@@ -210,9 +223,10 @@ impl FaultProxy {
             .map(|f| format!("{}: {}", f.name(), counts.get(f).copied().unwrap_or(0)))
             .collect();
         format!(
-            "{requests} requests, {} faults ({})",
+            "{requests} requests, {} faults ({}; {} bursts of 503s among them)",
             counts.values().sum::<usize>(),
-            by_kind.join(", ")
+            by_kind.join(", "),
+            self.bursts()
         )
     }
 }
@@ -232,7 +246,18 @@ fn choose(plan: &FaultPlan, shared: &Mutex<Shared>, head: &Head) -> Option<Fault
         return None;
     }
     let mut s = shared.lock().unwrap();
+    if s.burst_until.is_some_and(|t| std::time::Instant::now() < t) {
+        *s.counts.entry(Fault::Busy503).or_default() += 1;
+        return Some(Fault::Busy503);
+    }
     let x = next_unit(&mut s.rng);
+    if x < plan.burst {
+        s.bursts += 1;
+        s.burst_until = Some(std::time::Instant::now() + plan.burst_for);
+        *s.counts.entry(Fault::Busy503).or_default() += 1;
+        return Some(Fault::Busy503);
+    }
+    let x = (x - plan.burst) / (1.0 - plan.burst);
     let mut edge = 0.0;
     let mut fault = None;
     for (share, kind) in [

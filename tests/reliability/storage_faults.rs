@@ -33,6 +33,8 @@ async fn a_hundred_exports_survive_storage_faults_with_one_correct_copy_each() {
         reset_before: 0.02,
         reset_after: 0.03,
         stall: 0.01,
+        burst: 0.004,
+        burst_for: Duration::from_secs(5),
         // Each stall costs the HTTP client's 60 s read timeout: one shows it without making
         // the run long.
         max_stalls: 1,
@@ -73,6 +75,14 @@ async fn a_hundred_exports_survive_storage_faults_with_one_correct_copy_each() {
 
     let checked = check_exports(&app, &exports).await;
     assert_nothing_rejected(&app).await;
+    // Some faults outlasted the SDK's retries: whole invocations failed and were redelivered.
+    let out = app.output();
+    let retried = out.matches("will retry").count();
+    assert!(
+        proxy.bursts() > 0 && retried > 0,
+        "no invocation failed: {}",
+        proxy.summary()
+    );
     let counts = proxy.counts();
     for kind in Fault::ALL {
         assert!(
@@ -87,7 +97,7 @@ async fn a_hundred_exports_survive_storage_faults_with_one_correct_copy_each() {
         "storage_faults",
         &format!(
             "{} exports, {} copies and {} index entries correct, 0 lost, 0 rejected or poisoned; \
-             {}; {:.1} s; secrets scan: {} items, {} bytes, {} needles, 0 found",
+             {}; {retried} invocations failed and were redelivered; {:.1} s; secrets scan: {} items, {} bytes, {} needles, 0 found",
             exports.len(),
             checked.copies,
             checked.index_entries,

@@ -89,6 +89,10 @@ async fn trainings_survive_training_api_faults_with_one_export_each_and_one_publ
         reset_before: 0.03,
         reset_after: 0.05,
         stall: 0.02,
+        // Longer than the client's retries (each waits the 1 s `Retry-After`): whole
+        // invocations fail and are redelivered.
+        burst: 0.015,
+        burst_for: Duration::from_secs(8),
         // Each stall costs the client's 20 s attempt timeout.
         max_stalls: 2,
         stall_cap: Duration::from_secs(90),
@@ -133,6 +137,7 @@ async fn trainings_survive_training_api_faults_with_one_export_each_and_one_publ
         publish_requests += a.publish_requests;
     }
     assert_nothing_rejected(&app).await;
+    let retried = app.output().matches("will retry").count();
     let counts = proxy.counts();
     for kind in Fault::ALL {
         assert!(
@@ -148,7 +153,8 @@ async fn trainings_survive_training_api_faults_with_one_export_each_and_one_publ
         "training_faults",
         &format!(
             "{} trainings: {} reports, {} exports and {} publishes accepted once each \
-             ({} export and {} publish requests reached the service); {}; {:.1} s; \
+             ({} export and {} publish requests reached the service); {}; {retried} \
+             invocations failed and were redelivered; {:.1} s; \
              secrets scan: {} items, 0 found",
             trainings.len(),
             trainings.len(),

@@ -57,6 +57,11 @@ impl Azurite {
     /// storage never does. Only a persistent Azurite keeps its data across this.
     pub fn restart(&mut self) -> Result<(), AzuriteError> {
         self.stop();
+        self.start_again()
+    }
+
+    /// Starts a stopped Azurite again on its ports with its data (see [`Self::restart`]).
+    pub fn start_again(&mut self) -> Result<(), AzuriteError> {
         let next = Self::spawn(
             &self.root,
             self.location.clone(),

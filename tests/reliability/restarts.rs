@@ -52,7 +52,17 @@ async fn two_hundred_notifications_survive_two_azurite_restarts() {
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", tail(&app)));
         let down = Instant::now();
-        tokio::task::block_in_place(|| app.azurite.restart()).expect("Azurite restarts");
+        let failed_before = app.output().matches("will retry").count();
+        tokio::task::block_in_place(|| app.azurite.stop());
+        // Down until the outage has failed whole invocations (beyond the SDK's retries), so
+        // that the dev host cannot release their messages either: they come back when their
+        // lease ends.
+        wait_for("an invocation to fail", Duration::from_secs(30), || async {
+            Ok((app.output().matches("will retry").count() > failed_before).then_some(()))
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", tail(&app)));
+        tokio::task::block_in_place(|| app.azurite.start_again()).expect("Azurite starts");
         outages.push(down.elapsed());
     }
     app.drained_within(Duration::from_secs(240)).await;
@@ -66,6 +76,8 @@ async fn two_hundred_notifications_survive_two_azurite_restarts() {
     // SDK), and queue polls of the dev host that failed.
     let refused = out.matches("Failed response").count();
     let polls = out.matches("receive failed").count();
+    // Failed invocations whose message could not be released either: back after the lease.
+    let unreleased = out.matches("releasing the message failed").count();
     assert!(
         refused + polls > 0,
         "the restarts went unnoticed\n{}",
@@ -78,7 +90,8 @@ async fn two_hundred_notifications_survive_two_azurite_restarts() {
         "azurite_restarts",
         &format!(
             "{} notifications, 2 Azurite restarts (outages {:?}): {refused} storage requests and \
-             {polls} queue polls failed, {failed} invocations failed and retried; {} copies and {} index entries correct, {} projects' latest the \
+             {polls} queue polls failed, {failed} invocations failed and retried ({unreleased} of them not releasable \
+             while storage was away, back after their lease); {} copies and {} index entries correct, {} projects' latest the \
              newest, 0 lost, 0 poisoned; {:.1} s; secrets scan: {} items, 0 found",
             exports.len(),
             outages,

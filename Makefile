@@ -2,7 +2,7 @@
 SHELL := bash
 AZURITE := node_modules/.bin/azurite
 
-.PHONY: demo test lint unit infra-check package package-check azurite release bench clean
+.PHONY: demo test lint unit infra-check package package-check azurite release bench clean reliability reliability-long
 
 # Azurite (the storage emulator) and Prism (the Training API contract mock) from npm, pinned by
 # package-lock.json, into ./node_modules.
@@ -38,6 +38,17 @@ package:
 ## azure.yaml, .funcignore, the deploy walkthrough and the postprovision wait (tests/deploy).
 package-check: $(AZURITE) package
 	bash scripts/check-package.sh
+
+## The reliability suite alone (faults, restarts, kills, scale-out, load of 200; part of
+## `make unit`), one test at a time, printing its FIGURES lines (docs/reliability.md); the
+## whole output in target/reliability.log.
+reliability: $(AZURITE)
+	set -o pipefail; cargo test --test reliability -- --nocapture --test-threads=1 2>&1 \
+	  | tee target/reliability.log | grep -E '^(FIGURES|test |test result|thread )'
+
+## The same with the long load: 1,000 notifications.
+reliability-long: $(AZURITE)
+	RELIABILITY_LONG=1 $(MAKE) --no-print-directory reliability
 
 ## Azurite on its default ports (10000-10002) for `func start` with local.settings.json.
 azurite: $(AZURITE)

@@ -1,4 +1,6 @@
-//! Azurite, started on free loopback ports for the demo and the tests, and stopped on drop.
+//! Azurite, started on free loopback ports for the demo and the tests, and stopped on drop;
+//! in memory, or on disk (`--location`) so that it can be stopped and started again on the
+//! same ports with its data, as storage that goes away for a moment and comes back.
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -22,6 +24,10 @@ pub struct Azurite {
     child: Child,
     pub blob_port: u16,
     pub queue_port: u16,
+    pub table_port: u16,
+    /// Where the data is kept, when on disk.
+    location: Option<PathBuf>,
+    root: PathBuf,
 }
 
 impl Azurite {
@@ -36,18 +42,85 @@ impl Azurite {
     /// the lines Azurite prints once it listens: no port is picked here and then taken by
     /// another process before Azurite binds it.
     pub fn start(root: &Path) -> Result<Self, AzuriteError> {
+        Self::spawn(root, None, [0, 0, 0])
+    }
+
+    /// Starts Azurite keeping its data under `location` (`--location`), so that
+    /// [`Self::restart`] brings it back with its blobs and queues.
+    pub fn start_persistent(root: &Path, location: &Path) -> Result<Self, AzuriteError> {
+        Self::spawn(root, Some(location.to_path_buf()), [0, 0, 0])
+    }
+
+    /// Stops Azurite and starts it again on the same ports with the same data. It is stopped
+    /// with SIGTERM, which lets it save: Azurite's metadata store (LokiJS) saves on an
+    /// interval and on shutdown, so a SIGKILL loses writes it had acknowledged, which Azure
+    /// storage never does. Only a persistent Azurite keeps its data across this.
+    pub fn restart(&mut self) -> Result<(), AzuriteError> {
+        self.stop();
+        self.start_again()
+    }
+
+    /// Starts a stopped Azurite again on its ports with its data (see [`Self::restart`]).
+    pub fn start_again(&mut self) -> Result<(), AzuriteError> {
+        let next = Self::spawn(
+            &self.root,
+            self.location.clone(),
+            [self.blob_port, self.queue_port, self.table_port],
+        )?;
+        *self = next;
+        Ok(())
+    }
+
+    /// SIGTERM, then wait for the exit (SIGKILL after 20 s).
+    pub fn stop(&mut self) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn spawn(
+        root: &Path,
+        location: Option<PathBuf>,
+        ports: [u16; 3],
+    ) -> Result<Self, AzuriteError> {
         let binary = Self::binary(root);
         if !binary.exists() {
             return Err(AzuriteError::NotInstalled(binary));
         }
         let mut command = Command::new(&binary);
+        match &location {
+            Some(dir) => {
+                command.arg("--location").arg(dir);
+            }
+            None => {
+                command.arg("--inMemoryPersistence");
+            }
+        }
+        let [blob, queue, table] = ports.map(|p| p.to_string());
         command
-            .args(["--inMemoryPersistence", "--disableTelemetry"])
+            .arg("--disableTelemetry")
             // The official SDK sends a newer x-ms-version than Azurite knows.
             .arg("--skipApiVersionCheck")
             .args(["--blobHost", "127.0.0.1", "--queueHost", "127.0.0.1"])
             .args(["--tableHost", "127.0.0.1"])
-            .args(["--blobPort", "0", "--queuePort", "0", "--tablePort", "0"])
+            .args([
+                "--blobPort",
+                &blob,
+                "--queuePort",
+                &queue,
+                "--tablePort",
+                &table,
+            ])
             .args(Self::extra_args())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -70,15 +143,19 @@ impl Azurite {
             child,
             blob_port: 0,
             queue_port: 0,
+            table_port: 0,
+            location,
+            root: root.to_path_buf(),
         };
         let deadline = Instant::now() + Duration::from_secs(30);
-        while azurite.blob_port == 0 || azurite.queue_port == 0 {
+        while azurite.blob_port == 0 || azurite.queue_port == 0 || azurite.table_port == 0 {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left.min(Duration::from_millis(200))) {
                 Ok(line) => {
                     for (service, port) in [
                         ("Blob", &mut azurite.blob_port),
                         ("Queue", &mut azurite.queue_port),
+                        ("Table", &mut azurite.table_port),
                     ] {
                         if let Some(p) = listening_port(&line, service) {
                             *port = p;

@@ -11,6 +11,9 @@
 //!   ([`outputs`]);
 //! - a non-2xx answer retried after `visibilityTimeout`, and after `maxDequeueCount` attempts
 //!   the message moved to `<queue>-poison`;
+//! - a handler that dies started again on a new port, as the host's
+//!   `HttpFunctionInvocationDispatcher` restarts its worker: up to 3 exits within 30 minutes,
+//!   then the host stops; invocations in flight when it died fail and are retried;
 //! - one log stream: the handler's stdout and stderr lines, and each `Logs` entry of a 2xx
 //!   answer, printed as the host logs them.
 //!
@@ -61,6 +64,8 @@ pub enum DevHostError {
     NotReady(Duration),
     #[error("the handler exited: {0}")]
     HandlerExited(std::process::ExitStatus),
+    #[error("the handler exited {RESTART_LIMIT} times within {RESTART_WINDOW:?} (last: {0}); stopping, as the host does")]
+    TooManyRestarts(std::process::ExitStatus),
     #[error("{0}")]
     Storage(String),
 }
@@ -73,14 +78,29 @@ pub struct DevHostOptions {
     pub handler: Option<PathBuf>,
     pub max_polling_interval: Option<Duration>,
     pub visibility_timeout: Option<Duration>,
+    /// How long a received message stays invisible while it is processed. The host receives
+    /// with 10 minutes and renews that on a timer while the function runs (azure-sdk-for-net,
+    /// `QueueListener._visibilityTimeout`); by default this keeps it for `functionTimeout` +
+    /// 1 minute, unrenewed. Tests that take storage away shorten it, so that a message whose
+    /// release or delete failed during the outage comes back in seconds, not minutes.
+    pub lease: Option<Duration>,
     /// Settings that override both `local.settings.json` and the environment.
     pub overrides: Vec<(String, String)>,
 }
 
+/// The host's `ErrorEventsThreshold` and `WorkerRestartErrorIntervalThresholdInMinutes`
+/// (azure-functions-host `Workers/Http/HttpFunctionInvocationDispatcher.cs`,
+/// `Workers/WorkerConstants.cs`): the third handler exit within 30 minutes of the one before
+/// stops the host instead of restarting the handler.
+pub const RESTART_LIMIT: usize = 3;
+pub const RESTART_WINDOW: Duration = Duration::from_secs(30 * 60);
+
 struct Runtime {
     host: HostConfig,
     http: HostClient,
-    base_url: String,
+    /// The running handler's base URL; a restarted handler listens on another port.
+    base_url: Arc<std::sync::RwLock<String>>,
+    lease: Duration,
     function: FunctionConfig,
     trigger: Arc<QueueClient>,
     poison: Arc<QueueClient>,
@@ -158,23 +178,11 @@ pub async fn run(
 
     // One pool for every function and the readiness probe, as the host has one HttpClient.
     let http = HostClient::new(host.function_timeout + Duration::from_secs(60));
-    // The host picks the port and hands it over; a port free when picked can be taken before
-    // the handler binds it, so a handler that exits at once is started again on another.
-    let (mut child, base_url) = {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let port =
-                azurite::free_ports::<1>().map_err(|e| DevHostError::Storage(e.to_string()))?[0];
-            let base_url = format!("http://127.0.0.1:{port}");
-            let mut child = spawn_handler(&options, &host, &settings, port)?;
-            match wait_ready(&http, &base_url, &mut child, Duration::from_secs(30)).await {
-                Ok(()) => break (child, base_url),
-                Err(DevHostError::HandlerExited(_)) if attempt < 3 => continue,
-                Err(e) => return Err(e),
-            }
-        }
-    };
+    let (mut child, url) = start_handler(&options, &host, &settings, &http).await?;
+    let base_url = Arc::new(std::sync::RwLock::new(url));
+    let lease = options
+        .lease
+        .unwrap_or(host.function_timeout + Duration::from_secs(60));
 
     let mut runtimes = Vec::new();
     for function in &functions {
@@ -203,6 +211,7 @@ pub async fn run(
             host: host.clone(),
             http: http.clone(),
             base_url: base_url.clone(),
+            lease,
             function: function.clone(),
             trigger,
             poison,
@@ -221,25 +230,79 @@ pub async fn run(
 
     tracing::info!(
         functions = ?functions.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
-        "dev host ready: handler on {base_url}"
+        "dev host ready: handler on {}",
+        current(&base_url)
     );
 
     let tasks: Vec<_> = runtimes
         .into_iter()
         .map(|rt| tokio::spawn(poll_loop(rt, shutdown.clone())))
         .collect();
-    let result = tokio::select! {
-        status = child.wait() => match status {
-            Ok(s) => Err(DevHostError::HandlerExited(s)),
-            Err(e) => Err(DevHostError::Storage(e.to_string())),
-        },
-        _ = shutdown.wait_for(|stop| *stop) => Ok(()),
+    // The handler's exits, newest last, for the host's restart threshold.
+    let mut exits: Vec<tokio::time::Instant> = Vec::new();
+    let result = loop {
+        tokio::select! {
+            status = child.wait() => {
+                let status = match status {
+                    Ok(s) => s,
+                    Err(e) => break Err(DevHostError::Storage(e.to_string())),
+                };
+                let now = tokio::time::Instant::now();
+                if exits.last().is_some_and(|last| now - *last > RESTART_WINDOW) {
+                    exits.clear();
+                }
+                exits.push(now);
+                if exits.len() >= RESTART_LIMIT {
+                    break Err(DevHostError::TooManyRestarts(status));
+                }
+                tracing::error!("the handler exited ({status}); starting it again");
+                match start_handler(&options, &host, &settings, &http).await {
+                    Ok((next, url)) => {
+                        child = next;
+                        tracing::info!("handler restarted on {url}");
+                        *base_url.write().unwrap_or_else(|e| e.into_inner()) = url;
+                    }
+                    Err(e) => break Err(e),
+                }
+            }
+            stopped = async { shutdown.wait_for(|stop| *stop).await.is_ok() } => {
+                let _ = stopped;
+                break Ok(());
+            }
+        }
     };
     for t in tasks {
         t.abort();
     }
     let _ = child.kill().await;
     result
+}
+
+fn current(base_url: &std::sync::RwLock<String>) -> String {
+    base_url.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// Starts the handler and waits until it answers. The host picks the port and hands it over;
+/// a port free when picked can be taken before the handler binds it, so a handler that exits
+/// at once is started again on another.
+async fn start_handler(
+    options: &DevHostOptions,
+    host: &HostConfig,
+    settings: &AppSettings,
+    http: &HostClient,
+) -> Result<(tokio::process::Child, String), DevHostError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let port = azurite::free_ports::<1>().map_err(|e| DevHostError::Storage(e.to_string()))?[0];
+        let base_url = format!("http://127.0.0.1:{port}");
+        let mut child = spawn_handler(options, host, settings, port)?;
+        match wait_ready(http, &base_url, &mut child, Duration::from_secs(30)).await {
+            Ok(()) => return Ok((child, base_url)),
+            Err(DevHostError::HandlerExited(_)) if attempt < 3 => continue,
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 fn storage(e: crate::storage::StorageError) -> DevHostError {
@@ -330,7 +393,7 @@ fn spawn_handler(
 async fn poll_loop(rt: Arc<Runtime>, mut shutdown: watch::Receiver<bool>) {
     const MIN_INTERVAL: Duration = Duration::from_millis(100);
     let mut interval = MIN_INTERVAL;
-    let lease = (rt.host.function_timeout + Duration::from_secs(60)).as_secs();
+    let lease = rt.lease.as_secs().max(1);
     loop {
         if *shutdown.borrow() {
             return;
@@ -441,7 +504,7 @@ impl Runtime {
         let answer = self
             .http
             .invoke(
-                &format!("{}/{name}", self.base_url),
+                &format!("{}/{name}", current(&self.base_url)),
                 &invocation_id,
                 body.to_string().into_bytes(),
             )

@@ -4,8 +4,10 @@
 mod cli;
 #[path = "../support/custom_vision.rs"]
 mod custom_vision;
+#[path = "../support/helpers.rs"]
 mod helpers;
 mod model_store;
+#[path = "../support/proxy.rs"]
 mod proxy;
 mod training;
 mod trust;

@@ -86,6 +86,10 @@ struct DevHostArgs {
     /// Override extensions.queues.visibilityTimeout.
     #[arg(long, value_name = "MS")]
     visibility_timeout_ms: Option<u64>,
+    /// How long a received message stays invisible while processed (default: functionTimeout
+    /// + 1 minute).
+    #[arg(long, value_name = "MS")]
+    lease_ms: Option<u64>,
 }
 
 /// The `handler` built beside this binary, if there is one.
@@ -166,6 +170,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 handler: args.handler.or_else(sibling_handler),
                 max_polling_interval: args.max_polling_interval_ms.map(Duration::from_millis),
                 visibility_timeout: args.visibility_timeout_ms.map(Duration::from_millis),
+                lease: args.lease_ms.map(Duration::from_millis),
                 ..Default::default()
             };
             for pair in &cli.set {

@@ -1,6 +1,7 @@
 //! A counting reverse proxy between the handler and Azurite's blob service: what the handler
 //! asks of storage, request by request. Requests are forwarded unchanged (the `Host` header
 //! too, so Azurite's same-instance check on copy sources still holds).
+#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::convert::Infallible;

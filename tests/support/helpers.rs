@@ -1,5 +1,9 @@
 //! One private Azurite per test, the real `handler` binary under `cvctl dev-host`, and a
 //! storage probe. Everything started here stops when the `TestApp` drops.
+//!
+//! Shared by the `e2e` and `reliability` test binaries:
+//! `#[path = "../support/helpers.rs"] mod helpers;` (it needs `proxy` beside it).
+#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -16,6 +20,9 @@ pub const NOTIFICATIONS: &str = "customvision-notifications";
 pub const TRAINING: &str = "customvision-training";
 pub const EXPORTS: &str = "customvision-exports";
 pub const REJECTED: &str = "customvision-rejected";
+/// The rejected messages' text blobs (`CV_REJECTED_CONTAINER`) and the status records.
+pub const REJECTED_CONTAINER: &str = "customvision-rejected";
+pub const STATUS: &str = "customvision-status";
 pub const BACKUPS: &str = "customvision-backups";
 pub const MODELS: &str = "models";
 
@@ -29,9 +36,37 @@ pub struct TestApp {
     /// The connection string the dev hosts are given, and their extra settings.
     connection: String,
     settings: Vec<(String, String)>,
+    /// Extra `cvctl dev-host` arguments.
+    devhost_args: Vec<String>,
     devhosts: Vec<Child>,
-    /// Kept for its `Drop`, which stops Azurite.
-    _azurite: Azurite,
+    /// Stopped by its `Drop`; restartable when persistent.
+    pub azurite: Azurite,
+}
+
+/// How [`spawn_with`] sets an app up.
+#[derive(Default)]
+pub struct AppOptions {
+    pub settings: Vec<(String, String)>,
+    /// An Azurite started by the test (persistent, say); a fresh in-memory one otherwise.
+    pub azurite: Option<Azurite>,
+    /// The port the dev host and handler reach the blob service on (a proxy the test started
+    /// in front of `azurite`); Azurite's own otherwise.
+    pub blob_port: Option<u16>,
+    /// Extra `cvctl dev-host` arguments (`--lease-ms`, `--visibility-timeout-ms`, ...).
+    pub devhost_args: Vec<String>,
+}
+
+impl AppOptions {
+    pub fn set(mut self, key: &str, value: &str) -> Self {
+        self.settings.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn devhost_arg(mut self, arg: &str, value: &str) -> Self {
+        self.devhost_args
+            .extend([arg.to_string(), value.to_string()]);
+        self
+    }
 }
 
 pub fn root() -> PathBuf {
@@ -40,6 +75,10 @@ pub fn root() -> PathBuf {
 
 pub async fn spawn_app(settings: &[(&str, &str)]) -> TestApp {
     spawn(settings, None).await
+}
+
+pub fn start_azurite() -> Azurite {
+    Azurite::start(&root()).expect("Azurite starts (run `npm ci` first)")
 }
 
 /// The app with its blob requests going through a [`CountingProxy`]; the test's probe and the
@@ -53,15 +92,26 @@ pub async fn spawn_counted(settings: &[(&str, &str)]) -> (TestApp, CountingProxy
 
 async fn spawn(settings: &[(&str, &str)], azurite: Option<(Azurite, u16)>) -> TestApp {
     let (azurite, blob_port) = match azurite {
-        Some((a, proxy_port)) => (a, Some(proxy_port)),
-        None => (
-            Azurite::start(&root()).expect("Azurite starts (run `npm ci` first)"),
-            None,
-        ),
+        Some((a, port)) => (Some(a), Some(port)),
+        None => (None, None),
     };
+    spawn_with(AppOptions {
+        settings: settings
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        azurite,
+        blob_port,
+        devhost_args: Vec::new(),
+    })
+    .await
+}
+
+pub async fn spawn_with(options: AppOptions) -> TestApp {
+    let azurite = options.azurite.unwrap_or_else(start_azurite);
     let direct = azurite.connection_string();
     let probe = Probe::from_connection_string(&direct).unwrap();
-    let connection = match blob_port {
+    let connection = match options.blob_port {
         Some(port) => direct.replace(
             &format!("127.0.0.1:{}/", azurite.blob_port),
             &format!("127.0.0.1:{port}/"),
@@ -74,18 +124,20 @@ async fn spawn(settings: &[(&str, &str)], azurite: Option<(Azurite, u16)>) -> Te
     probe.create_queue(NOTIFICATIONS).await.unwrap();
 
     let output = Arc::new(Mutex::new(String::new()));
-    let settings: Vec<(String, String)> = settings
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let devhost = start_devhost(&connection, &settings, &output);
+    let devhost = start_devhost(
+        &connection,
+        &options.settings,
+        &options.devhost_args,
+        &output,
+    );
     TestApp {
         probe,
         output,
         connection,
-        settings,
+        settings: options.settings,
+        devhost_args: options.devhost_args,
         devhosts: vec![devhost],
-        _azurite: azurite,
+        azurite,
     }
 }
 
@@ -93,6 +145,7 @@ async fn spawn(settings: &[(&str, &str)], azurite: Option<(Azurite, u16)>) -> Te
 fn start_devhost(
     connection: &str,
     settings: &[(String, String)],
+    devhost_args: &[String],
     output: &Arc<Mutex<String>>,
 ) -> Child {
     let handler = env!("CARGO_BIN_EXE_handler");
@@ -101,15 +154,20 @@ fn start_devhost(
         .args(["dev-host", "--handler", handler])
         .arg("--root")
         .arg(root())
-        // Short back-off and retry delay so a test takes seconds; the semantics are host.json's.
-        .args([
-            "--max-polling-interval-ms",
-            "200",
-            "--visibility-timeout-ms",
-            "0",
-        ])
+        .env("RUST_LOG", "debug");
+    // Short back-off and retry delay so a test takes seconds; the semantics are host.json's.
+    // A test's own arguments replace these.
+    for (arg, value) in [
+        ("--max-polling-interval-ms", "200"),
+        ("--visibility-timeout-ms", "0"),
+    ] {
+        if !devhost_args.iter().any(|a| a == arg) {
+            command.args([arg, value]);
+        }
+    }
+    command
+        .args(devhost_args)
         .env("CV_STORAGE", connection)
-        .env("RUST_LOG", "debug")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -149,8 +207,59 @@ impl TestApp {
 
     /// A second host on the same queues, as on a scale-out: both compete for every message.
     pub fn add_host(&mut self) {
-        let devhost = start_devhost(&self.connection, &self.settings, &self.output);
+        let devhost = start_devhost(
+            &self.connection,
+            &self.settings,
+            &self.devhost_args,
+            &self.output,
+        );
         self.devhosts.push(devhost);
+    }
+
+    /// The process ids of the dev hosts.
+    pub fn devhost_pids(&self) -> Vec<u32> {
+        self.devhosts.iter().map(Child::id).collect()
+    }
+
+    /// The running handlers (the dev hosts' `handler` children), one per dev host once ready.
+    pub fn handler_pids(&self) -> Vec<u32> {
+        let parents = self.devhost_pids();
+        let mut pids = Vec::new();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            // `pid (comm) state ppid ...`: the command may hold spaces, so split after ')'.
+            let Some((head, rest)) = stat.rsplit_once(')') else {
+                continue;
+            };
+            let ppid = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok());
+            let state = rest.split_whitespace().next();
+            if head.ends_with("(handler")
+                && state != Some("Z")
+                && ppid.is_some_and(|p: u32| parents.contains(&p))
+            {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+
+    /// Waits until `n` handlers run, other than those in `not`; returns their pids.
+    pub async fn wait_handlers(&self, n: usize, not: &[u32]) -> Vec<u32> {
+        wait_for("the handlers to run", DEADLINE, || async {
+            let pids: Vec<u32> = self
+                .handler_pids()
+                .into_iter()
+                .filter(|p| !not.contains(p))
+                .collect();
+            Ok((pids.len() >= n).then_some(pids))
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", self.output()))
     }
 
     pub async fn send(&self, text: &str) {
@@ -160,7 +269,11 @@ impl TestApp {
     /// Waits until every queue the functions read is empty, invisible messages included: all
     /// deliveries so far have been processed (done, rejected or poisoned).
     pub async fn drained(&self) {
-        wait_for("the queues to drain", DEADLINE, || async {
+        self.drained_within(DEADLINE).await
+    }
+
+    pub async fn drained_within(&self, deadline: Duration) {
+        wait_for("the queues to drain", deadline, || async {
             for q in [NOTIFICATIONS, TRAINING, EXPORTS] {
                 if self.probe.queue_len(q).await? > 0 {
                     return Ok(None);

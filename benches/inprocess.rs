@@ -6,7 +6,7 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion};
 
 use customvision_events::envelope::captured::{METADATA_KEYS, TWICE};
 use customvision_events::envelope::{InvocationRequest, TRIGGER_BINDING};
-use customvision_events::functions::App;
+use customvision_events::functions::{App, Function};
 use customvision_events::naming::{ExportedModel, PathTemplate, KIND_MODEL};
 use customvision_events::notification::{IterationId, Notification, ProjectId};
 use customvision_events::seed;
@@ -53,7 +53,7 @@ fn route(c: &mut Criterion) {
         |b| {
             b.iter(|| {
                 let answer = runtime
-                    .block_on(app.invoke("Notifications", black_box(&request)))
+                    .block_on(app.invoke(Function::Notifications, black_box(&request)))
                     .unwrap();
                 black_box(serde_json::to_vec(&answer).unwrap())
             })

@@ -16,7 +16,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::outputs::fits_queue;
-use super::{Invocation, REJECTED_BLOB_OUTPUT, REJECTED_OUTPUT};
+use super::{Function, Invocation, REJECTED_BLOB_OUTPUT, REJECTED_OUTPUT};
 use crate::envelope::InvocationResponse;
 use crate::naming::hex;
 use crate::redact::{redact, redact_message};
@@ -27,7 +27,7 @@ const REASON_MAX_CHARS: usize = 1024;
 const PREFIX_MAX_BYTES: usize = 2048;
 
 /// The blob output's path in every function.json, for function `function`.
-pub fn blob_path_template(function: &str) -> String {
+pub fn blob_path_template(function: Function) -> String {
     format!("%CV_REJECTED_CONTAINER%/{function}/{{Id}}.txt")
 }
 
@@ -45,7 +45,7 @@ pub fn reject(invocation: &Invocation, text: &str, reason: &str) -> InvocationRe
     let mut record = Map::from_iter([
         ("reason".to_string(), json!(reason)),
         ("receivedAt".to_string(), json!(received_at)),
-        ("function".to_string(), json!(function)),
+        ("function".to_string(), json!(function.name())),
         ("messageId".to_string(), json!(message_id)),
         ("dequeueCount".to_string(), json!(request.dequeue_count())),
         ("message".to_string(), json!(kept)),
@@ -114,7 +114,7 @@ mod tests {
         let req = request(text);
         let invocation = Invocation {
             app: &app,
-            function: "Notifications",
+            function: Function::Notifications,
             request: &req,
         };
         reject(&invocation, text, reason)

@@ -89,7 +89,7 @@ mod tests {
             .unwrap()
             .block_on(handle(&Invocation {
                 app: &app,
-                function: "TrainingCompleted",
+                function: crate::functions::Function::TrainingCompleted,
                 request: &req,
             }))
             .unwrap()

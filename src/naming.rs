@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use url::Url;
 
-use crate::notification::{ExportPlatform, IterationId, ProjectId};
+use crate::domain::{ExportPlatform, IterationId, ProjectId};
 
 /// Where an exported model comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]

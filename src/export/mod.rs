@@ -24,9 +24,9 @@ use std::collections::HashMap;
 use time::OffsetDateTime;
 use url::Url;
 
+use crate::domain::{IterationId, ProjectId};
 use crate::model_store::{index, latest, ModelStoreError, OrderBy, OrderKey, StoredModel};
 use crate::naming::{ExportedModel, Origin, Platform, KIND_BACKUP, KIND_MODEL};
-use crate::notification::{IterationId, ProjectId};
 use crate::redact::redact;
 use crate::settings::Settings;
 use crate::storage::copy::{self, CopyError, CopyState};

@@ -4,8 +4,9 @@
 //! [`act`]: it receives the validated event and returns log lines or a transient error.
 
 use super::{FunctionError, Invocation};
+use crate::domain::{IterationId, ProjectId};
 use crate::envelope::InvocationResponse;
-use crate::notification::{IterationId, Notification, ProjectId, TrainingStatus};
+use crate::notification::{Notification, TrainingStatus};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TrainingEvent {

@@ -20,8 +20,8 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::{index_path, latest_path, ModelStoreError, OrderBy, OrderKey, StoredModel};
+use crate::domain::{IterationId, ProjectId};
 use crate::naming::{KIND_MODEL, UNKNOWN_LABEL_PREFIX};
-use crate::notification::{IterationId, ProjectId};
 use crate::storage::decide::quoted_etag;
 
 /// Lost races before giving up; the host's retry tries again later.

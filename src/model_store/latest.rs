@@ -134,8 +134,8 @@ pub async fn advance(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::IterationId;
     use crate::model_store::OrderBy;
-    use crate::notification::IterationId;
     use time::macros::datetime;
 
     #[test]

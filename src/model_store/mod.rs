@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::notification::{IterationId, ProjectId};
+use crate::domain::{IterationId, ProjectId};
 use crate::redact::redact;
 use crate::storage::copy::CopyError;
 use crate::storage::StorageError;

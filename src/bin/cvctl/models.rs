@@ -9,10 +9,10 @@ use azure_storage_blob::models::BlobClientGetPropertiesResultHeaders;
 use futures::TryStreamExt;
 use serde::Serialize;
 
+use customvision_events::domain::{ExportPlatform, IterationId, ProjectId};
 use customvision_events::model_store::index::ModelIndex;
 use customvision_events::model_store::{index_path, OrderKey};
 use customvision_events::naming::{KIND_LATEST, KIND_MODEL};
-use customvision_events::notification::{ExportPlatform, IterationId, ProjectId};
 
 use crate::context::{storage_failure, CliError, Context};
 

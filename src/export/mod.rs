@@ -333,16 +333,15 @@ impl ExportProcessor<'_> {
         // records the ETag it copied.
         if is_backup && settings.export_action.tags_in_place() {
             let container = self.account.container(&settings.backup_container)?;
-            let listed = crate::storage::Listed {
-                name: model.name.clone(),
+            let seen = in_place::Seen {
                 etag: source.etag.clone(),
                 tags: source.tags.clone(),
                 metadata: source.metadata.clone(),
-                ..Default::default()
             };
             source_etag = in_place::ensure(
                 &container,
-                &listed,
+                &model.name,
+                seen,
                 &model.tags(KIND_BACKUP),
                 &model.metadata(None),
             )

@@ -1,7 +1,6 @@
-//! `TrainingCompleted`: a training finished, well or badly.
-//!
-//! The follow-up automation (report, export, publish through the Training API) plugs in at
-//! [`act`]: it receives the validated event and returns log lines or a transient error.
+//! `TrainingCompleted`: a training finished, well or badly. With the Training API configured,
+//! the automation ([`crate::automation`]: report, exports, publish) acts on the validated
+//! event; without it, the event is a log line.
 
 use super::{FunctionError, Invocation};
 use crate::domain::{IterationId, ProjectId};

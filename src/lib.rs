@@ -18,7 +18,7 @@
 //! export platforms and flavors), each built only by parsing, one per file.
 //!
 //! Beside it: [`settings`] (read once, a bad one named; the Training API's and the automation's
-//! too), [`naming`] (blob names, paths, tags),
+//! too), [`naming`] (blob names, paths, tags; every stored name once, in [`naming::stored`]),
 //! [`redact`] (no secret leaves as text), [`base64text`] (base64 as .NET reads it), [`seed`] (the
 //! seed document's examples), [`serve`] (the `handler` binary), [`devhost`] (the local
 //! stand-in for the Functions host, used by `cvctl` and the tests), and [`arm`] (the few Azure

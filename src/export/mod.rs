@@ -26,7 +26,8 @@ use url::Url;
 
 use crate::domain::{IterationId, ProjectId};
 use crate::model_store::{index, latest, ModelStoreError, OrderBy, OrderKey, StoredModel};
-use crate::naming::{ExportedModel, Origin, Platform, KIND_BACKUP, KIND_MODEL};
+use crate::naming::stored::{KIND_BACKUP, KIND_MODEL};
+use crate::naming::{ExportedModel, Origin, Platform};
 use crate::redact::redact;
 use crate::settings::Settings;
 use crate::storage::copy::{self, CopyError, CopyState};

@@ -18,7 +18,6 @@ use time::OffsetDateTime;
 use super::outputs::fits_queue;
 use super::{Function, Invocation, REJECTED_BLOB_OUTPUT, REJECTED_OUTPUT};
 use crate::envelope::InvocationResponse;
-use crate::naming::hex;
 use crate::redact::{redact, redact_message};
 
 /// The longest reason kept, in characters; reasons quote untrusted input.
@@ -63,7 +62,7 @@ pub fn reject(invocation: &Invocation, text: &str, reason: &str) -> InvocationRe
         let digest = Sha256::digest(kept.as_bytes());
         record.extend([
             ("messageBytes".to_string(), json!(kept.len())),
-            ("messageSha256".to_string(), json!(hex(&digest))),
+            ("messageSha256".to_string(), json!(format!("{digest:x}"))),
             (
                 "messagePrefix".to_string(),
                 json!(prefix_bytes(&kept, PREFIX_MAX_BYTES)),
@@ -160,7 +159,7 @@ mod tests {
                 assert_eq!(record["messageBytes"], text.len());
                 assert_eq!(
                     record["messageSha256"],
-                    hex(&Sha256::digest(text.as_bytes()))
+                    format!("{:x}", Sha256::digest(text.as_bytes()))
                 );
                 assert!(record["messagePrefix"].as_str().unwrap().len() <= PREFIX_MAX_BYTES);
                 assert_eq!(

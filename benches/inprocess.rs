@@ -4,11 +4,13 @@
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 
+use customvision_events::domain::{IterationId, ProjectId};
 use customvision_events::envelope::captured::{METADATA_KEYS, TWICE};
 use customvision_events::envelope::{InvocationRequest, TRIGGER_BINDING};
-use customvision_events::functions::App;
-use customvision_events::naming::{ExportedModel, PathTemplate, KIND_MODEL};
-use customvision_events::notification::{IterationId, Notification, ProjectId};
+use customvision_events::functions::{App, Function};
+use customvision_events::naming::stored::KIND_MODEL;
+use customvision_events::naming::{ExportedModel, PathTemplate};
+use customvision_events::notification::Notification;
 use customvision_events::seed;
 use customvision_events::settings::Settings;
 use customvision_events::storage::{http_client, StorageAccount};
@@ -53,7 +55,7 @@ fn route(c: &mut Criterion) {
         |b| {
             b.iter(|| {
                 let answer = runtime
-                    .block_on(app.invoke("Notifications", black_box(&request)))
+                    .block_on(app.invoke(Function::Notifications, black_box(&request)))
                     .unwrap();
                 black_box(serde_json::to_vec(&answer).unwrap())
             })

@@ -5,7 +5,7 @@
 //! The data path, top to bottom:
 //! - [`server`]: the HTTP face the host talks to (chunked bodies, timeouts, JSON answers);
 //! - [`envelope`]: the host's invocation request and response, and their decoding quirks;
-//! - [`notification`]: the message contract, parsed into validated ids and statuses;
+//! - [`notification`]: the message contract, parsed into [`domain`] ids and its statuses;
 //! - [`functions`]: one module per function folder, parse → decide → act, and the
 //!   dead-letter record;
 //! - [`export`] and [`model_store`]: a finished export, copied and tagged, the `latest` alias
@@ -14,19 +14,24 @@
 //! - [`storage`]: the process's HTTP client and the storage clients, Shared Key and SAS, and
 //!   the server-side copy both the export and the `latest` alias make ([`storage::copy`]).
 //!
+//! Under everything: [`domain`], the values Custom Vision names (project and iteration ids,
+//! export platforms and flavors), each built only by parsing, one per file.
+//!
 //! Beside it: [`settings`] (read once, a bad one named; the Training API's and the automation's
-//! too), [`naming`] (blob names, paths, tags),
+//! too), [`naming`] (blob names, paths, tags; every stored name once, in [`naming::stored`]),
 //! [`redact`] (no secret leaves as text), [`base64text`] (base64 as .NET reads it), [`seed`] (the
 //! seed document's examples), [`serve`] (the `handler` binary), [`devhost`] (the local
 //! stand-in for the Functions host, used by `cvctl` and the tests), and [`arm`] (the few Azure
 //! Resource Manager reads behind `cvctl preflight`).
 //!
-//! Layers point down only: `functions` → `export` → `model_store` → `storage` → `settings`;
-//! `scripts/module-cycles.py` (in `make lint`) fails on any cycle between top-level modules.
+//! Layers point down only: `functions` → `export` → `model_store` → `storage` → `settings` →
+//! `domain`; `scripts/module-cycles.py` (in `make lint`) fails on any cycle between top-level
+//! modules.
 pub mod arm;
 pub mod automation;
 pub mod base64text;
 pub mod devhost;
+pub mod domain;
 pub mod envelope;
 pub mod export;
 pub mod functions;

@@ -3,10 +3,9 @@
 //! Everything that comes off a queue passes through [`Notification::parse`]; past it, ids are
 //! valid GUIDs and statuses are known values, so no blob name is ever built from raw text.
 
-use std::fmt;
-
 use serde_json::{json, Map, Value};
-use uuid::Uuid;
+
+use crate::domain::{truncate, DomainError, IterationId, ProjectId};
 
 /// Why a message is not a notification we can act on. These are permanent: retrying the same
 /// text gives the same answer, so the message is dead-lettered with this reason.
@@ -22,125 +21,15 @@ pub enum NotificationError {
     Missing(&'static str),
     #[error("field '{field}' must be a string")]
     NotAString { field: &'static str },
-    #[error("field '{field}' is not a GUID: '{value}'")]
-    BadGuid { field: &'static str, value: String },
+    /// An id that is not one (`projectId`, `iterationId`).
+    #[error(transparent)]
+    Invalid(#[from] DomainError),
     #[error("unsupported notification version '{0}' (this handler reads version 1.x)")]
     UnsupportedVersion(String),
     #[error("unknown notification type '{0}'")]
     UnknownType(String),
     #[error("unknown {field} '{value}'")]
     UnknownStatus { field: &'static str, value: String },
-}
-
-macro_rules! guid_newtype {
-    ($name:ident, $field:literal) => {
-        /// A GUID that has been validated; displayed lower-case and hyphenated, as Custom Vision
-        /// writes it in blob names.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub struct $name(Uuid);
-
-        impl $name {
-            pub fn parse(value: &str) -> Result<Self, NotificationError> {
-                // Only the hyphenated form: the simple/braced/urn forms Uuid also accepts are not
-                // what the service writes and would not match a blob name.
-                let ok = value.len() == 36 && value.as_bytes()[8] == b'-';
-                match Uuid::try_parse(value) {
-                    Ok(id) if ok => Ok(Self(id)),
-                    _ => Err(NotificationError::BadGuid {
-                        field: $field,
-                        value: truncate(value, 64),
-                    }),
-                }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                self.0.hyphenated().fmt(f)
-            }
-        }
-    };
-}
-
-guid_newtype!(ProjectId, "projectId");
-guid_newtype!(IterationId, "iterationId");
-
-/// Export platforms of the Training API (v3.3 enum plus OpenVino from later versions).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ExportPlatform {
-    CoreMl,
-    TensorFlow,
-    DockerFile,
-    Onnx,
-    Vaidk,
-    OpenVino,
-}
-
-impl ExportPlatform {
-    pub const ALL: [ExportPlatform; 6] = [
-        Self::CoreMl,
-        Self::TensorFlow,
-        Self::DockerFile,
-        Self::Onnx,
-        Self::Vaidk,
-        Self::OpenVino,
-    ];
-
-    /// The service's spelling, used in tags and paths.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::CoreMl => "CoreML",
-            Self::TensorFlow => "TensorFlow",
-            Self::DockerFile => "DockerFile",
-            Self::Onnx => "ONNX",
-            Self::Vaidk => "VAIDK",
-            Self::OpenVino => "OpenVino",
-        }
-    }
-
-    /// Case-insensitive: the backup blob's suffix casing is not documented.
-    pub fn parse(value: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|p| p.as_str().eq_ignore_ascii_case(value))
-    }
-}
-
-impl fmt::Display for ExportPlatform {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Export flavors of the Training API (`ExportFlavor`), beside the platforms they refine
-/// (settings name them, the client sends them): Docker has Linux, Windows, ARM; TensorFlow has TensorFlowNormal,
-/// TensorFlowLite; ONNX has ONNX10, ONNX12.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub enum ExportFlavor {
-    Linux,
-    Windows,
-    #[serde(rename = "ONNX10")]
-    Onnx10,
-    #[serde(rename = "ONNX12")]
-    Onnx12,
-    #[serde(rename = "ARM")]
-    Arm,
-    TensorFlowNormal,
-    TensorFlowLite,
-}
-
-impl ExportFlavor {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Linux => "Linux",
-            Self::Windows => "Windows",
-            Self::Onnx10 => "ONNX10",
-            Self::Onnx12 => "ONNX12",
-            Self::Arm => "ARM",
-            Self::TensorFlowNormal => "TensorFlowNormal",
-            Self::TensorFlowLite => "TensorFlowLite",
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -448,14 +337,6 @@ fn unknown_status(field: &'static str, value: &str) -> NotificationError {
     }
 }
 
-/// Bounds what an error quotes back from untrusted input.
-fn truncate(value: &str, max: usize) -> String {
-    match value.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", &value[..i]),
-        None => value.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -641,10 +522,10 @@ mod tests {
             ),
             (
                 r#"{"type":"ConnectionTest","Content":{"projectId":"../../etc"}}"#.into(),
-                NotificationError::BadGuid {
+                NotificationError::Invalid(DomainError::BadGuid {
                     field: "projectId",
                     value: "../../etc".into(),
-                },
+                }),
             ),
             (
                 format!(
@@ -675,24 +556,6 @@ mod tests {
             assert_eq!(got, Err(expected.clone()), "for {text:?}");
             assert!(!expected.to_string().is_empty());
         }
-    }
-
-    #[test]
-    fn guids_must_be_hyphenated() {
-        assert!(ProjectId::parse(&P.replace('-', "")).is_err());
-        assert!(ProjectId::parse(&format!("{{{P}}}")).is_err());
-        assert!(ProjectId::parse(&format!("urn:uuid:{P}")).is_err());
-        assert!(ProjectId::parse(P).is_ok());
-    }
-
-    #[test]
-    fn platforms_parse_case_insensitively() {
-        for p in ExportPlatform::ALL {
-            assert_eq!(ExportPlatform::parse(&p.as_str().to_lowercase()), Some(p));
-            assert_eq!(ExportPlatform::parse(p.as_str()), Some(p));
-        }
-        assert_eq!(ExportPlatform::parse("zip"), None);
-        assert_eq!(ExportPlatform::parse("exe"), None);
     }
 
     #[test]

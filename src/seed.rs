@@ -1,5 +1,6 @@
 //! The notification examples of `shared/seeds/storage-integration.md`, verbatim (including the
-//! stray space in `"1.0" ,`). Used by the unit tests and written to the queue by `handler demo`.
+//! stray space in `"1.0" ,`). The tests and the bench parse them; `cvctl simulate` fills in
+//! ids and sends them.
 
 pub const CONNECTION_TEST: &str = r#"{
 "version": "1.0" ,

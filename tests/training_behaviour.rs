@@ -10,11 +10,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use custom_vision::{bodies, Canned, CustomVisionFixture, Route, FIXTURE_KEY};
-use customvision_events::notification::{ExportPlatform, IterationId, ProjectId};
+use customvision_events::domain::{ExportFlavor, ExportPlatform, IterationId, ProjectId};
 use customvision_events::settings::Secret;
 use customvision_events::training::{
-    ExportFlavor, ExportStatus, NewProject, RetryPolicy, TrainingAuth, TrainingClient,
-    TrainingError, COGNITIVE_SERVICES_SCOPE,
+    ExportState, NewProject, RetryPolicy, TrainingAuth, TrainingClient, TrainingError,
+    COGNITIVE_SERVICES_SCOPE,
 };
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -128,10 +128,10 @@ async fn get_exports_lists_exporting_and_done() {
     assert_eq!(exports.len(), 2, "the unknown platform is skipped");
     assert_eq!(
         (exports[0].platform, exports[0].status),
-        (ExportPlatform::Onnx, ExportStatus::Exporting)
+        (ExportPlatform::Onnx, ExportState::Exporting)
     );
     assert_eq!(exports[0].download_uri, None);
-    assert_eq!(exports[1].status, ExportStatus::Done);
+    assert_eq!(exports[1].status, ExportState::Done);
     assert!(exports[1]
         .download_uri
         .as_deref()
@@ -147,7 +147,7 @@ async fn export_sends_platform_and_flavor() {
         .export_iteration(p, i, ExportPlatform::DockerFile, Some(ExportFlavor::Arm))
         .await
         .unwrap();
-    assert_eq!(export.status, ExportStatus::Exporting);
+    assert_eq!(export.status, ExportState::Exporting);
     assert_eq!(export.flavor, Some(ExportFlavor::Arm));
     let req = &fixture.requests_to(Route::ExportIteration)[0];
     assert_eq!(req.method, "POST");
@@ -268,7 +268,7 @@ async fn server_error_then_success() {
         Canned::ok(json!([bodies::export("ONNX", "Done")])),
     );
     let exports = client(&fixture).get_exports(p, i).await.unwrap();
-    assert_eq!(exports[0].status, ExportStatus::Done);
+    assert_eq!(exports[0].status, ExportState::Done);
     assert_eq!(fixture.requests().len(), 3);
 }
 

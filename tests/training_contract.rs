@@ -27,10 +27,10 @@ use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use customvision_events::notification::{ExportPlatform, IterationId, ProjectId};
+use customvision_events::domain::{ExportFlavor, ExportPlatform, IterationId, ProjectId};
 use customvision_events::settings::Secret;
 use customvision_events::training::{
-    Classifier, ExportFlavor, NewProject, RetryPolicy, TrainingAuth, TrainingClient, TrainingError,
+    Classifier, NewProject, RetryPolicy, TrainingAuth, TrainingClient, TrainingError,
 };
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;

@@ -20,11 +20,12 @@ use azure_storage_blob::BlobContainerClient;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::notification::{IterationId, ProjectId, TrainingStatus};
+use crate::domain::{IterationId, ProjectId};
+use crate::notification::TrainingStatus;
 use crate::redact::redact;
 use crate::settings::automation::AutomationSettings;
 use crate::storage::list_blobs;
-use crate::training::{ExportStatus, Iteration, TrainingClient, TrainingError};
+use crate::training::{ExportState, Iteration, TrainingClient, TrainingError};
 use report::{ExportLine, Figures, IterationSummary, Previous, PublishLine, Report};
 
 #[derive(Debug, thiserror::Error)]
@@ -250,9 +251,9 @@ impl Automation<'_> {
                             .collect::<Vec<_>>()
                     )),
                 )
-            } else if let Some(e) = there.filter(|e| e.status != ExportStatus::Failed) {
+            } else if let Some(e) = there.filter(|e| e.status != ExportState::Failed) {
                 line(
-                    if e.status == ExportStatus::Done {
+                    if e.status == ExportState::Done {
                         "alreadyDone"
                     } else {
                         "alreadyExporting"

@@ -371,7 +371,12 @@ fn read_json(path: &Path) -> Result<Value, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::functions::{
+        Function, CONNECTION_TEST_OUTPUT, EXPORT_OUTPUT, REJECTED_BLOB_OUTPUT, REJECTED_OUTPUT,
+        TRAINING_OUTPUT,
+    };
     use serde_json::json;
+    use std::collections::BTreeSet;
 
     fn repo_root() -> PathBuf {
         PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -440,46 +445,66 @@ mod tests {
         assert_eq!(host.queues.message_encoding, MessageEncoding::None);
         let settings = AppSettings::load(&root, &HashMap::new()).unwrap();
         let functions = load_functions(&root, &settings).unwrap();
-        let names: Vec<_> = functions.iter().map(|f| f.name.as_str()).collect();
-        assert_eq!(
-            names,
-            crate::functions::FUNCTIONS
+        // Every folder with a function.json is a function of the handler, and every function
+        // has its folder.
+        let mut served: Vec<Function> = functions
+            .iter()
+            .map(|f| f.name.parse::<Function>().unwrap())
+            .collect();
+        served.sort();
+        let mut all = Function::ALL.to_vec();
+        all.sort();
+        assert_eq!(served, all);
+        let folder = |function: Function| {
+            functions
                 .iter()
-                .copied()
-                .collect::<std::collections::BTreeSet<_>>()
-                .into_iter()
-                .collect::<Vec<_>>()
-        );
-        for f in &functions {
+                .find(|f| f.name == function.name())
+                .unwrap()
+        };
+        for function in Function::ALL {
+            // The output bindings each function writes; a new function must name its own.
+            let (queues, blobs): (&[&str], &[&str]) = match function {
+                Function::Notifications => (
+                    &[TRAINING_OUTPUT, EXPORT_OUTPUT, REJECTED_OUTPUT],
+                    &[REJECTED_BLOB_OUTPUT, CONNECTION_TEST_OUTPUT],
+                ),
+                Function::TrainingCompleted | Function::ExportCompleted => {
+                    (&[REJECTED_OUTPUT], &[REJECTED_BLOB_OUTPUT])
+                }
+            };
+            let f = folder(function);
             assert_eq!(f.trigger.name, crate::envelope::TRIGGER_BINDING);
             assert_eq!(f.trigger.connection, "CV_STORAGE");
-            assert!(
+            assert_eq!(
                 f.outputs
                     .iter()
-                    .any(|o| o.name == crate::functions::REJECTED_OUTPUT),
-                "{}",
-                f.name
+                    .map(|o| o.name.as_str())
+                    .collect::<BTreeSet<_>>(),
+                queues.iter().copied().collect::<BTreeSet<_>>(),
+                "{function}"
             );
-        }
-        for f in &functions {
+            assert_eq!(
+                f.blob_outputs
+                    .iter()
+                    .map(|b| b.name.as_str())
+                    .collect::<BTreeSet<_>>(),
+                blobs.iter().copied().collect::<BTreeSet<_>>(),
+                "{function}"
+            );
             let blob = f
                 .blob_outputs
                 .iter()
-                .find(|b| b.name == crate::functions::REJECTED_BLOB_OUTPUT)
-                .unwrap_or_else(|| panic!("{} keeps large rejected messages", f.name));
+                .find(|b| b.name == REJECTED_BLOB_OUTPUT)
+                .unwrap_or_else(|| panic!("{function} keeps large rejected messages"));
             // The path the handler names in its record is the one the host writes.
             let expected = settings
-                .resolve(&crate::functions::rejected::blob_path_template(&f.name))
+                .resolve(&crate::functions::rejected::blob_path_template(function))
                 .unwrap();
             assert_eq!(blob.path, expected);
             assert_eq!(blob.connection, "CV_STORAGE");
         }
-        let notifications = &functions
-            .iter()
-            .find(|f| f.name == "Notifications")
-            .unwrap();
+        let notifications = folder(Function::Notifications);
         assert_eq!(notifications.trigger.queue, "customvision-notifications");
-        let by_name = |n: &str| functions.iter().find(|f| f.name == n).unwrap();
         let output_queue = |b: &str| {
             notifications
                 .outputs
@@ -490,12 +515,12 @@ mod tests {
                 .clone()
         };
         assert_eq!(
-            output_queue(crate::functions::TRAINING_OUTPUT),
-            by_name("TrainingCompleted").trigger.queue
+            output_queue(TRAINING_OUTPUT),
+            folder(Function::TrainingCompleted).trigger.queue
         );
         assert_eq!(
-            output_queue(crate::functions::EXPORT_OUTPUT),
-            by_name("ExportCompleted").trigger.queue
+            output_queue(EXPORT_OUTPUT),
+            folder(Function::ExportCompleted).trigger.queue
         );
     }
 }

@@ -7,7 +7,7 @@
 //! again and the merge decided again, a bounded number of times, as the alias and the index
 //! do. Usually the other writer wrote exactly our entries, and nothing is left to write.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use azure_core::http::StatusCode;
 use azure_storage_blob::models::BlobClientSetMetadataOptions;
@@ -21,17 +21,37 @@ use crate::storage::{list_one, Listed};
 /// Metadata writes lost in a row before the invocation gives up (the host retries it).
 const ATTEMPTS: usize = 8;
 
-/// Ensures `tags` and `metadata` on the blob `listed` names in `container`, as `listed` shows
-/// it. Returns the blob's ETag afterwards, in quoted form: a metadata write changes it, a tags
-/// write does not.
+/// A blob as last read: all [`ensure`] decides on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    /// Quoted or not.
+    pub etag: String,
+    pub tags: HashMap<String, String>,
+    pub metadata: HashMap<String, String>,
+}
+
+impl From<Listed> for Seen {
+    fn from(listed: Listed) -> Self {
+        Self {
+            etag: listed.etag,
+            tags: listed.tags,
+            metadata: listed.metadata,
+        }
+    }
+}
+
+/// Ensures `tags` and `metadata` on the blob `name` in `container`, which was last read as
+/// `seen`. Returns the blob's ETag afterwards, in quoted form: a metadata write changes it, a
+/// tags write does not.
 pub async fn ensure(
     container: &BlobContainerClient,
-    listed: &Listed,
+    name: &str,
+    seen: Seen,
     tags: &BTreeMap<String, String>,
     metadata: &BTreeMap<String, String>,
 ) -> Result<String, ExportError> {
-    let blob = container.blob_client(&listed.name);
-    let mut current = listed.clone();
+    let blob = container.blob_client(name);
+    let mut current = seen;
     for _ in 0..ATTEMPTS {
         if let Some(all) = merged(&current.tags, tags) {
             set_tags(&blob, all).await?;
@@ -57,22 +77,20 @@ pub async fn ensure(
                     });
             }
             Err(e) if e.http_status() == Some(StatusCode::PreconditionFailed) => {
-                current = list_one(container, &listed.name)
+                current = list_one(container, name)
                     .await
                     .map_err(storage_error("read backup"))?
                     .ok_or_else(|| ExportError::Storage {
                         action: "set metadata".into(),
-                        reason: format!("'{}' was deleted while being tagged", listed.name),
-                    })?;
+                        reason: format!("'{name}' was deleted while being tagged"),
+                    })?
+                    .into();
             }
             Err(e) => return Err(storage_error("set metadata")(e)),
         }
     }
     Err(ExportError::Storage {
         action: "set metadata".into(),
-        reason: format!(
-            "lost {ATTEMPTS} conditional writes in a row on '{}'",
-            listed.name
-        ),
+        reason: format!("lost {ATTEMPTS} conditional writes in a row on '{name}'"),
     })
 }

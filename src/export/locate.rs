@@ -4,8 +4,8 @@
 use azure_storage_blob::BlobContainerClient;
 
 use super::{storage_error, ExportError};
+use crate::domain::{IterationId, ProjectId};
 use crate::naming::ExportedModel;
-use crate::notification::{IterationId, ProjectId};
 use crate::storage::{list_blobs, Listed};
 
 /// The `hinted` backup (from `modelUri`) when it is there; otherwise every blob named

@@ -24,9 +24,10 @@ use std::collections::HashMap;
 use time::OffsetDateTime;
 use url::Url;
 
+use crate::domain::{IterationId, ProjectId};
 use crate::model_store::{index, latest, ModelStoreError, OrderBy, OrderKey, StoredModel};
-use crate::naming::{ExportedModel, Origin, Platform, KIND_BACKUP, KIND_MODEL};
-use crate::notification::{IterationId, ProjectId};
+use crate::naming::stored::{KIND_BACKUP, KIND_MODEL};
+use crate::naming::{ExportedModel, Origin, Platform};
 use crate::redact::redact;
 use crate::settings::Settings;
 use crate::storage::copy::{self, CopyError, CopyState};
@@ -333,16 +334,15 @@ impl ExportProcessor<'_> {
         // records the ETag it copied.
         if is_backup && settings.export_action.tags_in_place() {
             let container = self.account.container(&settings.backup_container)?;
-            let listed = crate::storage::Listed {
-                name: model.name.clone(),
+            let seen = in_place::Seen {
                 etag: source.etag.clone(),
                 tags: source.tags.clone(),
                 metadata: source.metadata.clone(),
-                ..Default::default()
             };
             source_etag = in_place::ensure(
                 &container,
-                &listed,
+                &model.name,
+                seen,
                 &model.tags(KIND_BACKUP),
                 &model.metadata(None),
             )

@@ -16,8 +16,8 @@ use azure_storage_blob::models::BlobClientGetPropertiesResultHeaders;
 use url::Url;
 
 use super::{storage_error, ExportError, SourceState};
+use crate::domain::{ExportPlatform, IterationId, ProjectId};
 use crate::naming::ExportedModel;
-use crate::notification::{ExportPlatform, IterationId, ProjectId};
 use crate::storage::decide::quoted_etag;
 use crate::storage::{error_code, StorageAccount};
 use crate::training::TrainingClient;

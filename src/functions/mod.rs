@@ -32,8 +32,57 @@ pub const REJECTED_BLOB_OUTPUT: &str = "rejectedText";
 /// (`%CV_STATUS_CONTAINER%/connection-tests/{Id}.json`), which `cvctl verify` reads.
 pub const CONNECTION_TEST_OUTPUT: &str = "connectionTest";
 
-/// The functions this handler serves, by folder name.
-pub const FUNCTIONS: [&str; 3] = ["Notifications", "TrainingCompleted", "ExportCompleted"];
+/// The functions this handler serves, one per function folder. The route names one; it is
+/// parsed into this once, and every dispatch on it is an exhaustive `match` (as mini-redis's
+/// `Command`, tokio-rs/mini-redis `src/cmd/mod.rs`), so a new function cannot fall into
+/// another's arm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Function {
+    Notifications,
+    TrainingCompleted,
+    ExportCompleted,
+}
+
+impl Function {
+    /// Every function, in the order the data flows.
+    pub const ALL: [Function; 3] = [
+        Function::Notifications,
+        Function::TrainingCompleted,
+        Function::ExportCompleted,
+    ];
+
+    /// The folder name, which is also the route and the host's `sys.MethodName`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Function::Notifications => "Notifications",
+            Function::TrainingCompleted => "TrainingCompleted",
+            Function::ExportCompleted => "ExportCompleted",
+        }
+    }
+}
+
+impl std::fmt::Display for Function {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A route that names no function of this handler.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no function named '{0}'")]
+pub struct UnknownFunction(pub String);
+
+impl std::str::FromStr for Function {
+    type Err = UnknownFunction;
+
+    /// Exactly the folder name, as the host routes it.
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Function::ALL
+            .into_iter()
+            .find(|f| f.name() == name)
+            .ok_or_else(|| UnknownFunction(name.to_string()))
+    }
+}
 
 /// How long one invocation may take: host.json's `functionTimeout` (5 min) less a margin, so
 /// that the handler answers 500 itself, with a reason, before the host gives up on it. Every
@@ -55,7 +104,7 @@ pub struct App {
 /// One invocation: the app, which function, and what the host sent.
 pub struct Invocation<'a> {
     pub app: &'a App,
-    pub function: &'static str,
+    pub function: Function,
     pub request: &'a InvocationRequest,
 }
 
@@ -75,8 +124,8 @@ pub enum FunctionError {
     /// The host sent something that is not an invocation of this function.
     #[error(transparent)]
     Envelope(#[from] EnvelopeError),
-    #[error("no function named '{0}'")]
-    UnknownFunction(String),
+    #[error(transparent)]
+    UnknownFunction(#[from] UnknownFunction),
     /// Worth retrying: storage not reachable, a backup blob not there yet.
     #[error("{0}")]
     Transient(String),
@@ -85,29 +134,26 @@ pub enum FunctionError {
 impl App {
     pub async fn invoke(
         &self,
-        function: &str,
+        function: Function,
         request: &InvocationRequest,
     ) -> Result<InvocationResponse, FunctionError> {
-        let Some(name) = FUNCTIONS.iter().copied().find(|f| *f == function) else {
-            return Err(FunctionError::UnknownFunction(function.to_string()));
-        };
         let invocation = Invocation {
             app: self,
-            function: name,
+            function,
             request,
         };
         let work = async {
-            match name {
-                "Notifications" => notifications::handle(&invocation),
-                "TrainingCompleted" => training_completed::handle(&invocation).await,
-                _ => export_completed::handle(&invocation).await,
+            match function {
+                Function::Notifications => notifications::handle(&invocation),
+                Function::TrainingCompleted => training_completed::handle(&invocation).await,
+                Function::ExportCompleted => export_completed::handle(&invocation).await,
             }
         };
         tokio::time::timeout(self.budget, work)
             .await
             .unwrap_or_else(|_| {
                 Err(FunctionError::Transient(format!(
-                    "{name} ran out of its {:.1} s budget (functionTimeout less a margin); the retry carries on where it stopped",
+                    "{function} ran out of its {:.1} s budget (functionTimeout less a margin); the retry carries on where it stopped",
                     self.budget.as_secs_f64()
                 )))
             })
@@ -151,6 +197,27 @@ pub(crate) mod test_support {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_function_parses_from_its_own_name_only() {
+        for f in Function::ALL {
+            assert_eq!(f.name().parse::<Function>(), Ok(f));
+            assert_eq!(f.to_string(), f.name());
+        }
+        for bad in [
+            "",
+            "notifications",
+            "Export",
+            "ExportCompleted/",
+            "NoSuchFunction",
+        ] {
+            assert_eq!(
+                bad.parse::<Function>(),
+                Err(UnknownFunction(bad.to_string())),
+                "{bad}"
+            );
+        }
+    }
+
     #[tokio::test]
     async fn an_invocation_that_outlives_its_budget_is_answered_500_with_a_reason() {
         // Storage that accepts connections and never answers: every call hangs.
@@ -177,7 +244,7 @@ mod tests {
         };
         let message = r#"{"version":"1.0","type":"Export","Content":{"projectId":"9a8b7c6d-1234-4e5f-8a9b-0c1d2e3f4a5b","iterationId":"0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0","exportStatus":"ExportCompleted"}}"#;
         let answer = app
-            .invoke("ExportCompleted", &test_support::request(message))
+            .invoke(Function::ExportCompleted, &test_support::request(message))
             .await;
         held.abort();
         match answer {

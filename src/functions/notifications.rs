@@ -97,7 +97,7 @@ mod tests {
     fn run(app: &App, req: &InvocationRequest) -> Result<InvocationResponse, FunctionError> {
         handle(&Invocation {
             app,
-            function: "Notifications",
+            function: crate::functions::Function::Notifications,
             request: req,
         })
     }

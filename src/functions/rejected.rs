@@ -16,9 +16,8 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::outputs::fits_queue;
-use super::{Invocation, REJECTED_BLOB_OUTPUT, REJECTED_OUTPUT};
+use super::{Function, Invocation, REJECTED_BLOB_OUTPUT, REJECTED_OUTPUT};
 use crate::envelope::InvocationResponse;
-use crate::naming::hex;
 use crate::redact::{redact, redact_message};
 
 /// The longest reason kept, in characters; reasons quote untrusted input.
@@ -27,7 +26,7 @@ const REASON_MAX_CHARS: usize = 1024;
 const PREFIX_MAX_BYTES: usize = 2048;
 
 /// The blob output's path in every function.json, for function `function`.
-pub fn blob_path_template(function: &str) -> String {
+pub fn blob_path_template(function: Function) -> String {
     format!("%CV_REJECTED_CONTAINER%/{function}/{{Id}}.txt")
 }
 
@@ -45,7 +44,7 @@ pub fn reject(invocation: &Invocation, text: &str, reason: &str) -> InvocationRe
     let mut record = Map::from_iter([
         ("reason".to_string(), json!(reason)),
         ("receivedAt".to_string(), json!(received_at)),
-        ("function".to_string(), json!(function)),
+        ("function".to_string(), json!(function.name())),
         ("messageId".to_string(), json!(message_id)),
         ("dequeueCount".to_string(), json!(request.dequeue_count())),
         ("message".to_string(), json!(kept)),
@@ -63,7 +62,7 @@ pub fn reject(invocation: &Invocation, text: &str, reason: &str) -> InvocationRe
         let digest = Sha256::digest(kept.as_bytes());
         record.extend([
             ("messageBytes".to_string(), json!(kept.len())),
-            ("messageSha256".to_string(), json!(hex(&digest))),
+            ("messageSha256".to_string(), json!(format!("{digest:x}"))),
             (
                 "messagePrefix".to_string(),
                 json!(prefix_bytes(&kept, PREFIX_MAX_BYTES)),
@@ -114,7 +113,7 @@ mod tests {
         let req = request(text);
         let invocation = Invocation {
             app: &app,
-            function: "Notifications",
+            function: Function::Notifications,
             request: &req,
         };
         reject(&invocation, text, reason)
@@ -160,7 +159,7 @@ mod tests {
                 assert_eq!(record["messageBytes"], text.len());
                 assert_eq!(
                     record["messageSha256"],
-                    hex(&Sha256::digest(text.as_bytes()))
+                    format!("{:x}", Sha256::digest(text.as_bytes()))
                 );
                 assert!(record["messagePrefix"].as_str().unwrap().len() <= PREFIX_MAX_BYTES);
                 assert_eq!(

@@ -1,11 +1,11 @@
-//! `TrainingCompleted`: a training finished, well or badly.
-//!
-//! The follow-up automation (report, export, publish through the Training API) plugs in at
-//! [`act`]: it receives the validated event and returns log lines or a transient error.
+//! `TrainingCompleted`: a training finished, well or badly. With the Training API configured,
+//! the automation ([`crate::automation`]: report, exports, publish) acts on the validated
+//! event; without it, the event is a log line.
 
 use super::{FunctionError, Invocation};
+use crate::domain::{IterationId, ProjectId};
 use crate::envelope::InvocationResponse;
-use crate::notification::{IterationId, Notification, ProjectId, TrainingStatus};
+use crate::notification::{Notification, TrainingStatus};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TrainingEvent {
@@ -89,7 +89,7 @@ mod tests {
             .unwrap()
             .block_on(handle(&Invocation {
                 app: &app,
-                function: "TrainingCompleted",
+                function: crate::functions::Function::TrainingCompleted,
                 request: &req,
             }))
             .unwrap()

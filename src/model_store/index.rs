@@ -19,9 +19,13 @@ use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::{index_path, latest_path, ModelStoreError, OrderBy, OrderKey, StoredModel};
-use crate::naming::{KIND_MODEL, UNKNOWN_LABEL_PREFIX};
-use crate::notification::{IterationId, ProjectId};
+use super::{ModelStoreError, OrderBy, OrderKey, StoredModel};
+use crate::domain::{IterationId, ProjectId};
+use crate::naming::stored::{
+    index_path, latest_path, EXTENSION_KEY, KIND_MODEL, PLATFORM_KEY, SOURCE_BLOB_KEY,
+    SOURCE_ETAG_KEY, TAG_KIND, TAG_PROJECT_ID,
+};
+use crate::naming::UNKNOWN_LABEL_PREFIX;
 use crate::storage::decide::quoted_etag;
 
 /// Lost races before giving up; the host's retry tries again later.
@@ -242,7 +246,8 @@ async fn from_tags(
     project_id: ProjectId,
     aliases: bool,
 ) -> Result<ModelIndex, ModelStoreError> {
-    let filter = format!("\"projectId\" = '{project_id}' AND \"kind\" = '{KIND_MODEL}'");
+    let filter =
+        format!("\"{TAG_PROJECT_ID}\" = '{project_id}' AND \"{TAG_KIND}\" = '{KIND_MODEL}'");
     let mut pager = store
         .find_blobs_by_tags(&filter, None)
         .map_err(ModelStoreError::request("find models by tags"))?;
@@ -280,9 +285,9 @@ async fn stored_model(
     Ok(Some(StoredModel {
         project_id,
         iteration_id: order.iteration_id,
-        platform: metadata.get("cvplatform").cloned().unwrap_or_default(),
+        platform: metadata.get(PLATFORM_KEY).cloned().unwrap_or_default(),
         extension: metadata
-            .get(crate::naming::EXTENSION_KEY)
+            .get(EXTENSION_KEY)
             .cloned()
             .or_else(|| name.rsplit_once('.').map(|(_, x)| x.to_string()))
             .unwrap_or_default(),
@@ -290,11 +295,8 @@ async fn stored_model(
         size: props.content_length().ok().flatten(),
         content_md5: props.content_md5().ok().flatten(),
         order,
-        source: metadata.get("cvsourceblob").cloned().unwrap_or_default(),
-        source_etag: metadata
-            .get(crate::naming::SOURCE_ETAG_KEY)
-            .cloned()
-            .unwrap_or_default(),
+        source: metadata.get(SOURCE_BLOB_KEY).cloned().unwrap_or_default(),
+        source_etag: metadata.get(SOURCE_ETAG_KEY).cloned().unwrap_or_default(),
     }))
 }
 

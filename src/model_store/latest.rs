@@ -6,12 +6,10 @@
 //! and decides again, so two handlers racing, or a late message, can never put an older
 //! iteration back.
 
-use std::collections::BTreeMap;
-
 use azure_storage_blob::BlobContainerClient;
 
-use super::{latest_path, ModelStoreError, OrderKey, StoredModel};
-use crate::naming::{KIND_LATEST, SOURCE_ETAG_KEY};
+use super::{ModelStoreError, OrderKey, StoredModel};
+use crate::naming::stored::{latest_path, model_metadata, model_tags, KIND_LATEST};
 use crate::storage::copy::{begin, destination_exists, poll, settle, Destination};
 use crate::storage::decide::{judge_existing, quoted_etag, Existing};
 use crate::storage::{list_one, StorageAccount};
@@ -66,22 +64,21 @@ pub async fn advance(
     let path = latest_path(model.project_id, &model.platform, &model.extension);
     let target = store.blob_client(&path);
     let source_url = account.blob_url(store_name, &model.path)?;
-    let mut metadata = model.order.metadata();
-    metadata.extend(BTreeMap::from([
-        ("cvprojectid".to_string(), model.project_id.to_string()),
-        ("cvplatform".to_string(), model.platform.clone()),
-        (
-            "cvsourceblob".to_string(),
-            format!("{store_name}/{}", model.path),
-        ),
-        (SOURCE_ETAG_KEY.to_string(), model.source_etag.clone()),
-    ]));
-    let tags = BTreeMap::from([
-        ("projectId".to_string(), model.project_id.to_string()),
-        ("iterationId".to_string(), model.iteration_id.to_string()),
-        ("platform".to_string(), model.platform.clone()),
-        ("kind".to_string(), KIND_LATEST.to_string()),
-    ]);
+    // The alias names the iteration and the source bytes it points at, and where it stands.
+    let mut metadata = model_metadata(
+        model.project_id,
+        model.iteration_id,
+        &model.platform,
+        &format!("{store_name}/{}", model.path),
+        Some(&model.source_etag),
+    );
+    metadata.extend(model.order.metadata());
+    let tags = model_tags(
+        model.project_id,
+        model.iteration_id,
+        &model.platform,
+        KIND_LATEST,
+    );
     for _ in 0..ATTEMPTS {
         let current = list_one(store, &path)
             .await
@@ -134,8 +131,8 @@ pub async fn advance(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::IterationId;
     use crate::model_store::OrderBy;
-    use crate::notification::IterationId;
     use time::macros::datetime;
 
     #[test]

@@ -15,7 +15,8 @@ use std::collections::{BTreeMap, HashMap};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::notification::{IterationId, ProjectId};
+use crate::domain::{IterationId, ProjectId};
+use crate::naming::stored::{ITERATION_ID_KEY, ORDER_AT_KEY, ORDER_BY_KEY};
 use crate::redact::redact;
 use crate::storage::copy::CopyError;
 use crate::storage::StorageError;
@@ -88,9 +89,6 @@ pub struct OrderKey {
     pub iteration_id: IterationId,
 }
 
-pub const ORDER_AT_KEY: &str = "cvorderat";
-pub const ORDER_BY_KEY: &str = "cvorderby";
-
 impl OrderKey {
     pub fn at_text(&self) -> String {
         self.at.format(&Rfc3339).unwrap_or_default()
@@ -101,7 +99,7 @@ impl OrderKey {
         BTreeMap::from([
             (ORDER_AT_KEY.to_string(), self.at_text()),
             (ORDER_BY_KEY.to_string(), self.by.as_str().to_string()),
-            ("cviterationid".to_string(), self.iteration_id.to_string()),
+            (ITERATION_ID_KEY.to_string(), self.iteration_id.to_string()),
         ])
     }
 
@@ -109,7 +107,7 @@ impl OrderKey {
     pub fn from_metadata(metadata: &HashMap<String, String>) -> Option<Self> {
         let at = OffsetDateTime::parse(metadata.get(ORDER_AT_KEY)?, &Rfc3339).ok()?;
         let by = OrderBy::parse(metadata.get(ORDER_BY_KEY)?)?;
-        let iteration_id = IterationId::parse(metadata.get("cviterationid")?).ok()?;
+        let iteration_id = IterationId::parse(metadata.get(ITERATION_ID_KEY)?).ok()?;
         Some(Self {
             at,
             by,
@@ -132,20 +130,9 @@ pub struct StoredModel {
     pub order: OrderKey,
     /// `container/blob` or the SAS URL without its query.
     pub source: String,
-    /// Quoted: the source ETag the copy records ([`crate::naming::SOURCE_ETAG_KEY`]); the
+    /// Quoted: the source ETag the copy records ([`crate::naming::stored::SOURCE_ETAG_KEY`]); the
     /// alias records it too, which is how it knows it holds these very bytes.
     pub source_etag: String,
-}
-
-/// `{projectId}/latest/{platform}/model.{extension}`: one stable name per project and
-/// platform.
-pub fn latest_path(project_id: ProjectId, platform: &str, extension: &str) -> String {
-    format!("{project_id}/latest/{platform}/model.{extension}")
-}
-
-/// `{projectId}/index.json`.
-pub fn index_path(project_id: ProjectId) -> String {
-    format!("{project_id}/index.json")
 }
 
 #[cfg(test)]

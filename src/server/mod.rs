@@ -23,7 +23,7 @@ use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 
 use crate::envelope::{InvocationRequest, InvocationResponse};
-use crate::functions::{App, FunctionError};
+use crate::functions::{App, Function, FunctionError};
 use crate::redact::redact;
 use body::{read_capped, BodyError};
 
@@ -119,7 +119,10 @@ where
     let span =
         tracing::info_span!("invocation", function = %function, invocation_id = %invocation_id);
     let result = match InvocationRequest::from_slice(&body) {
-        Ok(request) => app.invoke(&function, &request).instrument(span).await,
+        Ok(request) => match function.parse::<Function>() {
+            Ok(function) => app.invoke(function, &request).instrument(span).await,
+            Err(e) => Err(FunctionError::from(e)),
+        },
         Err(e) => Err(FunctionError::from(e)),
     };
     match result {

@@ -10,7 +10,7 @@
 //! | `PUBLISH_MIN_PRECISION`, `PUBLISH_MIN_RECALL` | `0` | the bar to publish at |
 
 use super::SettingsError;
-use crate::notification::{ExportFlavor, ExportPlatform};
+use crate::domain::{ExportFlavor, ExportPlatform};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct AutomationSettings {
@@ -42,16 +42,6 @@ pub struct PublishSettings {
     pub min_precision: f64,
     pub min_recall: f64,
 }
-
-const FLAVORS: [ExportFlavor; 7] = [
-    ExportFlavor::Linux,
-    ExportFlavor::Windows,
-    ExportFlavor::Arm,
-    ExportFlavor::Onnx10,
-    ExportFlavor::Onnx12,
-    ExportFlavor::TensorFlowNormal,
-    ExportFlavor::TensorFlowLite,
-];
 
 /// The flavors the service offers per platform.
 fn flavor_fits(platform: ExportPlatform, flavor: ExportFlavor) -> bool {
@@ -106,9 +96,7 @@ impl AutomationSettings {
                 let flavor = match flavor_text {
                     None => None,
                     Some(f) => Some(
-                        FLAVORS
-                            .into_iter()
-                            .find(|x| x.as_str().eq_ignore_ascii_case(f))
+                        ExportFlavor::parse(f)
                             .filter(|x| flavor_fits(platform, *x))
                             .ok_or_else(|| {
                                 invalid(

@@ -17,7 +17,6 @@ use url::Url;
 
 use super::decide::{judge_existing, merged, quoted_etag, Existing};
 use super::{error_code, list_one};
-use crate::naming::tags_header;
 use crate::redact::redact;
 
 /// How long one invocation waits for a server-side copy before handing back to the host.
@@ -296,4 +295,40 @@ pub async fn set_tags(blob: &BlobClient, tags: HashMap<String, String>) -> Resul
         .await
         .map_err(CopyError::request("set tags"))?;
     Ok(())
+}
+
+/// Encodes tags as the `x-ms-tags` header (`k=v&k2=v2`, percent-encoded).
+fn tags_header(tags: &BTreeMap<String, String>) -> String {
+    use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+    let mut out = String::new();
+    for (k, v) in tags {
+        if !out.is_empty() {
+            out.push('&');
+        }
+        let _ = std::fmt::Write::write_fmt(
+            &mut out,
+            format_args!(
+                "{}={}",
+                utf8_percent_encode(k, NON_ALPHANUMERIC),
+                utf8_percent_encode(v, NON_ALPHANUMERIC)
+            ),
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_are_percent_encoded_as_the_header_wants() {
+        assert_eq!(
+            tags_header(&BTreeMap::from([
+                ("a b".into(), "x/y".into()),
+                ("k".into(), "v".into())
+            ])),
+            "a%20b=x%2Fy&k=v"
+        );
+    }
 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use azure_storage_blob::models::CopyStatus;
 
-use crate::naming::SOURCE_ETAG_KEY;
+use crate::naming::stored::SOURCE_ETAG_KEY;
 
 /// `current` with `ours` laid over it, or `None` when every one of ours is already there
 /// (nothing to write). Tags and metadata replace the whole set on write, and other tools may

@@ -371,7 +371,7 @@ impl Policy for SasPolicy {
 
 /// A blob as a listing shows it: with `include=tags,metadata` (and `copy`), one request gives
 /// what would otherwise take a properties read and a tags read per blob.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listed {
     pub name: String,
     /// As the listing gives it, unquoted (`0x8D…`).

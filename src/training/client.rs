@@ -17,9 +17,9 @@ use tokio::time::Instant;
 use url::Url;
 
 use super::error::{parse_error_body, scrub, TrainingError};
-use super::models::{Export, ExportFlavor, Iteration, IterationPerformance, NewProject, Project};
+use super::models::{Export, Iteration, IterationPerformance, NewProject, Project};
 use super::retry::{is_retryable_status, retry_after, RetryPolicy};
-use crate::notification::{ExportPlatform, IterationId, ProjectId};
+use crate::domain::{ExportFlavor, ExportPlatform, IterationId, ProjectId};
 use crate::settings::training::{TrainingAuthSettings, TrainingSettings};
 use crate::settings::Secret;
 use crate::storage::SharedHttp;

@@ -21,7 +21,7 @@ pub use crate::settings::training::{TrainingAuthSettings, TrainingSettings};
 pub use client::{TrainingAuth, TrainingClient, COGNITIVE_SERVICES_SCOPE};
 pub use error::TrainingError;
 pub use models::{
-    Classifier, Export, ExportFlavor, ExportStatus, Iteration, IterationPerformance, NewProject,
-    Project, ProjectSettings, TagPerformance,
+    Classifier, Export, ExportState, Iteration, IterationPerformance, NewProject, Project,
+    ProjectSettings, TagPerformance,
 };
 pub use retry::RetryPolicy;

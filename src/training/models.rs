@@ -9,15 +9,15 @@
 //! document's UpdateProject example.
 //!
 //! Enumerations the client also sends ([`Classifier`], [`ExportFlavor`], [`ExportPlatform`]) are
-//! strict; [`ExportStatus`] only comes back and tolerates values added later.
+//! strict; [`ExportState`] (the spec's `ExportStatus`) only comes back and tolerates values
+//! added later.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-pub use crate::notification::ExportFlavor;
-use crate::notification::{ExportPlatform, IterationId, ProjectId};
+use crate::domain::{ExportFlavor, ExportPlatform, IterationId, ProjectId};
 
 /// `Project`. Serializes as the UpdateProject body (see the module docs).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -199,7 +199,7 @@ pub struct TagPerformance {
 pub struct Export {
     #[serde(deserialize_with = "de::platform")]
     pub platform: ExportPlatform,
-    pub status: ExportStatus,
+    pub status: ExportState,
     /// A SAS URL while the package is downloadable (`null` while exporting); a relative path
     /// for GetArtifact when the resource is VNET-bound. Its signature is a secret: never log it
     /// outside the redacting log writer.
@@ -211,9 +211,11 @@ pub struct Export {
     pub newer_version_available: bool,
 }
 
-/// `ExportStatus`.
+/// The spec's `ExportStatus`: where an export of the Training API stands. Named apart from
+/// the notification's [`ExportStatus`](crate::notification::ExportStatus), which is how a
+/// finished export ended, so that each name has one meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-pub enum ExportStatus {
+pub enum ExportState {
     Exporting,
     Failed,
     Done,
@@ -365,12 +367,12 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(e.platform, ExportPlatform::TensorFlow);
-        assert_eq!(e.status, ExportStatus::Done);
+        assert_eq!(e.status, ExportState::Done);
         let e: Export = serde_json::from_value(
             json!({"platform": "ONNX", "status": "Queued", "flavor": "ONNX12"}),
         )
         .unwrap();
-        assert_eq!(e.status, ExportStatus::Unknown);
+        assert_eq!(e.status, ExportState::Unknown);
         assert_eq!(e.flavor, Some(ExportFlavor::Onnx12));
     }
 

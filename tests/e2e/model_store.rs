@@ -10,8 +10,8 @@ use std::sync::Arc;
 use serde_json::Value;
 use url::Url;
 
+use customvision_events::domain::ProjectId;
 use customvision_events::model_store::index::{rebuild, ModelIndex};
-use customvision_events::notification::ProjectId;
 use customvision_events::settings::AZURITE_ACCOUNT;
 
 use crate::backup_name;

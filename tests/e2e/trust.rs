@@ -47,7 +47,7 @@ async fn tagging_in_place_over_a_stale_listing_reads_again_and_keeps_both_writer
 
     let tags = map(&[("projectId", &p), ("kind", "backup")]);
     let ours = map(&[("cvprojectid", &p), ("cviterationid", &i)]);
-    let etag = in_place::ensure(&container, &stale, &tags, &ours)
+    let etag = in_place::ensure(&container, &name, stale.into(), &tags, &ours)
         .await
         .expect("a lost race is decided again, not a failure");
 
@@ -63,7 +63,7 @@ async fn tagging_in_place_over_a_stale_listing_reads_again_and_keeps_both_writer
 
     // Nothing left to write: the current ETag comes back, and nothing is written.
     let fresh = list_one(&container, &name).await.unwrap().unwrap();
-    let again = in_place::ensure(&container, &fresh, &tags, &ours)
+    let again = in_place::ensure(&container, &name, fresh.into(), &tags, &ours)
         .await
         .unwrap();
     assert_eq!(again, etag);

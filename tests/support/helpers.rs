@@ -417,7 +417,7 @@ pub async fn expected_newest(app: &TestApp, project: &str, iterations: &[String]
             customvision_events::model_store::OrderKey {
                 at: backup.created.unwrap(),
                 by: customvision_events::model_store::OrderBy::Created,
-                iteration_id: customvision_events::notification::IterationId::parse(i).unwrap(),
+                iteration_id: customvision_events::domain::IterationId::parse(i).unwrap(),
             }
         })
         .max()

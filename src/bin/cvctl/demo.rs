@@ -8,6 +8,8 @@ use std::time::Duration;
 use customvision_events::devhost::azurite::Azurite;
 use customvision_events::devhost::probe::{wait_for, Probe};
 use customvision_events::devhost::{self, DevHostOptions};
+use customvision_events::domain::ProjectId;
+use customvision_events::naming::stored::index_path;
 
 use crate::context::{CliError, Context};
 use crate::{models, simulate};
@@ -86,15 +88,13 @@ async fn drive(ctx: &Context, connection: &str) -> Result<(), CliError> {
         }
     }
     let probe = Probe::from_connection_string(connection).map_err(CliError::check)?;
+    let index = index_path(ProjectId::parse(&project).map_err(|e| CliError::check(e.to_string()))?);
     wait_for(
         "the model store's index",
         Duration::from_secs(60),
         || async {
             Ok(probe
-                .blob(
-                    &ctx.settings.model_store_container,
-                    &format!("{project}/index.json"),
-                )
+                .blob(&ctx.settings.model_store_container, &index)
                 .await?
                 .map(|_| ()))
         },

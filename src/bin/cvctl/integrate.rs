@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use url::Url;
 
-use customvision_events::notification::ProjectId;
+use customvision_events::domain::ProjectId;
 use customvision_events::training::NewProject;
 
 use crate::context::{training_failure, CliError, Context};

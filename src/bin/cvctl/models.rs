@@ -9,10 +9,12 @@ use azure_storage_blob::models::BlobClientGetPropertiesResultHeaders;
 use futures::TryStreamExt;
 use serde::Serialize;
 
+use customvision_events::domain::{ExportPlatform, IterationId, ProjectId};
 use customvision_events::model_store::index::ModelIndex;
-use customvision_events::model_store::{index_path, OrderKey};
-use customvision_events::naming::{KIND_LATEST, KIND_MODEL};
-use customvision_events::notification::{ExportPlatform, IterationId, ProjectId};
+use customvision_events::model_store::OrderKey;
+use customvision_events::naming::stored::{
+    index_path, ITERATION_ID_KEY, KIND_LATEST, KIND_MODEL, PLATFORM_KEY, TAG_KIND, TAG_PROJECT_ID,
+};
 
 use crate::context::{storage_failure, CliError, Context};
 
@@ -75,7 +77,7 @@ pub async fn list(ctx: &Context, args: &Args) -> Result<Listing, CliError> {
     // `kind` between 'latest' and 'model': the copies and the aliases, not backups tagged in
     // place; and a tag in the filter is a tag the answer carries.
     let mut filter = format!(
-        "\"projectId\" = '{project}' AND \"kind\" >= '{KIND_LATEST}' AND \"kind\" <= '{KIND_MODEL}'"
+        "\"{TAG_PROJECT_ID}\" = '{project}' AND \"{TAG_KIND}\" >= '{KIND_LATEST}' AND \"{TAG_KIND}\" <= '{KIND_MODEL}'"
     );
     if let Some(i) = &args.iteration {
         let i = IterationId::parse(i)
@@ -109,7 +111,7 @@ pub async fn list(ctx: &Context, args: &Args) -> Result<Listing, CliError> {
             .and_then(|t| t.blob_tag_set)
             .unwrap_or_default()
             .into_iter()
-            .find(|t| t.key.as_deref() == Some("kind"))
+            .find(|t| t.key.as_deref() == Some(TAG_KIND))
             .and_then(|t| t.value);
         let props = match store.blob_client(&name).get_properties(None).await {
             Ok(p) => p,
@@ -118,8 +120,8 @@ pub async fn list(ctx: &Context, args: &Args) -> Result<Listing, CliError> {
         };
         let metadata = props.metadata().unwrap_or_default();
         let order = OrderKey::from_metadata(&metadata);
-        let platform = metadata.get("cvplatform").cloned().unwrap_or_default();
-        let iteration = metadata.get("cviterationid").cloned().unwrap_or_default();
+        let platform = metadata.get(PLATFORM_KEY).cloned().unwrap_or_default();
+        let iteration = metadata.get(ITERATION_ID_KEY).cloned().unwrap_or_default();
         // The alias's own tags name it; its metadata names the iteration it points at.
         if kind.as_deref() == Some(KIND_LATEST) {
             latest_of.insert(platform, (iteration, name));

@@ -12,7 +12,7 @@ use base64::Engine as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use time::OffsetDateTime;
 
-use customvision_events::notification::ExportPlatform;
+use customvision_events::domain::ExportPlatform;
 use customvision_events::seed;
 use customvision_events::settings::StorageAuth;
 use customvision_events::storage::{sas, StorageAccount};
@@ -102,7 +102,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 
 fn id_or_new(given: &Option<String>, what: &str) -> Result<String, CliError> {
     match given {
-        Some(id) => customvision_events::notification::ProjectId::parse(id)
+        Some(id) => customvision_events::domain::ProjectId::parse(id)
             .map(|p| p.to_string())
             .map_err(|e| CliError::usage(format!("--{what}: {e}"), "a hyphenated GUID")),
         None => Ok(uuid::Uuid::new_v4().to_string()),

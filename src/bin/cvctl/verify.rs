@@ -16,7 +16,8 @@ use std::time::Duration;
 use azure_storage_queue::models::QueueClientPeekMessagesOptions;
 use url::Url;
 
-use customvision_events::notification::{Notification, ProjectId};
+use customvision_events::domain::ProjectId;
+use customvision_events::notification::Notification;
 use customvision_events::storage::{list_blobs, StorageAccount};
 
 use crate::context::{storage_failure, training_failure, CliError, Context, Failure};

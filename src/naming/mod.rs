@@ -1,12 +1,16 @@
 //! Names: which blob is a backup of which export, where its copy goes in the model store, and
 //! the tags and metadata it carries. Pure functions over validated ids.
+//!
+//! - [`stored`]: every tag, metadata key and fixed path the store holds, defined once.
+
+pub mod stored;
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use url::Url;
 
-use crate::notification::{ExportPlatform, IterationId, ProjectId};
+use crate::domain::{ExportPlatform, IterationId, ProjectId};
+use stored::{model_metadata, model_tags, EXTENSION_KEY, TAG_SOURCE};
 
 /// Where an exported model comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,7 +40,9 @@ impl Platform {
         match self {
             Self::Known(p) => p.as_str().to_string(),
             Self::Zip => "zip".to_string(),
-            Self::Unknown(hash) => format!("{UNKNOWN_LABEL_PREFIX}{}", hex(&hash)),
+            Self::Unknown(hash) => {
+                format!("{UNKNOWN_LABEL_PREFIX}{:08x}", u32::from_be_bytes(hash))
+            }
         }
     }
 
@@ -60,11 +66,6 @@ impl Platform {
 
 /// How the label of a [`Platform::Unknown`] starts.
 pub const UNKNOWN_LABEL_PREFIX: &str = "unknown-";
-
-/// Lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 /// The model blob of one finished export, named from validated ids only.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,40 +185,30 @@ impl ExportedModel {
     /// Index tags, deterministic so re-applying them is a no-op. `kind` tells a model-store
     /// copy (`model`) from the `latest` alias and from a backup tagged in place.
     pub fn tags(&self, kind: &str) -> BTreeMap<String, String> {
-        BTreeMap::from([
-            ("projectId".into(), self.project_id.to_string()),
-            ("iterationId".into(), self.iteration_id.to_string()),
-            ("platform".into(), self.platform.label()),
-            ("source".into(), self.source_tag()),
-            ("kind".into(), kind.to_string()),
-        ])
+        let mut tags = model_tags(
+            self.project_id,
+            self.iteration_id,
+            &self.platform.label(),
+            kind,
+        );
+        tags.insert(TAG_SOURCE.into(), self.source_tag());
+        tags
     }
 
     /// Metadata (names must be C# identifiers). `source_etag` is set on copies: it is how a
     /// redelivered message recognises a copy that is already done.
     pub fn metadata(&self, source_etag: Option<&str>) -> BTreeMap<String, String> {
-        let mut m = BTreeMap::from([
-            ("cvprojectid".into(), self.project_id.to_string()),
-            ("cviterationid".into(), self.iteration_id.to_string()),
-            ("cvplatform".into(), self.platform.label()),
-            ("cvsourceblob".into(), self.source()),
-            (EXTENSION_KEY.into(), self.extension.clone()),
-        ]);
-        if let Some(etag) = source_etag {
-            m.insert(SOURCE_ETAG_KEY.into(), etag.to_string());
-        }
+        let mut m = model_metadata(
+            self.project_id,
+            self.iteration_id,
+            &self.platform.label(),
+            &self.source(),
+            source_etag,
+        );
+        m.insert(EXTENSION_KEY.into(), self.extension.clone());
         m
     }
 }
-
-/// Tag `kind` of a model-store copy, of the `latest` alias, of a backup tagged in place.
-pub const KIND_MODEL: &str = "model";
-pub const KIND_LATEST: &str = "latest";
-pub const KIND_BACKUP: &str = "backup";
-
-pub const SOURCE_ETAG_KEY: &str = "cvsourceetag";
-/// The model's file extension, which the index and the `latest` alias name it by.
-pub const EXTENSION_KEY: &str = "cvextension";
 
 /// If `model_uri` points into `container` under `blob_endpoint` (same host, port and account
 /// path), the blob name it names, percent-decoded. Any query (a SAS) is ignored.
@@ -244,24 +235,6 @@ pub fn blob_name_in_container(
         .decode_utf8()
         .ok()?;
     (!decoded.is_empty()).then(|| decoded.into_owned())
-}
-
-/// Encodes tags as the `x-ms-tags` header (`k=v&k2=v2`, percent-encoded).
-pub fn tags_header(tags: &BTreeMap<String, String>) -> String {
-    use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
-    let mut out = String::new();
-    for (k, v) in tags {
-        if !out.is_empty() {
-            out.push('&');
-        }
-        let _ = write!(
-            out,
-            "{}={}",
-            utf8_percent_encode(k, NON_ALPHANUMERIC),
-            utf8_percent_encode(v, NON_ALPHANUMERIC)
-        );
-    }
-    out
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -363,6 +336,7 @@ impl PathTemplate {
 
 #[cfg(test)]
 mod tests {
+    use super::stored::{KIND_MODEL, SOURCE_ETAG_KEY};
     use super::*;
 
     const P: &str = "9a8b7c6d-1234-4e5f-8a9b-0c1d2e3f4a5b";
@@ -533,13 +507,6 @@ mod tests {
         let m = b.metadata(Some("\"0x1\""));
         assert_eq!(m[SOURCE_ETAG_KEY], "\"0x1\"");
         assert!(!b.metadata(None).contains_key(SOURCE_ETAG_KEY));
-        assert_eq!(
-            tags_header(&BTreeMap::from([
-                ("a b".into(), "x/y".into()),
-                ("k".into(), "v".into())
-            ])),
-            "a%20b=x%2Fy&k=v"
-        );
     }
 
     #[test]

@@ -1,0 +1,26 @@
+//! A Custom Vision iteration's id.
+
+super::guid::guid_newtype!(
+    /// An iteration id: a validated GUID, one trained model of a project.
+    IterationId,
+    "iterationId"
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::DomainError;
+
+    #[test]
+    fn a_bad_id_names_its_field() {
+        let i = "1b2c3d4e-5f60-4172-8394-a5b6c7d8e9f0";
+        assert_eq!(IterationId::parse(i).unwrap().to_string(), i);
+        assert_eq!(
+            IterationId::parse("x"),
+            Err(DomainError::BadGuid {
+                field: "iterationId",
+                value: "x".into()
+            })
+        );
+    }
+}

@@ -1,0 +1,21 @@
+//! The values Custom Vision names, each built only by parsing: past `parse`, an id is a
+//! hyphenated GUID and a platform one the Training API knows, so no blob name, tag or request
+//! is built from raw text (as zero2prod's `src/domain/`). One type per file; each fails with a
+//! [`DomainError`], whoever reads it: a notification, blob metadata, a Training API answer, a
+//! command line.
+//!
+//! The bottom layer: it uses nothing else of the crate.
+
+mod error;
+mod export_flavor;
+mod export_platform;
+mod guid;
+mod iteration_id;
+mod project_id;
+
+pub(crate) use error::truncate;
+pub use error::DomainError;
+pub use export_flavor::ExportFlavor;
+pub use export_platform::ExportPlatform;
+pub use iteration_id::IterationId;
+pub use project_id::ProjectId;

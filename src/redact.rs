@@ -75,39 +75,59 @@ const fn name(text: &'static [u8], kind: Kind, boundary: bool) -> Name {
     }
 }
 
-/// Which lower-cased bytes start a name: most bytes of a line start none, and cost one load.
-const FIRST: [bool; 256] = {
-    let mut table = [false; 256];
+/// Which names a byte may start (`FIRST`) or follow the first byte of (`SECOND`), as bit masks
+/// over `NAMES`, either case: most pairs of a line start no name, and cost two loads.
+const FIRST: [u16; 256] = name_bytes(0);
+const SECOND: [u16; 256] = name_bytes(1);
+
+const fn name_bytes(at: usize) -> [u16; 256] {
+    assert!(NAMES.len() <= 16);
+    let mut table = [0u16; 256];
     let mut i = 0;
     while i < NAMES.len() {
-        table[NAMES[i].text[0].to_ascii_lowercase() as usize] = true;
+        let b = NAMES[i].text[at];
+        table[b.to_ascii_lowercase() as usize] |= 1 << i;
+        table[b.to_ascii_uppercase() as usize] |= 1 << i;
         i += 1;
     }
     table
-};
+}
 
 /// Replaces each secret value (see `NAMES`) with `REDACTED`, in whichever encoding it was
 /// written; everything else is kept byte for byte.
 pub fn redact(text: &str) -> String {
     let view = View::decode(text);
     let bytes = &view.bytes[..];
+    // Value spans in the view. The scan goes on inside a value: a value that runs on (a
+    // connection-string value to its `;`) must not hide a name whose own value runs past it.
+    let mut spans: Vec<(usize, usize)> = Vec::new();
+    for (i, pair) in bytes.windows(2).enumerate() {
+        let mut candidates = FIRST[usize::from(pair[0])] & SECOND[usize::from(pair[1])];
+        while candidates != 0 {
+            let name = &NAMES[candidates.trailing_zeros() as usize];
+            candidates &= candidates - 1;
+            if let Some(span) = secret_at(bytes, i, name) {
+                spans.push(span);
+                break;
+            }
+        }
+    }
+    if spans.is_empty() {
+        return text.to_string();
+    }
+    spans.sort_unstable();
     let mut out = String::with_capacity(text.len());
     let mut copied = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        if !FIRST[bytes[i].to_ascii_lowercase() as usize] {
-            i += 1;
-            continue;
+    let mut spans = spans.into_iter().peekable();
+    while let Some((start, mut end)) = spans.next() {
+        while let Some(&(_, next_end)) = spans.peek().filter(|&&(s, _)| s <= end) {
+            end = end.max(next_end);
+            spans.next();
         }
-        let Some((start, end)) = NAMES.iter().find_map(|n| secret_at(bytes, i, n)) else {
-            i += 1;
-            continue;
-        };
         let (from, to) = (view.start(start), view.end(end - 1));
         out.push_str(&text[copied..from]);
         out.push_str(REDACTED);
         copied = to;
-        i = end;
     }
     out.push_str(&text[copied..]);
     out
@@ -480,6 +500,11 @@ mod tests {
             "Prediction-Key=REDACTED&x"
         );
         assert_eq!(redact("aeg-sas-key: SECRET"), "aeg-sas-key: REDACTED");
+        // A connection-string value runs to `;`, over the name of a header: both values go.
+        assert_eq!(
+            redact("AccountKey=&Training-Key: SECRET"),
+            "AccountKey=REDACTED REDACTED"
+        );
         assert_eq!(
             redact("secret whsec_SECRET+/= set"),
             "secret whsec_REDACTED set"

@@ -12,7 +12,7 @@
 //! until nothing changes), and every byte of the view remembers where it came from in the text.
 //! Names are matched in the view, without regard to case; each secret value found there is
 //! replaced in the original text, over the bytes its view came from, whatever their encoding.
-//! A text with no `%` and no `\` is its own view, and costs one scan.
+//! A text without escapes is its own view, and costs one scan.
 
 use std::io::{self, Write};
 
@@ -214,18 +214,15 @@ struct View<'a> {
 
 impl<'a> View<'a> {
     fn decode(text: &'a str) -> Self {
-        let raw = text.as_bytes();
-        if !raw.iter().any(|&b| b == b'%' || b == b'\\') {
+        let Some((mut bytes, mut starts)) = decode_pass(text.as_bytes(), None) else {
             return Self {
                 text,
-                bytes: raw.into(),
+                bytes: text.as_bytes().into(),
                 starts: None,
             };
-        }
-        let mut bytes = raw.to_vec();
-        let mut starts: Vec<usize> = (0..raw.len()).collect();
-        for _ in 0..MAX_DECODE_PASSES {
-            match decode_pass(&bytes, &starts) {
+        };
+        for _ in 1..MAX_DECODE_PASSES {
+            match decode_pass(&bytes, Some(&starts)) {
                 Some((b, s)) => (bytes, starts) = (b, s),
                 None => break,
             }
@@ -250,37 +247,41 @@ impl<'a> View<'a> {
     }
 }
 
-/// One pass of `%XX`, `\uXXXX` and `\"`-style escapes; None when there was none.
-fn decode_pass(bytes: &[u8], starts: &[usize]) -> Option<(Vec<u8>, Vec<usize>)> {
+/// One pass of `%XX`, `\uXXXX` and `\"`-style escapes over `bytes`, whose text spans start
+/// at `starts` (the identity when None); None, without allocating, when there is no escape.
+fn decode_pass(bytes: &[u8], starts: Option<&[usize]>) -> Option<(Vec<u8>, Vec<usize>)> {
+    let first = (0..bytes.len()).find(|&i| escape_at(bytes, i).is_some())?;
+    let start_of = |i: usize| starts.map_or(i, |s| s[i]);
     let mut out = Vec::with_capacity(bytes.len());
     let mut out_starts = Vec::with_capacity(bytes.len());
-    let mut i = 0;
+    out.extend_from_slice(&bytes[..first]);
+    out_starts.extend((0..first).map(start_of));
+    let mut i = first;
     while i < bytes.len() {
-        let (byte, len) = match bytes[i] {
-            b'%' => match hex(bytes.get(i + 1..i + 3)) {
-                Some(v) => (ascii_or_marker(v), 3),
-                None => (b'%', 1),
-            },
-            b'\\' => match bytes.get(i + 1) {
-                Some(b'u') => match hex(bytes.get(i + 2..i + 6)) {
-                    Some(v) => (ascii_or_marker(v), 6),
-                    None => (b'\\', 1),
-                },
-                Some(&c @ (b'\\' | b'"' | b'/' | b'\'')) => (c, 2),
-                Some(b'n') => (b'\n', 2),
-                Some(b'r') => (b'\r', 2),
-                Some(b't') => (b'\t', 2),
-                Some(b'b') => (0x08, 2),
-                Some(b'f') => (0x0c, 2),
-                _ => (b'\\', 1),
-            },
-            b => (b, 1),
-        };
+        let (byte, len) = escape_at(bytes, i).unwrap_or((bytes[i], 1));
         out.push(byte);
-        out_starts.push(starts[i]);
+        out_starts.push(start_of(i));
         i += len;
     }
-    (out.len() != bytes.len()).then_some((out, out_starts))
+    Some((out, out_starts))
+}
+
+/// The byte an escape at `i` stands for, and the escape's length.
+fn escape_at(bytes: &[u8], i: usize) -> Option<(u8, usize)> {
+    match bytes[i] {
+        b'%' => hex(bytes.get(i + 1..i + 3)).map(|v| (ascii_or_marker(v), 3)),
+        b'\\' => match bytes.get(i + 1)? {
+            b'u' => hex(bytes.get(i + 2..i + 6)).map(|v| (ascii_or_marker(v), 6)),
+            &c @ (b'\\' | b'"' | b'/' | b'\'') => Some((c, 2)),
+            b'n' => Some((b'\n', 2)),
+            b'r' => Some((b'\r', 2)),
+            b't' => Some((b'\t', 2)),
+            b'b' => Some((0x08, 2)),
+            b'f' => Some((0x0c, 2)),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 fn hex(digits: Option<&[u8]>) -> Option<u32> {

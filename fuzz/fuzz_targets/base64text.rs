@@ -15,7 +15,7 @@ fn straightforward(text: &str, alphabet: &[u8; 64]) -> Option<Vec<u8>> {
         .bytes()
         .filter(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
         .collect();
-    if compact.len() % 4 != 0 {
+    if !compact.len().is_multiple_of(4) {
         return None;
     }
     let padding = compact.iter().rev().take_while(|&&b| b == b'=').count();

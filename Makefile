@@ -2,7 +2,7 @@
 SHELL := bash
 AZURITE := node_modules/.bin/azurite
 
-.PHONY: demo test lint unit infra-check package package-check azurite release bench clean reliability reliability-long
+.PHONY: demo test lint unit infra-check package package-check azurite release bench clean reliability reliability-long audit fuzz fuzz-long fuzz-cmin
 
 # Azurite (the storage emulator) and Prism (the Training API contract mock) from npm, pinned by
 # package-lock.json, into ./node_modules.
@@ -16,7 +16,7 @@ demo: $(AZURITE)
 	target/debug/cvctl demo
 
 ## Everything CI runs.
-test: $(AZURITE) lint unit infra-check package-check
+test: $(AZURITE) lint audit unit infra-check package-check fuzz
 
 lint:
 	python3 scripts/module-cycles.py
@@ -49,6 +49,30 @@ reliability: $(AZURITE)
 ## The same with the long load: 1,000 notifications.
 reliability-long: $(AZURITE)
 	RELIABILITY_LONG=1 $(MAKE) --no-print-directory reliability
+
+## Dependency audit against the offline RustSec copy that sits beside the clone in CI
+## (shared/advisory-db; its date is in its SNAPSHOT.md): a vulnerability fails, an
+## unmaintained or unsound crate is a warning. Both lock files: the app's and the fuzz crate's.
+ADVISORY_DB ?= ../shared/advisory-db
+audit:
+	@test -d "$(ADVISORY_DB)" || { echo "audit: no advisory database at $(ADVISORY_DB) (set ADVISORY_DB=...)"; exit 1; }
+	command -v cargo-audit >/dev/null || cargo install cargo-audit --locked
+	cargo audit --db "$(ADVISORY_DB)" --no-fetch
+	cargo audit --db "$(ADVISORY_DB)" --no-fetch --file fuzz/Cargo.lock
+
+## Fuzzing (fuzz/, cargo-fuzz): every target from the corpus kept in fuzz/corpus/, FUZZ_SECONDS
+## in all (60 for CI; `make fuzz-long FUZZ_SECONDS=600` by hand, FUZZ_MERGE=1 keeps what
+## new coverage it finds). `make fuzz-cmin` minimises the kept corpus (edges only, to keep it
+## small).
+fuzz:
+	bash scripts/fuzz.sh $(or $(FUZZ_SECONDS),60)
+
+fuzz-long:
+	bash scripts/fuzz.sh $(or $(FUZZ_SECONDS),600)
+
+fuzz-cmin:
+	cd fuzz && for t in $$(cargo +nightly fuzz list); do \
+	  cargo +nightly fuzz cmin --release --debug-assertions --sanitizer none $$t -- -use_counters=0; done
 
 ## Azurite on its default ports (10000-10002) for `func start` with local.settings.json.
 azurite: $(AZURITE)

@@ -1,6 +1,7 @@
 //! `cargo bench --bench inprocess` (part of `make bench`): the handler's in-process work per
 //! invocation, without I/O: decoding the host's envelope, parsing the notification, routing it
-//! (the whole `Notifications` function), and naming the model-store copy with its tags.
+//! (the whole `Notifications` function), naming the model-store copy with its tags, and
+//! redacting a log line (every line the process writes goes through it).
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 
@@ -76,5 +77,29 @@ fn naming(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, envelope, parse, route, naming);
+/// Three lines: the common one (no secret), a copy error with a SAS URL, and a kept record
+/// with the URL JSON-escaped inside JSON (`\u0026sig\u003d`).
+fn redact(c: &mut Criterion) {
+    use customvision_events::redact::redact;
+    let plain = format!(
+        "2026-01-01T10:00:00.123456Z  INFO Notifications: export {P} iteration {I} copied to \
+         models/{P}/{I}/onnx/model.onnx (12345678 bytes, md5 3q2+7w==) in 1.2s, latest moved"
+    );
+    let sas = "2026-01-01T10:00:00.123456Z  WARN ExportCompleted: copy from \
+        https://acct.blob.core.windows.net/customvision-backups/x.ONNX?sv=2021-08-06\
+        &se=2026-01-01T00%3A00%3A00Z&sr=b&sp=r&sig=FAKEnotREALsignatureZm9vYmFy%2Bx%3D \
+        failed: 403 AuthorizationFailure (will retry)";
+    let escaped = r#"{"reason":"copy failed","message":"{\"version\":\"1.0\",\"type\":\"Export\",\"Content\":{\"modelUri\":\"https://acct.blob.core.windows.net/c/x.ONNX?sv=1\u0026sig\u003dFAKEnotREAL%2Bx%3D\"}}"}"#;
+    for (name, line) in [
+        ("plain", plain.as_str()),
+        ("sas", sas),
+        ("escaped", escaped),
+    ] {
+        c.bench_function(&format!("redact: a log line, {name}"), |b| {
+            b.iter(|| black_box(redact(black_box(line))))
+        });
+    }
+}
+
+criterion_group!(benches, envelope, parse, route, naming, redact);
 criterion_main!(benches);

@@ -3,23 +3,32 @@
 //! accepts what the host accepts.
 //!
 //! .NET skips the whitespace characters space, tab, CR and LF anywhere in the input (MIME-style
-//! line breaks every 76 characters are common), then requires canonical padded base64.
+//! line breaks every 76 characters are common), then requires padded base64. It ignores the
+//! unused low bits of the last character (`QR==` reads as `QQ==`): .NET 8, which the Functions
+//! host 4.x runs on, does not check them (dotnet/runtime issue 105264; the check came later,
+//! as a breaking change, dotnet/runtime issue 133495).
 
-use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+use base64::alphabet;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
 use base64::Engine as _;
+
+const READ: GeneralPurposeConfig =
+    GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true);
+const DOTNET: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDARD, READ);
+const DOTNET_URL_SAFE: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, READ);
 
 /// `Convert.FromBase64String`: standard alphabet, padding required, whitespace ignored.
 pub fn decode_dotnet(text: &str) -> Option<Vec<u8>> {
-    STANDARD.decode(strip_whitespace(text)).ok()
+    DOTNET.decode(strip_whitespace(text)).ok()
 }
 
 /// What the handler accepts as a base64 message: .NET's reading, or the URL-safe alphabet
 /// (some producers use it), whitespace ignored in both.
 pub fn decode_lenient(text: &str) -> Option<Vec<u8>> {
     let compact = strip_whitespace(text);
-    STANDARD
+    DOTNET
         .decode(&compact)
-        .or_else(|_| URL_SAFE.decode(&compact))
+        .or_else(|_| DOTNET_URL_SAFE.decode(&compact))
         .ok()
 }
 
@@ -63,10 +72,23 @@ mod tests {
         assert!(decode_dotnet("abcd").is_some());
     }
 
+    /// Found by the `base64text` fuzz target: a message the host decodes was poisoned by the
+    /// dev host as "not base64".
+    #[test]
+    fn unused_low_bits_are_ignored_as_dotnet_8_does() {
+        for text in ["QQ==", "QR==", "Qf==", "QUJ=", "QUL="] {
+            let canonical = if text.ends_with("==") { "QQ==" } else { "QUI=" };
+            assert_eq!(decode_dotnet(text), decode_dotnet(canonical), "{text}");
+            assert_eq!(decode_lenient(text), decode_dotnet(canonical), "{text}");
+        }
+        assert_eq!(decode_dotnet("QR==").unwrap(), b"A");
+        assert_eq!(decode_lenient("_-8=").unwrap(), [0xff, 0xef]);
+    }
+
     #[test]
     fn url_safe_is_accepted_only_by_the_lenient_reader() {
         let bytes = [0xfb, 0xff, 0xfe];
-        let url_safe = URL_SAFE.encode(bytes);
+        let url_safe = base64::engine::general_purpose::URL_SAFE.encode(bytes);
         assert!(url_safe.contains('-') || url_safe.contains('_'));
         assert_eq!(decode_dotnet(&url_safe), None);
         assert_eq!(decode_lenient(&url_safe).unwrap(), bytes);

@@ -128,8 +128,12 @@ fn judge(
         ""
     };
     let blob_path = url.path().strip_prefix(base).unwrap_or_default();
-    let segments: Vec<&str> = blob_path.trim_start_matches('/').split('/').collect();
-    if !blob_path.starts_with('/') || segments.len() < 2 || segments.iter().any(|s| s.is_empty()) {
+    // One leading slash only: `///c/b` has empty segments, which storage would not read as /c/b.
+    let Some(segments) = blob_path.strip_prefix('/').map(|p| p.split('/').collect::<Vec<_>>())
+    else {
+        return Err("the modelUri does not name a blob (/container/blob)".into());
+    };
+    if segments.len() < 2 || segments.iter().any(|s| s.is_empty()) {
         return Err("the modelUri does not name a blob (/container/blob)".into());
     }
     Ok(Hint::Sas(url))
@@ -167,6 +171,24 @@ mod tests {
 
     fn judge(raw: &str, endpoint: &Url) -> Hint {
         classify(Some(raw), endpoint, BACKUPS, &HostAllowList::default())
+    }
+
+    #[test]
+    fn leading_empty_segments_are_refused() {
+        // Found by the model_uri fuzz target: every leading slash used to be trimmed.
+        let azure = Url::parse("https://mine.blob.core.windows.net").unwrap();
+        for raw in [
+            "https://acct.blob.core.windows.net///c/b",
+            "https://acct.blob.core.windows.net//c/b",
+        ] {
+            let hint = classify(
+                Some(raw),
+                &azure,
+                "customvision-backups",
+                &HostAllowList::default(),
+            );
+            assert!(matches!(hint, Hint::Refused(_)), "{raw}: {hint:?}");
+        }
     }
 
     #[test]

@@ -129,7 +129,9 @@ fn judge(
     };
     let blob_path = url.path().strip_prefix(base).unwrap_or_default();
     // One leading slash only: `///c/b` has empty segments, which storage would not read as /c/b.
-    let Some(segments) = blob_path.strip_prefix('/').map(|p| p.split('/').collect::<Vec<_>>())
+    let Some(segments) = blob_path
+        .strip_prefix('/')
+        .map(|p| p.split('/').collect::<Vec<_>>())
     else {
         return Err("the modelUri does not name a blob (/container/blob)".into());
     };

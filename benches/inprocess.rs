@@ -70,7 +70,8 @@ fn naming(c: &mut Criterion) {
     c.bench_function("naming: classify a backup, render its path and tags", |b| {
         b.iter(|| {
             let backup =
-                ExportedModel::classify(black_box(&name), "customvision-backups", p, i).unwrap();
+                ExportedModel::from_backup_name(black_box(&name), "customvision-backups", p, i)
+                    .unwrap();
             black_box((template.render(&backup), backup.tags(KIND_MODEL)))
         })
     });

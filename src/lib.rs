@@ -20,9 +20,9 @@
 //! Beside it: [`settings`] (read once, a bad one named; the Training API's and the automation's
 //! too), [`naming`] (blob names, paths, tags; every stored name once, in [`naming::stored`]),
 //! [`redact`] (no secret leaves as text), [`base64text`] (base64 as .NET reads it), [`seed`] (the
-//! seed document's examples), [`serve`] (the `handler` binary), [`devhost`] (the local
-//! stand-in for the Functions host, used by `cvctl` and the tests), and [`arm`] (the few Azure
-//! Resource Manager reads behind `cvctl preflight`).
+//! seed document's examples), [`startup`] (the `handler` binary's wiring), [`devhost`] (the
+//! local stand-in for the Functions host, used by `cvctl` and the tests), and [`arm`] (the few
+//! Azure Resource Manager reads behind `cvctl preflight`).
 //!
 //! Layers point down only: `functions` → `export` → `model_store` → `storage` → `settings` →
 //! `domain`; `scripts/module-cycles.py` (in `make lint`) fails on any cycle between top-level
@@ -40,8 +40,8 @@ pub mod naming;
 pub mod notification;
 pub mod redact;
 pub mod seed;
-pub mod serve;
 pub mod server;
 pub mod settings;
+pub mod startup;
 pub mod storage;
 pub mod training;

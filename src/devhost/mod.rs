@@ -204,7 +204,10 @@ pub async fn run(
         for blob in &function.blob_outputs {
             let account = account_for(&blob.connection)?;
             let container = blob.path.split('/').next().unwrap_or_default();
-            account.ensure_container(container).await.map_err(storage)?;
+            account
+                .ensure_container(container)
+                .await
+                .map_err(storage_failed)?;
             blob_outputs.push((blob.clone(), account));
         }
         runtimes.push(Arc::new(Runtime {
@@ -223,7 +226,10 @@ pub async fn run(
     if let Ok(account) = account_for("CV_STORAGE") {
         for key in ["CV_BACKUP_CONTAINER", "MODEL_STORE_CONTAINER"] {
             if let Some(name) = settings.get(key) {
-                account.ensure_container(&name).await.map_err(storage)?;
+                account
+                    .ensure_container(&name)
+                    .await
+                    .map_err(storage_failed)?;
             }
         }
     }
@@ -305,7 +311,7 @@ async fn start_handler(
     }
 }
 
-fn storage(e: crate::storage::StorageError) -> DevHostError {
+fn storage_failed(e: crate::storage::StorageError) -> DevHostError {
     DevHostError::Storage(e.to_string())
 }
 
@@ -313,8 +319,8 @@ async fn ensure_queue(
     account: &StorageAccount,
     name: &str,
 ) -> Result<Arc<QueueClient>, DevHostError> {
-    account.ensure_queue(name).await.map_err(storage)?;
-    account.queue(name).map_err(storage)
+    account.ensure_queue(name).await.map_err(storage_failed)?;
+    account.queue(name).map_err(storage_failed)
 }
 
 async fn wait_ready(

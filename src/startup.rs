@@ -12,7 +12,7 @@ use crate::storage::{self, StorageAccount};
 use crate::training::TrainingClient;
 use crate::{redact, server};
 
-/// The whole binary: a runtime, [`serve`], an exit code. A start-up failure is logged on
+/// The whole binary: a runtime, [`run`], an exit code. A start-up failure is logged on
 /// stdout, which the host writes to its log stream.
 pub fn main() -> ExitCode {
     redact::init_tracing();
@@ -26,7 +26,7 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve()) {
+    match runtime.block_on(run()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             tracing::error!("{}", redact::redact(&message));
@@ -35,7 +35,7 @@ pub fn main() -> ExitCode {
     }
 }
 
-pub async fn serve() -> Result<(), String> {
+pub async fn run() -> Result<(), String> {
     let port: u16 = std::env::var("FUNCTIONS_CUSTOMHANDLER_PORT")
         .map_err(|_| {
             "setting FUNCTIONS_CUSTOMHANDLER_PORT is required (the Functions host sets it)"

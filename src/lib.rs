@@ -11,14 +11,15 @@
 //! - [`export`] and [`model_store`]: a finished export, copied and tagged, the `latest` alias
 //!   and the index; [`automation`] with [`training`]: a finished training's report, exports and
 //!   publish through the Training API;
-//! - [`storage`]: the process's HTTP client and the storage clients, Shared Key and SAS, and
-//!   the server-side copy both the export and the `latest` alias make ([`storage::copy`]).
+//! - [`storage`]: the storage clients, Shared Key and SAS, and the server-side copy both the
+//!   export and the `latest` alias make ([`storage::copy`]); under it, [`SharedHttp`], the
+//!   process's one HTTP client (also the Training API's and ARM's).
 //!
 //! Under everything: [`domain`], the values Custom Vision names (project and iteration ids,
 //! export platforms and flavors), each built only by parsing, one per file.
 //!
 //! Beside it: [`settings`] (read once, a bad one named; the Training API's and the automation's
-//! too), [`naming`] (blob names, paths, tags; every stored name once, in [`naming::stored`]),
+//! too, and `local.settings.json` for local runs), [`naming`] (blob names, paths, tags; every stored name once, in [`naming::stored`]),
 //! [`redact`] (no secret leaves as text), [`base64text`] (base64 as .NET reads it), [`seed`] (the
 //! seed document's examples), [`startup`] (the `handler` binary's wiring), [`devhost`] (the
 //! local stand-in for the Functions host, used by `cvctl` and the tests), and [`arm`] (the few
@@ -35,6 +36,7 @@ pub mod domain;
 pub mod envelope;
 pub mod export;
 pub mod functions;
+mod http;
 pub mod model_store;
 pub mod naming;
 pub mod notification;
@@ -45,3 +47,5 @@ pub mod settings;
 pub mod startup;
 pub mod storage;
 pub mod training;
+
+pub use http::{http_client, HttpClientError, SharedHttp};

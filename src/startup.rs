@@ -7,8 +7,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use crate::functions::App;
+use crate::http::http_client;
 use crate::settings::Settings;
-use crate::storage::{self, StorageAccount};
+use crate::storage::StorageAccount;
 use crate::training::TrainingClient;
 use crate::{redact, server};
 
@@ -45,7 +46,7 @@ pub async fn run() -> Result<(), String> {
         .map_err(|_| "setting FUNCTIONS_CUSTOMHANDLER_PORT is not a port number".to_string())?;
     let settings = Settings::from_env().map_err(|e| e.to_string())?;
     // Once per process: the HTTP client (certificates, connection pool) and the SDK clients.
-    let http = storage::http_client();
+    let http = http_client();
     let account = StorageAccount::new(&settings.storage, &http).map_err(|e| e.to_string())?;
     let training = settings
         .training

@@ -44,15 +44,18 @@ use tokio::sync::watch;
 
 use crate::base64text;
 use crate::redact::redact;
+use crate::settings::AppSettings;
 use crate::settings::StorageConnection;
 use crate::storage::StorageAccount;
-use config::{AppSettings, BlobBinding, FunctionConfig, HostConfig, MessageEncoding, QueueBinding};
+use config::{BlobBinding, FunctionConfig, HostConfig, MessageEncoding, QueueBinding};
 use http::HostClient;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DevHostError {
     #[error(transparent)]
     Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    LocalSettings(#[from] crate::settings::LocalSettingsError),
     #[error("connection {name}: {reason}")]
     Connection { name: String, reason: String },
     #[error("cannot start the handler {path}: {source}")]
@@ -155,7 +158,7 @@ pub async fn run(
     // One HTTP client for every storage account the dev host reaches. Each request ends within
     // 100 s, as the real host's Azure.Core client does (`RetryOptions.NetworkTimeout`,
     // 100 s by default): a storage endpoint that drips bytes cannot stall the polling loop.
-    let storage_http = crate::storage::SharedHttp::with_total_timeout(Duration::from_secs(100));
+    let storage_http = crate::http::SharedHttp::with_total_timeout(Duration::from_secs(100));
     let mut accounts: HashMap<String, StorageAccount> = HashMap::new();
     let mut account_for = |name: &str| -> Result<StorageAccount, DevHostError> {
         if let Some(a) = accounts.get(name) {

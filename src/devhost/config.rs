@@ -9,20 +9,12 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::settings::AppSettings;
+use crate::settings::{read_json, AppSettings, JsonFileError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path} is not valid JSON: {source}")]
-    Json {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
+    #[error(transparent)]
+    File(#[from] JsonFileError),
     #[error("{path}: {reason}")]
     Invalid { path: PathBuf, reason: String },
 }
@@ -165,7 +157,7 @@ pub fn load_functions(
     root: &Path,
     settings: &AppSettings,
 ) -> Result<Vec<FunctionConfig>, ConfigError> {
-    let entries = std::fs::read_dir(root).map_err(|source| ConfigError::Read {
+    let entries = std::fs::read_dir(root).map_err(|source| JsonFileError::Read {
         path: root.to_path_buf(),
         source,
     })?;
@@ -290,17 +282,6 @@ pub fn parse_timespan(text: &str) -> Result<Duration, String> {
         Duration::from_secs((days * 24 + hours) * 3600 + minutes * 60)
             + Duration::from_secs_f64(seconds),
     )
-}
-
-fn read_json(path: &Path) -> Result<Value, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    serde_json::from_str(&text).map_err(|source| ConfigError::Json {
-        path: path.to_path_buf(),
-        source,
-    })
 }
 
 #[cfg(test)]

@@ -59,7 +59,7 @@ pub enum DevHostError {
     #[error(transparent)]
     Config(#[from] config::ConfigError),
     #[error(transparent)]
-    LocalSettings(#[from] crate::settings::LocalSettingsError),
+    LocalSettings(#[from] crate::settings::JsonFileError),
     #[error("connection {name}: {reason}")]
     Connection { name: String, reason: String },
     #[error("cannot start the handler {path}: {source}")]

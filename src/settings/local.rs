@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+/// A JSON file that cannot be read or parsed: `local.settings.json` here, `host.json` and
+/// `function.json` in the dev host.
 #[derive(Debug, thiserror::Error)]
-pub enum LocalSettingsError {
+pub enum JsonFileError {
     #[error("cannot read {path}: {source}")]
     Read {
         path: PathBuf,
@@ -28,20 +30,11 @@ pub struct AppSettings {
 }
 
 impl AppSettings {
-    pub fn load(root: &Path, env: &HashMap<String, String>) -> Result<Self, LocalSettingsError> {
+    pub fn load(root: &Path, env: &HashMap<String, String>) -> Result<Self, JsonFileError> {
         let path = root.join("local.settings.json");
         let mut values = BTreeMap::new();
         if path.exists() {
-            let text =
-                std::fs::read_to_string(&path).map_err(|source| LocalSettingsError::Read {
-                    path: path.clone(),
-                    source,
-                })?;
-            let json: Value =
-                serde_json::from_str(&text).map_err(|source| LocalSettingsError::Json {
-                    path: path.clone(),
-                    source,
-                })?;
+            let json = read_json(&path)?;
             if let Some(map) = json.get("Values").and_then(Value::as_object) {
                 for (k, v) in map {
                     let v = match v {
@@ -96,6 +89,18 @@ impl AppSettings {
         out.push_str(rest);
         Ok(out)
     }
+}
+
+/// The JSON in the file at `path`.
+pub fn read_json(path: &Path) -> Result<Value, JsonFileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| JsonFileError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|source| JsonFileError::Json {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 #[cfg(test)]

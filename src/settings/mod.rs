@@ -10,7 +10,7 @@ pub mod hosts;
 mod local;
 pub mod training;
 
-pub use local::{AppSettings, LocalSettingsError};
+pub use local::{read_json, AppSettings, JsonFileError};
 
 use automation::AutomationSettings;
 use hosts::HostAllowList;

@@ -9,12 +9,13 @@ use customvision_events::domain::{IterationId, ProjectId};
 use customvision_events::envelope::captured::{METADATA_KEYS, TWICE};
 use customvision_events::envelope::{InvocationRequest, TRIGGER_BINDING};
 use customvision_events::functions::{App, Function};
+use customvision_events::http_client;
 use customvision_events::naming::stored::KIND_MODEL;
 use customvision_events::naming::{ExportedModel, PathTemplate};
 use customvision_events::notification::Notification;
 use customvision_events::seed;
 use customvision_events::settings::Settings;
-use customvision_events::storage::{http_client, StorageAccount};
+use customvision_events::storage::StorageAccount;
 
 const P: &str = "9a8b7c6d-1234-4e5f-8a9b-0c1d2e3f4a5b";
 const I: &str = "1b2c3d4e-5f60-4172-8394-a5b6c7d8e9f0";
@@ -71,7 +72,8 @@ fn naming(c: &mut Criterion) {
     c.bench_function("naming: classify a backup, render its path and tags", |b| {
         b.iter(|| {
             let backup =
-                ExportedModel::classify(black_box(&name), "customvision-backups", p, i).unwrap();
+                ExportedModel::from_backup_name(black_box(&name), "customvision-backups", p, i)
+                    .unwrap();
             black_box((template.render(&backup), backup.tags(KIND_MODEL)))
         })
     });

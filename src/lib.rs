@@ -11,18 +11,19 @@
 //! - [`export`] and [`model_store`]: a finished export, copied and tagged, the `latest` alias
 //!   and the index; [`automation`] with [`training`]: a finished training's report, exports and
 //!   publish through the Training API;
-//! - [`storage`]: the process's HTTP client and the storage clients, Shared Key and SAS, and
-//!   the server-side copy both the export and the `latest` alias make ([`storage::copy`]).
+//! - [`storage`]: the storage clients, Shared Key and SAS, and the server-side copy both the
+//!   export and the `latest` alias make ([`storage::copy`]); under it, [`SharedHttp`], the
+//!   process's one HTTP client (also the Training API's and ARM's).
 //!
 //! Under everything: [`domain`], the values Custom Vision names (project and iteration ids,
 //! export platforms and flavors), each built only by parsing, one per file.
 //!
 //! Beside it: [`settings`] (read once, a bad one named; the Training API's and the automation's
-//! too), [`naming`] (blob names, paths, tags; every stored name once, in [`naming::stored`]),
+//! too, and `local.settings.json` for local runs), [`naming`] (blob names, paths, tags; every stored name once, in [`naming::stored`]),
 //! [`redact`] (no secret leaves as text), [`base64text`] (base64 as .NET reads it), [`seed`] (the
-//! seed document's examples), [`serve`] (the `handler` binary), [`devhost`] (the local
-//! stand-in for the Functions host, used by `cvctl` and the tests), and [`arm`] (the few Azure
-//! Resource Manager reads behind `cvctl preflight`).
+//! seed document's examples), [`startup`] (the `handler` binary's wiring), [`devhost`] (the
+//! local stand-in for the Functions host, used by `cvctl` and the tests), and [`arm`] (the few
+//! Azure Resource Manager reads behind `cvctl preflight`).
 //!
 //! Layers point down only: `functions` → `export` → `model_store` → `storage` → `settings` →
 //! `domain`; `scripts/module-cycles.py` (in `make lint`) fails on any cycle between top-level
@@ -35,13 +36,16 @@ pub mod domain;
 pub mod envelope;
 pub mod export;
 pub mod functions;
+mod http;
 pub mod model_store;
 pub mod naming;
 pub mod notification;
 pub mod redact;
 pub mod seed;
-pub mod serve;
 pub mod server;
 pub mod settings;
+pub mod startup;
 pub mod storage;
 pub mod training;
+
+pub use http::{http_client, HttpClientError, SharedHttp};

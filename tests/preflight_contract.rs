@@ -212,7 +212,7 @@ fn violations(method: &str, path_and_query: &str) -> Vec<String> {
 
 fn client(endpoint: &str) -> ArmClient {
     ArmClient::new(
-        customvision_events::storage::http_client(),
+        customvision_events::http_client(),
         Url::parse(endpoint).unwrap(),
         ArmAuth::StaticToken(Secret::new(FIXTURE_TOKEN)),
     )
@@ -544,10 +544,7 @@ async fn start_router(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let exchanges = Arc::new(Mutex::new(Vec::new()));
-    let http = customvision_events::storage::http_client()
-        .client()
-        .unwrap()
-        .clone();
+    let http = customvision_events::http_client().client().unwrap().clone();
     let recorded = exchanges.clone();
     let upstreams = Arc::new(upstreams);
     let task = tokio::spawn(async move {
@@ -678,7 +675,7 @@ async fn every_request_passes_prism() {
 
     // Prism does judge: the same requests without api-version, or without a token, fail.
     exchanges.lock().unwrap().clear();
-    let http = customvision_events::storage::http_client();
+    let http = customvision_events::http_client();
     let http = http.client().unwrap();
     let bare = format!("{endpoint}/subscriptions/{SUBSCRIPTION}/providers/Microsoft.Web/geoRegions?sku=FlexConsumption");
     let no_version = http

@@ -41,7 +41,7 @@ fn quick_policy() -> RetryPolicy {
 fn client_with_key(fixture: &CustomVisionFixture, key: &str) -> TrainingClient {
     init_logs();
     TrainingClient::new(
-        customvision_events::storage::http_client(),
+        customvision_events::http_client(),
         &fixture.endpoint(),
         TrainingAuth::Key(Secret::new(key)),
     )
@@ -328,7 +328,7 @@ async fn a_hung_service_is_cut_by_the_deadline() {
         ..quick_policy()
     };
     let c = TrainingClient::new(
-        customvision_events::storage::http_client(),
+        customvision_events::http_client(),
         &format!("http://{addr}").parse().unwrap(),
         TrainingAuth::Key(Secret::new(FIXTURE_KEY)),
     )
@@ -350,7 +350,7 @@ async fn connection_refused_is_transient() {
         l.local_addr().unwrap()
     };
     let c = TrainingClient::new(
-        customvision_events::storage::http_client(),
+        customvision_events::http_client(),
         &format!("http://{addr}/").parse().unwrap(),
         TrainingAuth::Key(Secret::new(FIXTURE_KEY)),
     )
@@ -605,7 +605,7 @@ async fn entra_id_bearer_token_instead_of_a_key() {
         scopes: Mutex::new(Vec::new()),
     });
     let c = TrainingClient::new(
-        customvision_events::storage::http_client(),
+        customvision_events::http_client(),
         &fixture.endpoint(),
         TrainingAuth::EntraId(credential.clone()),
     )

@@ -169,10 +169,7 @@ impl Recorder {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let exchanges = Arc::new(Mutex::new(Vec::new()));
-        let http = customvision_events::storage::http_client()
-            .client()
-            .unwrap()
-            .clone();
+        let http = customvision_events::http_client().client().unwrap().clone();
         let recorded = exchanges.clone();
         let task = tokio::spawn(async move {
             let mut connections = tokio::task::JoinSet::new();
@@ -335,7 +332,7 @@ fn one_attempt() -> RetryPolicy {
 async fn contract() -> Contract {
     let recorder = Recorder::start(prism().url.clone()).await;
     let client = TrainingClient::new(
-        customvision_events::storage::http_client(),
+        customvision_events::http_client(),
         &recorder.endpoint(),
         TrainingAuth::Key(Secret::new("contract-test-key")),
     )
@@ -557,7 +554,7 @@ async fn prism_rejects_what_the_contract_forbids() {
         }
     }
     let bearer = TrainingClient::new(
-        customvision_events::storage::http_client(),
+        customvision_events::http_client(),
         &c.recorder.endpoint(),
         TrainingAuth::EntraId(Arc::new(Token)),
     )
@@ -567,7 +564,7 @@ async fn prism_rejects_what_the_contract_forbids() {
     assert_eq!(err.status(), Some(401), "{err}");
 
     // A raw request with a non-GUID id and no required query parameter.
-    let raw = customvision_events::storage::http_client()
+    let raw = customvision_events::http_client()
         .client()
         .unwrap()
         .post(format!(

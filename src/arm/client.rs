@@ -16,8 +16,8 @@ use serde_json::Value;
 use tokio::time::Instant;
 use url::Url;
 
+use crate::http::SharedHttp;
 use crate::settings::Secret;
-use crate::storage::SharedHttp;
 use crate::training::retry::{is_retryable_status, retry_after};
 
 /// The Entra ID scope of Azure Resource Manager.
@@ -503,7 +503,7 @@ mod tests {
 
     fn client() -> ArmClient {
         ArmClient::new(
-            crate::storage::http_client(),
+            crate::http::http_client(),
             Url::parse("https://management.azure.com").unwrap(),
             ArmAuth::StaticToken(Secret::new("not-printed-token")),
         )
@@ -521,7 +521,7 @@ mod tests {
             "https://management.azure.com/subscriptions/s/providers/Microsoft.Web?api-version=2021-04-01"
         );
         let prefixed = ArmClient::new(
-            crate::storage::http_client(),
+            crate::http::http_client(),
             Url::parse("http://127.0.0.1:9/arm/").unwrap(),
             ArmAuth::StaticToken(Secret::new("t")),
         );

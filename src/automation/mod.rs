@@ -161,7 +161,7 @@ impl Automation<'_> {
         let prefix = format!("{}/{project_id}/", report::REPORTS_PREFIX);
         let listed = list_blobs(self.store, &prefix)
             .await
-            .map_err(storage("list reports"))?;
+            .map_err(storage_failed("list reports"))?;
         let earlier = listed
             .into_iter()
             .filter(|b| b.name.ends_with(".json"))
@@ -175,9 +175,13 @@ impl Automation<'_> {
             return Ok(None);
         };
         let bytes = match self.store.blob_client(&name).download(None).await {
-            Ok(r) => r.body.collect().await.map_err(storage("read a report"))?,
+            Ok(r) => r
+                .body
+                .collect()
+                .await
+                .map_err(storage_failed("read a report"))?,
             Err(e) if e.http_status() == Some(StatusCode::NotFound) => return Ok(None),
-            Err(e) => return Err(storage("read a report")(e)),
+            Err(e) => return Err(storage_failed("read a report")(e)),
         };
         let Ok(old) = serde_json::from_slice::<Report>(&bytes) else {
             return Ok(None);
@@ -410,7 +414,7 @@ impl Automation<'_> {
             };
             blob.upload(RequestContent::from(body), Some(options))
                 .await
-                .map_err(storage("write the report"))?;
+                .map_err(storage_failed("write the report"))?;
         }
         Ok(())
     }
@@ -422,6 +426,6 @@ fn now() -> String {
         .unwrap_or_default()
 }
 
-fn storage(action: &'static str) -> impl Fn(azure_core::Error) -> AutomationError {
+fn storage_failed(action: &'static str) -> impl Fn(azure_core::Error) -> AutomationError {
     move |e| AutomationError::Transient(format!("{action} failed: {}", redact(&e.to_string())))
 }

@@ -2,5 +2,5 @@
 //! the functions only; the people-facing tool is `cvctl`.
 
 fn main() -> std::process::ExitCode {
-    customvision_events::serve::main()
+    customvision_events::startup::main()
 }

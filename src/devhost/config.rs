@@ -1,25 +1,20 @@
-//! What the dev host reads, as the Functions host reads it: `host.json`, every
-//! `*/function.json`, and `local.settings.json` `Values` (real environment variables win).
+//! What the dev host reads, as the Functions host reads it: `host.json` and every
+//! `*/function.json`, with `%NAME%` resolved from the app settings
+//! ([`crate::settings::AppSettings`]: `local.settings.json` `Values`, real environment
+//! variables win).
 
-use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::settings::{read_json, AppSettings, JsonFileError};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path} is not valid JSON: {source}")]
-    Json {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
+    #[error(transparent)]
+    File(#[from] JsonFileError),
     #[error("{path}: {reason}")]
     Invalid { path: PathBuf, reason: String },
 }
@@ -87,74 +82,6 @@ pub struct FunctionConfig {
     pub trigger: QueueBinding,
     pub outputs: Vec<QueueBinding>,
     pub blob_outputs: Vec<BlobBinding>,
-}
-
-/// App settings: `local.settings.json` Values overlaid by the process environment.
-#[derive(Debug, Clone, Default)]
-pub struct AppSettings {
-    values: BTreeMap<String, String>,
-}
-
-impl AppSettings {
-    pub fn load(root: &Path, env: &HashMap<String, String>) -> Result<Self, ConfigError> {
-        let path = root.join("local.settings.json");
-        let mut values = BTreeMap::new();
-        if path.exists() {
-            let json = read_json(&path)?;
-            if let Some(map) = json.get("Values").and_then(Value::as_object) {
-                for (k, v) in map {
-                    let v = match v {
-                        Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    };
-                    values.insert(k.clone(), v);
-                }
-            }
-        }
-        for (k, v) in env {
-            if values.contains_key(k) {
-                values.insert(k.clone(), v.clone());
-            }
-        }
-        Ok(Self { values })
-    }
-
-    pub fn get(&self, key: &str) -> Option<String> {
-        self.values
-            .get(key)
-            .cloned()
-            .or_else(|| std::env::var(key).ok())
-    }
-
-    pub fn set(&mut self, key: &str, value: &str) {
-        self.values.insert(key.to_string(), value.to_string());
-    }
-
-    /// What the handler process gets on top of the inherited environment.
-    pub fn values(&self) -> &BTreeMap<String, String> {
-        &self.values
-    }
-
-    /// Resolves `%NAME%` as the host does; an unknown setting is an error, not an empty name.
-    pub fn resolve(&self, text: &str) -> Result<String, String> {
-        let mut out = String::new();
-        let mut rest = text;
-        while let Some(start) = rest.find('%') {
-            out.push_str(&rest[..start]);
-            let after = &rest[start + 1..];
-            let end = after
-                .find('%')
-                .ok_or_else(|| format!("unbalanced % in '{text}'"))?;
-            let name = &after[..end];
-            let value = self
-                .get(name)
-                .ok_or_else(|| format!("'{text}' names setting {name}, which is not set"))?;
-            out.push_str(&value);
-            rest = &after[end + 1..];
-        }
-        out.push_str(rest);
-        Ok(out)
-    }
 }
 
 pub fn load_host(root: &Path) -> Result<HostConfig, ConfigError> {
@@ -230,7 +157,7 @@ pub fn load_functions(
     root: &Path,
     settings: &AppSettings,
 ) -> Result<Vec<FunctionConfig>, ConfigError> {
-    let entries = std::fs::read_dir(root).map_err(|source| ConfigError::Read {
+    let entries = std::fs::read_dir(root).map_err(|source| JsonFileError::Read {
         path: root.to_path_buf(),
         source,
     })?;
@@ -357,17 +284,6 @@ pub fn parse_timespan(text: &str) -> Result<Duration, String> {
     )
 }
 
-fn read_json(path: &Path) -> Result<Value, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    serde_json::from_str(&text).map_err(|source| ConfigError::Json {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -376,7 +292,7 @@ mod tests {
         TRAINING_OUTPUT,
     };
     use serde_json::json;
-    use std::collections::BTreeSet;
+    use std::collections::{BTreeSet, HashMap};
 
     fn repo_root() -> PathBuf {
         PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -421,19 +337,6 @@ mod tests {
         assert_eq!(h.queues.message_encoding, MessageEncoding::None);
         assert!(parse_host(&json!({})).is_err());
         assert!(parse_host(&json!({"customHandler":{"description":{"defaultExecutablePath":"h"}},"extensions":{"queues":{"batchSize":64}}})).is_err());
-    }
-
-    #[test]
-    fn settings_resolve_percent_names() {
-        let mut s = AppSettings::default();
-        s.set("Q", "customvision-notifications");
-        assert_eq!(s.resolve("%Q%").unwrap(), "customvision-notifications");
-        assert_eq!(s.resolve("plain").unwrap(), "plain");
-        assert!(s
-            .resolve("%NOT_SET_ANYWHERE_42%")
-            .unwrap_err()
-            .contains("NOT_SET_ANYWHERE_42"));
-        assert!(s.resolve("%Q").is_err());
     }
 
     /// The repository's own files are what the dev host and `func start` both read.

@@ -13,9 +13,12 @@
 //!   the message moved to `<queue>-poison`;
 //! - a handler that dies started again on a new port, as the host's
 //!   `HttpFunctionInvocationDispatcher` restarts its worker: up to 3 exits within 30 minutes,
-//!   then the host stops; invocations in flight when it died fail and are retried;
+//!   then the host stops; invocations in flight when it died fail and are retried (the
+//!   handler process, its restarts and its output: `worker.rs`);
 //! - one log stream: the handler's stdout and stderr lines, and each `Logs` entry of a 2xx
 //!   answer, printed as the host logs them.
+//!
+//! This module is the queue poller; `worker.rs` the handler process beside it.
 //!
 //! Production and `func start` use the real host, not this.
 
@@ -24,10 +27,10 @@ pub mod config;
 pub mod http;
 pub mod outputs;
 pub mod probe;
+mod worker;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,20 +42,24 @@ use azure_storage_queue::QueueClient;
 use serde_json::{json, Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::watch;
 
 use crate::base64text;
 use crate::redact::redact;
+use crate::settings::AppSettings;
 use crate::settings::StorageConnection;
 use crate::storage::StorageAccount;
-use config::{AppSettings, BlobBinding, FunctionConfig, HostConfig, MessageEncoding, QueueBinding};
+use config::{BlobBinding, FunctionConfig, HostConfig, MessageEncoding, QueueBinding};
 use http::HostClient;
+use worker::{log_stream, start_handler, supervise};
+pub use worker::{RESTART_LIMIT, RESTART_WINDOW};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DevHostError {
     #[error(transparent)]
     Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    LocalSettings(#[from] crate::settings::JsonFileError),
     #[error("connection {name}: {reason}")]
     Connection { name: String, reason: String },
     #[error("cannot start the handler {path}: {source}")]
@@ -88,13 +95,6 @@ pub struct DevHostOptions {
     pub overrides: Vec<(String, String)>,
 }
 
-/// The host's `ErrorEventsThreshold` and `WorkerRestartErrorIntervalThresholdInMinutes`
-/// (azure-functions-host `Workers/Http/HttpFunctionInvocationDispatcher.cs`,
-/// `Workers/WorkerConstants.cs`): the third handler exit within 30 minutes of the one before
-/// stops the host instead of restarting the handler.
-pub const RESTART_LIMIT: usize = 3;
-pub const RESTART_WINDOW: Duration = Duration::from_secs(30 * 60);
-
 struct Runtime {
     host: HostConfig,
     http: HostClient,
@@ -106,30 +106,6 @@ struct Runtime {
     poison: Arc<QueueClient>,
     outputs: HashMap<String, Arc<QueueClient>>,
     blob_outputs: Vec<(BlobBinding, StorageAccount)>,
-}
-
-/// One line of the host's log stream, as the host writes it: its category and level, then the
-/// text. The handler's stdout and each `Logs` entry of an answer both end up here.
-fn log_stream(category: &str, level: &str, line: &str) {
-    let now = OffsetDateTime::now_utc()
-        .format(&Rfc3339)
-        .unwrap_or_default();
-    println!("[{now}] {category} {level}: {line}");
-}
-
-/// The host's level for a line of the worker's stderr (`WorkerProcess.ParseErrorMessageAndLog`).
-fn stderr_level(line: &str) -> &'static str {
-    let lower = line.to_ascii_lowercase();
-    if lower.contains("warn") {
-        "Warning"
-    } else if ["error", "fail", "severe", "unhandled exception"]
-        .iter()
-        .any(|w| lower.contains(w))
-    {
-        "Error"
-    } else {
-        "Information"
-    }
 }
 
 /// Runs until `shutdown` flips to true or the handler dies.
@@ -155,7 +131,7 @@ pub async fn run(
     // One HTTP client for every storage account the dev host reaches. Each request ends within
     // 100 s, as the real host's Azure.Core client does (`RetryOptions.NetworkTimeout`,
     // 100 s by default): a storage endpoint that drips bytes cannot stall the polling loop.
-    let storage_http = crate::storage::SharedHttp::with_total_timeout(Duration::from_secs(100));
+    let storage_http = crate::http::SharedHttp::with_total_timeout(Duration::from_secs(100));
     let mut accounts: HashMap<String, StorageAccount> = HashMap::new();
     let mut account_for = |name: &str| -> Result<StorageAccount, DevHostError> {
         if let Some(a) = accounts.get(name) {
@@ -204,7 +180,10 @@ pub async fn run(
         for blob in &function.blob_outputs {
             let account = account_for(&blob.connection)?;
             let container = blob.path.split('/').next().unwrap_or_default();
-            account.ensure_container(container).await.map_err(storage)?;
+            account
+                .ensure_container(container)
+                .await
+                .map_err(storage_failed)?;
             blob_outputs.push((blob.clone(), account));
         }
         runtimes.push(Arc::new(Runtime {
@@ -223,7 +202,10 @@ pub async fn run(
     if let Ok(account) = account_for("CV_STORAGE") {
         for key in ["CV_BACKUP_CONTAINER", "MODEL_STORE_CONTAINER"] {
             if let Some(name) = settings.get(key) {
-                account.ensure_container(&name).await.map_err(storage)?;
+                account
+                    .ensure_container(&name)
+                    .await
+                    .map_err(storage_failed)?;
             }
         }
     }
@@ -238,39 +220,16 @@ pub async fn run(
         .into_iter()
         .map(|rt| tokio::spawn(poll_loop(rt, shutdown.clone())))
         .collect();
-    // The handler's exits, newest last, for the host's restart threshold.
-    let mut exits: Vec<tokio::time::Instant> = Vec::new();
-    let result = loop {
-        tokio::select! {
-            status = child.wait() => {
-                let status = match status {
-                    Ok(s) => s,
-                    Err(e) => break Err(DevHostError::Storage(e.to_string())),
-                };
-                let now = tokio::time::Instant::now();
-                if exits.last().is_some_and(|last| now - *last > RESTART_WINDOW) {
-                    exits.clear();
-                }
-                exits.push(now);
-                if exits.len() >= RESTART_LIMIT {
-                    break Err(DevHostError::TooManyRestarts(status));
-                }
-                tracing::error!("the handler exited ({status}); starting it again");
-                match start_handler(&options, &host, &settings, &http).await {
-                    Ok((next, url)) => {
-                        child = next;
-                        tracing::info!("handler restarted on {url}");
-                        *base_url.write().unwrap_or_else(|e| e.into_inner()) = url;
-                    }
-                    Err(e) => break Err(e),
-                }
-            }
-            stopped = async { shutdown.wait_for(|stop| *stop).await.is_ok() } => {
-                let _ = stopped;
-                break Ok(());
-            }
-        }
-    };
+    let result = supervise(
+        &options,
+        &host,
+        &settings,
+        &http,
+        &mut child,
+        &base_url,
+        &mut shutdown,
+    )
+    .await;
     for t in tasks {
         t.abort();
     }
@@ -282,30 +241,7 @@ fn current(base_url: &std::sync::RwLock<String>) -> String {
     base_url.read().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
-/// Starts the handler and waits until it answers. The host picks the port and hands it over;
-/// a port free when picked can be taken before the handler binds it, so a handler that exits
-/// at once is started again on another.
-async fn start_handler(
-    options: &DevHostOptions,
-    host: &HostConfig,
-    settings: &AppSettings,
-    http: &HostClient,
-) -> Result<(tokio::process::Child, String), DevHostError> {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let port = azurite::free_ports::<1>().map_err(|e| DevHostError::Storage(e.to_string()))?[0];
-        let base_url = format!("http://127.0.0.1:{port}");
-        let mut child = spawn_handler(options, host, settings, port)?;
-        match wait_ready(http, &base_url, &mut child, Duration::from_secs(30)).await {
-            Ok(()) => return Ok((child, base_url)),
-            Err(DevHostError::HandlerExited(_)) if attempt < 3 => continue,
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-fn storage(e: crate::storage::StorageError) -> DevHostError {
+fn storage_failed(e: crate::storage::StorageError) -> DevHostError {
     DevHostError::Storage(e.to_string())
 }
 
@@ -313,79 +249,8 @@ async fn ensure_queue(
     account: &StorageAccount,
     name: &str,
 ) -> Result<Arc<QueueClient>, DevHostError> {
-    account.ensure_queue(name).await.map_err(storage)?;
-    account.queue(name).map_err(storage)
-}
-
-async fn wait_ready(
-    http: &HostClient,
-    base_url: &str,
-    child: &mut tokio::process::Child,
-    deadline: Duration,
-) -> Result<(), DevHostError> {
-    let started = tokio::time::Instant::now();
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(DevHostError::HandlerExited(status));
-        }
-        if http.probe(base_url).await {
-            return Ok(());
-        }
-        if started.elapsed() > deadline {
-            return Err(DevHostError::NotReady(deadline));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Starts the handler as the host does: `defaultExecutablePath` with its arguments, the app
-/// settings and `FUNCTIONS_CUSTOMHANDLER_PORT` in its environment, its output read line by
-/// line into the log stream.
-fn spawn_handler(
-    options: &DevHostOptions,
-    host: &HostConfig,
-    settings: &AppSettings,
-    port: u16,
-) -> Result<tokio::process::Child, DevHostError> {
-    let root = &options.root;
-    let executable = options
-        .handler
-        .clone()
-        .unwrap_or_else(|| root.join(&host.executable));
-    let mut command = std::process::Command::new(&executable);
-    command
-        .args(&host.arguments)
-        .current_dir(root)
-        .envs(settings.values())
-        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    azurite::die_with_parent(&mut command);
-    let mut child = tokio::process::Command::from(command)
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|source| DevHostError::Spawn {
-            path: executable.clone(),
-            source,
-        })?;
-    if let Some(stdout) = child.stdout.take() {
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                log_stream("Host.Function.Console", "Information", &line);
-            }
-        });
-    }
-    if let Some(stderr) = child.stderr.take() {
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                log_stream("Host.Function.Console", stderr_level(&line), &line);
-            }
-        });
-    }
-    Ok(child)
+    account.ensure_queue(name).await.map_err(storage_failed)?;
+    account.queue(name).map_err(storage_failed)
 }
 
 /// Like the host's listener: back off exponentially while the queue is empty, up to

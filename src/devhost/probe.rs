@@ -36,7 +36,7 @@ impl Probe {
         let conn =
             StorageConnection::from_settings("PROBE", &|k| (k == "PROBE").then(|| cs.to_string()))
                 .map_err(|e| e.to_string())?;
-        let http = crate::storage::http_client();
+        let http = crate::http::http_client();
         let account = StorageAccount::new(&conn, &http).map_err(|e| e.to_string())?;
         Ok(Self { account })
     }

@@ -39,8 +39,13 @@ pub async fn backups(
             .map_err(storage_error("list backups"))?
             .into_iter()
             .filter_map(|listed| {
-                ExportedModel::classify(&listed.name, container_name, project_id, iteration_id)
-                    .map(|b| (b, listed))
+                ExportedModel::from_backup_name(
+                    &listed.name,
+                    container_name,
+                    project_id,
+                    iteration_id,
+                )
+                .map(|b| (b, listed))
             })
             .collect();
         if !found.is_empty() {

@@ -163,7 +163,7 @@ impl ExportProcessor<'_> {
         // A backup-container URL that names no backup of this iteration is a refused hint too.
         let hint = match hint {
             Hint::Backup(name) => {
-                match ExportedModel::classify(&name, container_name, project_id, iteration_id) {
+                match ExportedModel::from_backup_name(&name, container_name, project_id, iteration_id) {
                     Some(_) => Hint::Backup(name),
                     None => Hint::Refused(format!(
                         "the modelUri names '{name}' in '{container_name}', which is not a backup of this iteration"
@@ -197,8 +197,12 @@ impl ExportProcessor<'_> {
                 }
             }
             Hint::Backup(name) => {
-                let hinted =
-                    ExportedModel::classify(&name, container_name, project_id, iteration_id);
+                let hinted = ExportedModel::from_backup_name(
+                    &name,
+                    container_name,
+                    project_id,
+                    iteration_id,
+                );
                 trusted(
                     self.backups(&container, project_id, iteration_id, hinted)
                         .await?,

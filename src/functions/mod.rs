@@ -172,8 +172,7 @@ pub(crate) mod test_support {
             crate::settings::AZURITE_KEY
         );
         let settings = Settings::from_lookup(&|k| (k == "CV_STORAGE").then(|| cs.clone())).unwrap();
-        let account =
-            StorageAccount::new(&settings.storage, &crate::storage::http_client()).unwrap();
+        let account = StorageAccount::new(&settings.storage, &crate::http::http_client()).unwrap();
         App {
             settings,
             account,
@@ -234,8 +233,7 @@ mod tests {
             crate::settings::AZURITE_KEY
         );
         let settings = Settings::from_lookup(&|k| (k == "CV_STORAGE").then(|| cs.clone())).unwrap();
-        let account =
-            StorageAccount::new(&settings.storage, &crate::storage::http_client()).unwrap();
+        let account = StorageAccount::new(&settings.storage, &crate::http::http_client()).unwrap();
         let app = App {
             settings,
             account,

@@ -11,20 +11,16 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use azure_core::http::{RequestContent, StatusCode};
-use azure_storage_blob::models::{BlobClientGetPropertiesResultHeaders, BlobClientUploadOptions};
+use azure_storage_blob::models::BlobClientUploadOptions;
 use azure_storage_blob::BlobContainerClient;
 use base64::Engine as _;
-use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::{ModelStoreError, OrderBy, OrderKey, StoredModel};
+use super::{find_models, ModelFilter, ModelStoreError, OrderBy, OrderKey, StoredModel};
 use crate::domain::{IterationId, ProjectId};
-use crate::naming::stored::{
-    index_path, latest_path, EXTENSION_KEY, KIND_MODEL, PLATFORM_KEY, SOURCE_BLOB_KEY,
-    SOURCE_ETAG_KEY, TAG_KIND, TAG_PROJECT_ID,
-};
+use crate::naming::stored::{index_path, latest_path};
 use crate::naming::UNKNOWN_LABEL_PREFIX;
 use crate::storage::decide::quoted_etag;
 
@@ -246,58 +242,13 @@ async fn from_tags(
     project_id: ProjectId,
     aliases: bool,
 ) -> Result<ModelIndex, ModelStoreError> {
-    let filter =
-        format!("\"{TAG_PROJECT_ID}\" = '{project_id}' AND \"{TAG_KIND}\" = '{KIND_MODEL}'");
-    let mut pager = store
-        .find_blobs_by_tags(&filter, None)
-        .map_err(ModelStoreError::request("find models by tags"))?;
     let mut index = ModelIndex::empty(project_id);
-    while let Some(found) = pager
-        .try_next()
-        .await
-        .map_err(ModelStoreError::request("find models by tags"))?
-    {
-        let Some(name) = found.name else { continue };
-        if let Some(model) = stored_model(store, &name, project_id).await? {
+    for found in find_models(store, &ModelFilter::copies(project_id)).await? {
+        if let Some(model) = found.stored_model(project_id) {
             index.upsert(IndexEntry::of(&model), aliases);
         }
     }
     Ok(index)
-}
-
-/// A copy as its properties and metadata describe it.
-async fn stored_model(
-    store: &BlobContainerClient,
-    name: &str,
-    project_id: ProjectId,
-) -> Result<Option<StoredModel>, ModelStoreError> {
-    let props = match store.blob_client(name).get_properties(None).await {
-        Ok(p) => p,
-        Err(e) if e.http_status() == Some(StatusCode::NotFound) => return Ok(None),
-        Err(e) => return Err(ModelStoreError::request("read model")(e)),
-    };
-    let metadata = props
-        .metadata()
-        .map_err(ModelStoreError::request("read model"))?;
-    let Some(order) = OrderKey::from_metadata(&metadata) else {
-        return Ok(None);
-    };
-    Ok(Some(StoredModel {
-        project_id,
-        iteration_id: order.iteration_id,
-        platform: metadata.get(PLATFORM_KEY).cloned().unwrap_or_default(),
-        extension: metadata
-            .get(EXTENSION_KEY)
-            .cloned()
-            .or_else(|| name.rsplit_once('.').map(|(_, x)| x.to_string()))
-            .unwrap_or_default(),
-        path: name.to_string(),
-        size: props.content_length().ok().flatten(),
-        content_md5: props.content_md5().ok().flatten(),
-        order,
-        source: metadata.get(SOURCE_BLOB_KEY).cloned().unwrap_or_default(),
-        source_etag: metadata.get(SOURCE_ETAG_KEY).cloned().unwrap_or_default(),
-    }))
 }
 
 /// The index and its ETag: an empty one (and no ETag) when there is none yet, `None` (with

@@ -7,8 +7,11 @@
 //! always beats a creation-time one; ties broken by iteration id. A late or duplicate message
 //! can therefore never move either backwards.
 
+mod find;
 pub mod index;
 pub mod latest;
+
+pub use find::{find_models, FoundKind, FoundModel, ModelFilter};
 
 use std::collections::{BTreeMap, HashMap};
 

@@ -88,7 +88,7 @@ impl ExportedModel {
 
     /// Accepts `name` only if it is exactly a backup of this iteration: the documented prefix
     /// (ids compared case-insensitively) and a known platform or `zip` suffix, any case.
-    pub fn classify(
+    pub fn from_backup_name(
         name: &str,
         container: &str,
         project_id: ProjectId,
@@ -347,7 +347,7 @@ mod tests {
     }
 
     #[test]
-    fn classify_documented_names() {
+    fn from_backup_name_documented_names() {
         let (p, i) = ids();
         for (suffix, platform) in [
             ("ONNX", Platform::Known(ExportPlatform::Onnx)),
@@ -359,15 +359,16 @@ mod tests {
             ("ZIP", Platform::Zip),
         ] {
             let name = format!("{P} - {I}.{suffix}");
-            let b = ExportedModel::classify(&name, "c", p, i).unwrap_or_else(|| panic!("{name}"));
+            let b = ExportedModel::from_backup_name(&name, "c", p, i)
+                .unwrap_or_else(|| panic!("{name}"));
             assert_eq!(b.platform, platform);
         }
         let upper = format!("{} - {}.ONNX", P.to_uppercase(), I.to_uppercase());
-        assert!(ExportedModel::classify(&upper, "c", p, i).is_some());
+        assert!(ExportedModel::from_backup_name(&upper, "c", p, i).is_some());
     }
 
     #[test]
-    fn classify_rejects_everything_else() {
+    fn from_backup_name_rejects_everything_else() {
         let (p, i) = ids();
         let other = "00000000-0000-0000-0000-000000000000";
         for name in [
@@ -381,7 +382,7 @@ mod tests {
             "é".repeat(40),
         ] {
             assert!(
-                ExportedModel::classify(&name, "c", p, i).is_none(),
+                ExportedModel::from_backup_name(&name, "c", p, i).is_none(),
                 "{name}"
             );
         }
@@ -448,12 +449,12 @@ mod tests {
     #[test]
     fn default_template_and_placeholders() {
         let (p, i) = ids();
-        let b = ExportedModel::classify(&format!("{P} - {I}.onnx"), "c", p, i).unwrap();
+        let b = ExportedModel::from_backup_name(&format!("{P} - {I}.onnx"), "c", p, i).unwrap();
         let t = PathTemplate::parse(PathTemplate::DEFAULT).unwrap();
         assert_eq!(t.render(&b), format!("{P}/{I}/ONNX/{P} - {I}.onnx"));
         let t = PathTemplate::parse("models/{projectId}/{iterationId}.{extension}").unwrap();
         assert_eq!(t.render(&b), format!("models/{P}/{I}.onnx"));
-        let zip = ExportedModel::classify(&format!("{P} - {I}.zip"), "c", p, i).unwrap();
+        let zip = ExportedModel::from_backup_name(&format!("{P} - {I}.zip"), "c", p, i).unwrap();
         assert_eq!(
             PathTemplate::parse("{iterationId}/{platform}")
                 .unwrap()
@@ -485,8 +486,13 @@ mod tests {
     #[test]
     fn tags_and_metadata() {
         let (p, i) = ids();
-        let b = ExportedModel::classify(&format!("{P} - {I}.ONNX"), "customvision-backups", p, i)
-            .unwrap();
+        let b = ExportedModel::from_backup_name(
+            &format!("{P} - {I}.ONNX"),
+            "customvision-backups",
+            p,
+            i,
+        )
+        .unwrap();
         let tags = b.tags(KIND_MODEL);
         assert_eq!(
             tags["source"],

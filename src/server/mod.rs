@@ -198,7 +198,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let service = hyper_util::service::TowerToHyperService::new(warp::service(routes(app, config)));
-    transport::serve(
+    transport::accept_loop(
         listener,
         service,
         config.header_read_timeout,

@@ -27,9 +27,9 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// How long a closing server waits for invocations in flight.
 const DRAIN: Duration = Duration::from_secs(30);
 
-/// Serves `service` on `listener` until `shutdown` resolves, then lets connections finish
-/// their current request.
-pub async fn serve<S, B>(
+/// Accepts connections on `listener` and serves each with `service` until `shutdown` resolves,
+/// then lets connections finish their current request.
+pub async fn accept_loop<S, B>(
     listener: TcpListener,
     service: S,
     header_read_timeout: Duration,

@@ -7,7 +7,10 @@ use url::Url;
 
 pub mod automation;
 pub mod hosts;
+mod local;
 pub mod training;
+
+pub use local::{read_json, AppSettings, JsonFileError};
 
 use automation::AutomationSettings;
 use hosts::HostAllowList;

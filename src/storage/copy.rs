@@ -1,8 +1,9 @@
 //! Server-side copies between blobs, shared by the export (a source into the model store) and
-//! the model store's `latest` alias: [`begin`] one conditional Copy Blob with tags and
-//! metadata in the call, [`settle`]/[`poll`] a pending copy with a deadline, and [`copy`] the
-//! whole "copy unless it is already there" with an existing destination judged by the source
-//! ETag it records ([`super::decide::judge_existing`]).
+//! the model store's `latest` alias, in four steps: [`begin`] one conditional Copy Blob with
+//! tags and metadata in the call, [`settle`] what the service answered, [`poll`] a pending
+//! copy with a deadline, and [`copy`] the whole "copy unless it is already there" with an
+//! existing destination judged by the source ETag it records
+//! ([`super::decide::judge_existing`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -54,7 +55,7 @@ impl CopyError {
     }
 
     /// The storage error beneath, if a request failed.
-    pub fn storage(&self) -> Option<&azure_core::Error> {
+    pub fn request_error(&self) -> Option<&azure_core::Error> {
         match self {
             Self::Request { source, .. } => Some(source),
             _ => None,
@@ -104,8 +105,17 @@ pub async fn copy(
     request: &CopyRequest<'_>,
 ) -> Result<CopyState, CopyError> {
     let target = store.blob_client(request.destination);
-    match start(&target, request, Destination::Absent).await {
-        Ok(status) => finish(&target, request, status)
+    match begin(
+        &target,
+        &request.source_url,
+        request.metadata,
+        request.tags,
+        Some(request.source_etag),
+        Destination::Absent,
+    )
+    .await
+    {
+        Ok(status) => settle(&target, request.source_name, request.destination, status)
             .await
             .map(|()| CopyState::Copied),
         Err(e) if destination_exists(&e) => {
@@ -129,17 +139,24 @@ pub async fn copy(
                     Ok(CopyState::AlreadyPresent)
                 }
                 Existing::Pending => {
-                    wait(&target, request).await?;
+                    poll(&target, request.source_name, request.destination).await?;
                     Ok(CopyState::Copied)
                 }
                 Existing::Other if !request.replaces_other => Ok(CopyState::Kept),
                 Existing::Broken | Existing::Other => {
                     // A re-exported backup or a failed copy: replace exactly what was listed.
                     let etag = quoted_etag(&existing.etag);
-                    let status = start(&target, request, Destination::Replaces(etag))
-                        .await
-                        .map_err(CopyError::request("start copy"))?;
-                    finish(&target, request, status).await?;
+                    let status = begin(
+                        &target,
+                        &request.source_url,
+                        request.metadata,
+                        request.tags,
+                        Some(request.source_etag),
+                        Destination::Replaces(etag),
+                    )
+                    .await
+                    .map_err(CopyError::request("start copy"))?;
+                    settle(&target, request.source_name, request.destination, status).await?;
                     Ok(CopyState::Copied)
                 }
             }
@@ -156,23 +173,6 @@ pub fn destination_exists(e: &azure_core::Error) -> bool {
         Some(StatusCode::PreconditionFailed) => error_code(e) != Some("SourceConditionNotMet"),
         _ => false,
     }
-}
-
-/// Starts the copy of `request` under the `destination` condition.
-async fn start(
-    target: &BlobClient,
-    request: &CopyRequest<'_>,
-    destination: Destination,
-) -> azure_core::Result<Option<CopyStatus>> {
-    begin(
-        target,
-        &request.source_url,
-        request.metadata,
-        request.tags,
-        Some(request.source_etag),
-        destination,
-    )
-    .await
 }
 
 /// One Copy Blob call: tags and metadata in it, conditional on `destination` and, when given,
@@ -205,19 +205,6 @@ pub async fn begin(
         .start_copy_from_url(source_url.to_string(), Some(options))
         .await?;
     response.copy_status()
-}
-
-/// Done when the service says `success` (no poll); polled while `pending`.
-async fn finish(
-    target: &BlobClient,
-    request: &CopyRequest<'_>,
-    status: Option<CopyStatus>,
-) -> Result<(), CopyError> {
-    settle(target, request.source_name, request.destination, status).await
-}
-
-async fn wait(target: &BlobClient, request: &CopyRequest<'_>) -> Result<(), CopyError> {
-    poll(target, request.source_name, request.destination).await
 }
 
 /// After [`begin`]: done at `success`, polled while `pending`, an error otherwise.

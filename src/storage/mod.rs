@@ -3,8 +3,8 @@
 //! account-key connection strings ([`shared_key`]: the SDK has no such policy), or by the SAS
 //! of a SAS connection string.
 //!
-//! Built once per process and kept: one HTTP client ([`SharedHttp`]: one certificate load,
-//! one connection pool) is the transport of every SDK client and of the token credential, and
+//! Built once per process and kept: the process's HTTP client ([`SharedHttp`]: one certificate
+//! load, one connection pool) is the transport of every SDK client and of the token credential, and
 //! each container or queue client is made once and reused. Credentials are applied per
 //! request by policies, so a kept client never carries one that expires.
 
@@ -14,14 +14,11 @@ pub mod sas;
 pub mod shared_key;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use azure_core::credentials::TokenCredential;
-use azure_core::http::policies::{Policy, PolicyResult};
-use azure_core::http::{
-    AsyncRawResponse, ClientOptions, Context, ExponentialRetryOptions, HttpClient, Request,
-    RetryOptions, Transport, Url,
-};
+use azure_core::http::policies::Policy;
+use azure_core::http::{ClientOptions, ExponentialRetryOptions, RetryOptions, Transport, Url};
 use azure_identity::{
     DeveloperToolsCredential, DeveloperToolsCredentialOptions, ManagedIdentityCredential,
     ManagedIdentityCredentialOptions, UserAssignedId,
@@ -31,6 +28,8 @@ use azure_storage_queue::{QueueClient, QueueClientOptions};
 use base64::Engine as _;
 use time::{Duration, OffsetDateTime};
 
+use self::sas::SasPolicy;
+use crate::http::SharedHttp;
 use crate::redact::redact;
 use crate::settings::{StorageAuth, StorageConnection};
 
@@ -44,75 +43,6 @@ pub enum StorageError {
     Client(String),
     #[error("{0}")]
     Request(String),
-}
-
-/// The process's one HTTP client, shared by every SDK client, the token credential and the
-/// Training API: one certificate load, one connection pool. Building it reads the platform's
-/// root certificates (some 150 files), so it is built on first use, not before the server
-/// answers the host's start-up probe; [`SharedHttp::warm`] builds it in the background right
-/// after.
-#[derive(Clone, Debug, Default)]
-pub struct SharedHttp {
-    client: Arc<OnceLock<Result<reqwest::Client, String>>>,
-    /// Whole-request deadline, when set.
-    total: Option<std::time::Duration>,
-}
-
-impl SharedHttp {
-    /// A client whose every request ends within `total`: connect, send, and the whole answer.
-    /// The read timeout alone restarts with every byte, so a server that drips bytes would
-    /// hold a request forever. For tools a person waits on (`cvctl`); the handler has its
-    /// invocation budget instead.
-    pub fn with_total_timeout(total: std::time::Duration) -> Self {
-        Self {
-            total: Some(total),
-            ..Self::default()
-        }
-    }
-
-    pub fn client(&self) -> Result<&reqwest::Client, StorageError> {
-        self.client
-            .get_or_init(|| {
-                // rustls on ring; a provider someone installed first is as good.
-                let _ = rustls::crypto::ring::default_provider().install_default();
-                // The SDK's own defaults: connect and read timeouts, no redirects.
-                let mut builder = reqwest::Client::builder()
-                    .connect_timeout(std::time::Duration::from_secs(10))
-                    .read_timeout(std::time::Duration::from_secs(60))
-                    .redirect(reqwest::redirect::Policy::none());
-                if let Some(total) = self.total {
-                    builder = builder.timeout(total);
-                }
-                builder.build().map_err(|e| e.to_string())
-            })
-            .as_ref()
-            .map_err(|e| StorageError::Client(e.clone()))
-    }
-
-    /// Builds the client on a blocking thread now, so the first invocation finds it ready.
-    pub fn warm(&self) {
-        let this = self.clone();
-        tokio::task::spawn_blocking(move || {
-            if let Err(e) = this.client() {
-                tracing::error!("cannot build the HTTP client: {e}");
-            }
-        });
-    }
-}
-
-#[async_trait::async_trait]
-impl HttpClient for SharedHttp {
-    async fn execute_request(&self, request: &Request) -> azure_core::Result<AsyncRawResponse> {
-        let client = self.client().map_err(|e| {
-            azure_core::Error::with_message(azure_core::error::ErrorKind::Other, e.to_string())
-        })?;
-        client.execute_request(request).await
-    }
-}
-
-/// A [`SharedHttp`] for a process (tools and tests that make their own).
-pub fn http_client() -> SharedHttp {
-    SharedHttp::default()
 }
 
 /// One storage account, blob and/or queue side. Cheap to clone: clones share the clients.
@@ -320,55 +250,6 @@ fn resource_url(
     Ok(url)
 }
 
-/// Puts the SAS of a SAS connection string on every request, replacing any SAS a retried
-/// request already carries.
-#[derive(Debug)]
-pub struct SasPolicy {
-    token: crate::settings::Secret,
-}
-
-/// The query parameters of an account or service SAS: replaced, not duplicated, on a retry.
-const SAS_PARAMS: [&str; 12] = [
-    "sv", "ss", "srt", "sp", "st", "se", "spr", "sig", "sr", "si", "sip", "skoid",
-];
-
-impl SasPolicy {
-    fn new(token: &str) -> Self {
-        Self {
-            token: crate::settings::Secret::new(token.trim_start_matches('?')),
-        }
-    }
-
-    fn apply(&self, url: &mut Url) {
-        let kept: Vec<(String, String)> = url
-            .query_pairs()
-            .filter(|(k, _)| !SAS_PARAMS.contains(&k.as_ref()))
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
-        let mut query = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(kept)
-            .finish();
-        if !query.is_empty() {
-            query.push('&');
-        }
-        query.push_str(self.token.expose());
-        url.set_query(Some(&query));
-    }
-}
-
-#[async_trait::async_trait]
-impl Policy for SasPolicy {
-    async fn send(
-        &self,
-        ctx: &Context,
-        request: &mut Request,
-        next: &[Arc<dyn Policy>],
-    ) -> PolicyResult {
-        self.apply(request.url_mut());
-        next[0].send(ctx, request, &next[1..]).await
-    }
-}
-
 /// A blob as a listing shows it: with `include=tags,metadata` (and `copy`), one request gives
 /// what would otherwise take a properties read and a tags read per blob.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -463,6 +344,7 @@ fn retry_options() -> RetryOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::http_client;
     use crate::settings::{Secret, AZURITE_ACCOUNT, AZURITE_KEY};
 
     #[test]
@@ -491,14 +373,5 @@ mod tests {
         let a = account.container("models").unwrap();
         let b = account.container("models").unwrap();
         assert!(Arc::ptr_eq(&a, &b));
-    }
-
-    #[test]
-    fn applying_the_sas_replaces_an_earlier_one() {
-        let policy = SasPolicy::new("?sv=1&sig=abc");
-        let mut url = Url::parse("http://h/a/c?comp=tags").unwrap();
-        policy.apply(&mut url);
-        policy.apply(&mut url);
-        assert_eq!(url.query(), Some("comp=tags&sv=1&sig=abc"));
     }
 }

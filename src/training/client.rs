@@ -20,9 +20,9 @@ use super::error::{parse_error_body, scrub, TrainingError};
 use super::models::{Export, Iteration, IterationPerformance, NewProject, Project};
 use super::retry::{is_retryable_status, retry_after, RetryPolicy};
 use crate::domain::{ExportFlavor, ExportPlatform, IterationId, ProjectId};
+use crate::http::SharedHttp;
 use crate::settings::training::{TrainingAuthSettings, TrainingSettings};
 use crate::settings::Secret;
-use crate::storage::SharedHttp;
 
 /// The Entra ID scope of every Cognitive Services resource.
 pub const COGNITIVE_SERVICES_SCOPE: &str = "https://cognitiveservices.azure.com/.default";
@@ -576,7 +576,7 @@ mod tests {
     #[test]
     fn the_storage_credential_is_shared_only_with_the_same_identity() {
         use crate::settings::{StorageAuth, StorageConnection};
-        let http = crate::storage::http_client();
+        let http = crate::http::http_client();
         let account = crate::storage::StorageAccount::new(
             &StorageConnection {
                 blob_endpoint: Some(Url::parse("https://a.blob.core.windows.net/").unwrap()),
@@ -609,7 +609,7 @@ mod tests {
 
     fn client(endpoint: &str) -> TrainingClient {
         TrainingClient::new(
-            crate::storage::http_client(),
+            crate::http::http_client(),
             &Url::parse(endpoint).unwrap(),
             TrainingAuth::Key(Secret::new("not-printed-0123")),
         )
@@ -668,13 +668,13 @@ mod tests {
     #[test]
     fn bad_endpoints_and_keys_are_config_errors() {
         let bad_endpoint = TrainingClient::new(
-            crate::storage::http_client(),
+            crate::http::http_client(),
             &Url::parse("mailto:a@b").unwrap(),
             TrainingAuth::Key(Secret::new("k")),
         );
         assert!(matches!(bad_endpoint, Err(TrainingError::Config(_))));
         let bad_key = TrainingClient::new(
-            crate::storage::http_client(),
+            crate::http::http_client(),
             &Url::parse("https://h").unwrap(),
             TrainingAuth::Key(Secret::new("line\nbreak")),
         );

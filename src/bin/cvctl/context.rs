@@ -7,12 +7,13 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::process::ExitCode;
 
-use customvision_events::devhost::config::AppSettings;
+use customvision_events::settings::AppSettings;
 use customvision_events::settings::Settings;
 use std::time::Duration;
 
-use customvision_events::storage::{SharedHttp, StorageAccount};
+use customvision_events::storage::StorageAccount;
 use customvision_events::training::{TrainingClient, TrainingError};
+use customvision_events::SharedHttp;
 
 /// `--timeout`'s default: the most one request to a service may take.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);

@@ -180,7 +180,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             }
             let (tx, rx) = tokio::sync::watch::channel(false);
             tokio::spawn(async move {
-                customvision_events::serve::shutdown_signal().await;
+                customvision_events::startup::shutdown_signal().await;
                 let _ = tx.send(true);
             });
             customvision_events::devhost::run(options, rx)

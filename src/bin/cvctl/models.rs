@@ -1,20 +1,18 @@
-//! `cvctl models`: what the model store holds for a project, found by blob index tags (Find
-//! Blobs by Tags on project, iteration, platform), newest first, with `latest` marked; and
-//! what `index.json` says, when there is one.
+//! `cvctl models`: what the model store holds for a project, found by the library's one store
+//! query ([`find_models`]: blob index tags on project, iteration, platform), newest first,
+//! with `latest` marked; and what `index.json` says, when there is one.
 
 use std::collections::HashMap;
 
 use azure_core::http::StatusCode;
-use azure_storage_blob::models::BlobClientGetPropertiesResultHeaders;
-use futures::TryStreamExt;
 use serde::Serialize;
 
-use customvision_events::domain::{ExportPlatform, IterationId, ProjectId};
+use customvision_events::domain::{IterationId, ProjectId};
 use customvision_events::model_store::index::ModelIndex;
-use customvision_events::model_store::OrderKey;
-use customvision_events::naming::stored::{
-    index_path, ITERATION_ID_KEY, KIND_LATEST, KIND_MODEL, PLATFORM_KEY, TAG_KIND, TAG_PROJECT_ID,
+use customvision_events::model_store::{
+    find_models, FoundKind, ModelFilter, ModelStoreError, OrderKey,
 };
+use customvision_events::naming::stored::index_path;
 
 use crate::context::{storage_failure, CliError, Context};
 
@@ -74,64 +72,41 @@ pub async fn list(ctx: &Context, args: &Args) -> Result<Listing, CliError> {
             "the project's id, a hyphenated GUID",
         )
     })?;
-    // `kind` between 'latest' and 'model': the copies and the aliases, not backups tagged in
-    // place; and a tag in the filter is a tag the answer carries.
-    let mut filter = format!(
-        "\"{TAG_PROJECT_ID}\" = '{project}' AND \"{TAG_KIND}\" >= '{KIND_LATEST}' AND \"{TAG_KIND}\" <= '{KIND_MODEL}'"
-    );
-    if let Some(i) = &args.iteration {
-        let i = IterationId::parse(i)
-            .map_err(|e| CliError::usage(format!("--iteration: {e}"), "a hyphenated GUID"))?;
-        filter.push_str(&format!(" AND \"iterationId\" = '{i}'"));
-    }
-    if let Some(p) = &args.platform {
-        let label = ExportPlatform::parse(p)
-            .map(|p| p.as_str().to_string())
-            .unwrap_or_else(|| p.to_ascii_lowercase());
-        filter.push_str(&format!(" AND \"platform\" = '{label}'"));
-    }
+    let iteration_id = match &args.iteration {
+        Some(i) => Some(
+            IterationId::parse(i)
+                .map_err(|e| CliError::usage(format!("--iteration: {e}"), "a hyphenated GUID"))?,
+        ),
+        None => None,
+    };
+    let filter = ModelFilter {
+        project_id: project,
+        iteration_id,
+        platform: args.platform.clone(),
+        aliases: true,
+    };
     let account = ctx.account()?;
     let store_name = &ctx.settings.model_store_container;
     let store = account
         .container(store_name)
         .map_err(|e| CliError::usage(e.to_string(), "check CV_STORAGE"))?;
-    let mut pager = store
-        .find_blobs_by_tags(&filter, None)
-        .map_err(|e| storage_failure("find blobs by tags", &e))?;
+    let found = find_models(&store, &filter)
+        .await
+        .map_err(|e| store_failure(store_name, e))?;
     let mut models = Vec::new();
     let mut latest_of: HashMap<String, (String, String)> = HashMap::new();
-    while let Some(found) = pager
-        .try_next()
-        .await
-        .map_err(|e| storage_failure(&format!("find blobs by tags in {store_name}"), &e))?
-    {
-        let Some(name) = found.name else { continue };
-        let kind = found
-            .tags
-            .and_then(|t| t.blob_tag_set)
-            .unwrap_or_default()
-            .into_iter()
-            .find(|t| t.key.as_deref() == Some(TAG_KIND))
-            .and_then(|t| t.value);
-        let props = match store.blob_client(&name).get_properties(None).await {
-            Ok(p) => p,
-            Err(e) if e.http_status() == Some(StatusCode::NotFound) => continue,
-            Err(e) => return Err(storage_failure(&format!("reading {name}"), &e)),
-        };
-        let metadata = props.metadata().unwrap_or_default();
-        let order = OrderKey::from_metadata(&metadata);
-        let platform = metadata.get(PLATFORM_KEY).cloned().unwrap_or_default();
-        let iteration = metadata.get(ITERATION_ID_KEY).cloned().unwrap_or_default();
-        // The alias's own tags name it; its metadata names the iteration it points at.
-        if kind.as_deref() == Some(KIND_LATEST) {
-            latest_of.insert(platform, (iteration, name));
+    for f in found {
+        let (platform, iteration) = (f.platform(), f.iteration());
+        if f.kind == FoundKind::Latest {
+            latest_of.insert(platform, (iteration, f.path));
             continue;
         }
+        let order = f.order();
         models.push(Model {
             iteration_id: iteration,
             platform,
-            path: name,
-            size: props.content_length().ok().flatten(),
+            path: f.path,
+            size: f.size,
             time: order.as_ref().map(|o| o.at_text()),
             latest: false,
             order,
@@ -223,6 +198,16 @@ pub fn print(listing: &Listing, json: bool) {
             i.etag.as_deref().unwrap_or("—")
         ),
         None => println!("index: none"),
+    }
+}
+
+/// A failed store query: a request sorted as [`storage_failure`] sorts it.
+fn store_failure(store_name: &str, e: ModelStoreError) -> CliError {
+    match e {
+        ModelStoreError::Request { action, source } => {
+            storage_failure(&format!("{action} in {store_name}"), &source)
+        }
+        other => CliError::check(other.to_string()),
     }
 }
 

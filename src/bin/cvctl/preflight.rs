@@ -12,8 +12,8 @@ use azure_identity::{AzureCliCredential, AzureCliCredentialOptions};
 use customvision_events::arm::{
     self, flex, permissions, providers, skus, ArmAuth, ArmClient, ArmError, Verdict,
 };
+use customvision_events::http_client;
 use customvision_events::settings::Secret;
-use customvision_events::storage::http_client;
 
 use crate::context::CliError;
 

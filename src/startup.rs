@@ -7,12 +7,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use crate::functions::App;
+use crate::http::http_client;
 use crate::settings::Settings;
-use crate::storage::{self, StorageAccount};
+use crate::storage::StorageAccount;
 use crate::training::TrainingClient;
 use crate::{redact, server};
 
-/// The whole binary: a runtime, [`serve`], an exit code. A start-up failure is logged on
+/// The whole binary: a runtime, [`run`], an exit code. A start-up failure is logged on
 /// stdout, which the host writes to its log stream.
 pub fn main() -> ExitCode {
     redact::init_tracing();
@@ -26,7 +27,7 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve()) {
+    match runtime.block_on(run()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             tracing::error!("{}", redact::redact(&message));
@@ -35,7 +36,7 @@ pub fn main() -> ExitCode {
     }
 }
 
-pub async fn serve() -> Result<(), String> {
+pub async fn run() -> Result<(), String> {
     let port: u16 = std::env::var("FUNCTIONS_CUSTOMHANDLER_PORT")
         .map_err(|_| {
             "setting FUNCTIONS_CUSTOMHANDLER_PORT is required (the Functions host sets it)"
@@ -45,7 +46,7 @@ pub async fn serve() -> Result<(), String> {
         .map_err(|_| "setting FUNCTIONS_CUSTOMHANDLER_PORT is not a port number".to_string())?;
     let settings = Settings::from_env().map_err(|e| e.to_string())?;
     // Once per process: the HTTP client (certificates, connection pool) and the SDK clients.
-    let http = storage::http_client();
+    let http = http_client();
     let account = StorageAccount::new(&settings.storage, &http).map_err(|e| e.to_string())?;
     let training = settings
         .training

@@ -33,7 +33,7 @@ for t in "${targets[@]}"; do
   mkdir -p "$scratch/$t"
   log="$scratch/$t.log"
   if ! "${cargo_fuzz[@]}" run "${build_flags[@]}" "$t" "$scratch/$t" "fuzz/corpus/$t" -- \
-      -max_total_time="$per" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+      -max_total_time="$per" -seed="${FUZZ_SEED:-0}" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
       >"$log" 2>&1; then
     tail -n 60 "$log"
     echo "fuzz: $t failed; the input is in fuzz/artifacts/$t/" >&2

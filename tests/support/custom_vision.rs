@@ -528,7 +528,7 @@ pub mod bodies {
     /// One GetExports entry; `Done` carries a download SAS (the signature is a fake).
     pub fn export(platform: &str, status: &str) -> Value {
         let download = (status == "Done").then(|| format!(
-            "https://irisprodeuwtrain.blob.core.windows.net/m-b6dd673cbe9e4911b2f602237b2d4872/f8b5c43d205c4596ba198ee3bf1ffd20.{platform}.zip?sv=2020-04-08&sr=b&sig=FAKEFIXTURESIGNATURE&se=2026-12-02T16%3A41%3A02Z&sp=r"
+            "https://irisprodeuwtrain.blob.core.windows.net/m-b6dd673cbe9e4911b2f602237b2d4872/f8b5c43d205c4596ba198ee3bf1ffd20.{platform}.zip?sv=2020-04-08&sr=b&sig=FAKE-FIXTURE-SIGNATURE&se=2026-12-02T16%3A41%3A02Z&sp=r"
         ));
         json!({
             "platform": platform,

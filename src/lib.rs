@@ -34,6 +34,7 @@ pub mod base64text;
 pub mod devhost;
 pub mod domain;
 pub mod envelope;
+pub mod events;
 pub mod export;
 pub mod functions;
 mod http;

@@ -1,0 +1,14 @@
+//! Events out (issue 16, docs/events.md): a CloudEvent for every change to the model store.
+//!
+//! - [`model`]: the events, their deterministic ids and their data;
+//! - [`outbox`]: what a store function puts on its `%CV_EVENTS_QUEUE%` output, which the host
+//!   writes only when the invocation succeeds, so an event is committed with its change;
+//! - [`delivery`]: how a sink's answer is judged (transient, permanent, disabled) and the
+//!   retry schedule;
+//! - [`sinks`]: Event Grid and the signed webhook.
+//!
+//! Layers: `functions` → `events` → `storage`, `settings`, `redact`.
+
+pub mod model;
+
+pub use model::{CloudEvent, EventType, Fact};

@@ -9,6 +9,10 @@
 //!
 //! Layers: `functions` → `events` → `storage`, `settings`, `redact`.
 
+pub mod delivery;
 pub mod model;
+pub mod outbox;
+pub mod publisher;
+pub mod sinks;
 
 pub use model::{CloudEvent, EventType, Fact};

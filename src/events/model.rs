@@ -20,9 +20,10 @@ use crate::redact::redact;
 pub const SPEC_VERSION: &str = "1.0";
 pub const DATA_CONTENT_TYPE: &str = "application/json";
 /// What one event may weigh as JSON. Event Grid takes up to 1 MB per event
-/// (<https://learn.microsoft.com/azure/event-grid/event-schema-compatibility>, "Event size");
-/// ours stay far below, and one event must fit one outbox queue message (64 KiB) anyway.
-pub const MAX_EVENT_BYTES: usize = 64 * 1024;
+/// (<https://learn.microsoft.com/azure/event-grid/quotas-limits>, "Event size");
+/// ours stay at 48 KiB or less, so that one event with its outbox envelope fits one queue
+/// message (64 KiB, counted XML-escaped).
+pub const MAX_EVENT_BYTES: usize = 48 * 1024;
 /// A reason in `data` is cut here: it says why, it is not a log.
 pub const MAX_REASON_CHARS: usize = 1024;
 

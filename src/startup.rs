@@ -54,6 +54,8 @@ pub async fn run() -> Result<(), String> {
         .map(|t| TrainingClient::from_settings(http.clone(), t, Some(&account)))
         .transpose()
         .map_err(|e| e.to_string())?;
+    let sinks = crate::events::sinks::from_settings(&settings.events, &http, Some(&account))
+        .map_err(|e| e.to_string())?;
     // Loopback only: the host is the one and only client.
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let listener = tokio::net::TcpListener::bind(addr)
@@ -64,6 +66,7 @@ pub async fn run() -> Result<(), String> {
         backup_container = %settings.backup_container,
         model_store_container = %settings.model_store_container,
         training_api = settings.training.is_some(),
+        event_sinks = settings.events.enabled(),
         "handler listening on {addr}"
     );
     // The certificate load happens off the start-up path, before the first invocation needs it.
@@ -74,6 +77,7 @@ pub async fn run() -> Result<(), String> {
             settings,
             account,
             training,
+            sinks,
             budget: crate::functions::INVOCATION_BUDGET,
         }),
         server::ServerConfig::default(),

@@ -288,8 +288,8 @@ pub fn parse_timespan(text: &str) -> Result<Duration, String> {
 mod tests {
     use super::*;
     use crate::functions::{
-        Function, CONNECTION_TEST_OUTPUT, EXPORT_OUTPUT, REJECTED_BLOB_OUTPUT, REJECTED_OUTPUT,
-        TRAINING_OUTPUT,
+        Function, CONNECTION_TEST_OUTPUT, EXPORT_OUTPUT, FAILED_EVENTS_OUTPUT,
+        REJECTED_BLOB_OUTPUT, REJECTED_OUTPUT, TRAINING_OUTPUT,
     };
     use serde_json::json;
     use std::collections::{BTreeSet, HashMap};
@@ -374,6 +374,10 @@ mod tests {
                 Function::TrainingCompleted | Function::ExportCompleted => {
                     (&[REJECTED_OUTPUT], &[REJECTED_BLOB_OUTPUT])
                 }
+                Function::PublishEvents => (
+                    &[FAILED_EVENTS_OUTPUT, REJECTED_OUTPUT],
+                    &[REJECTED_BLOB_OUTPUT],
+                ),
             };
             let f = folder(function);
             assert_eq!(f.trigger.name, crate::envelope::TRIGGER_BINDING);

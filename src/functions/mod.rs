@@ -13,6 +13,7 @@
 pub mod export_completed;
 pub mod notifications;
 pub mod outputs;
+pub mod publish_events;
 pub mod rejected;
 pub mod training_completed;
 
@@ -31,6 +32,11 @@ pub const REJECTED_BLOB_OUTPUT: &str = "rejectedText";
 /// Blob output of `Notifications` recording a handled ConnectionTest
 /// (`%CV_STATUS_CONTAINER%/connection-tests/{Id}.json`), which `cvctl verify` reads.
 pub const CONNECTION_TEST_OUTPUT: &str = "connectionTest";
+/// Queue output of the store-changing functions: their events, to `%CV_EVENTS_QUEUE%` (the
+/// outbox, [`crate::events::outbox`]).
+pub const EVENTS_OUTPUT: &str = "events";
+/// Queue output of `PublishEvents`: events a sink refused, to `%CV_EVENTS_FAILED_QUEUE%`.
+pub const FAILED_EVENTS_OUTPUT: &str = "failedEvents";
 
 /// The functions this handler serves, one per function folder. The route names one; it is
 /// parsed into this once, and every dispatch on it is an exhaustive `match` (as mini-redis's
@@ -41,14 +47,16 @@ pub enum Function {
     Notifications,
     TrainingCompleted,
     ExportCompleted,
+    PublishEvents,
 }
 
 impl Function {
     /// Every function, in the order the data flows.
-    pub const ALL: [Function; 3] = [
+    pub const ALL: [Function; 4] = [
         Function::Notifications,
         Function::TrainingCompleted,
         Function::ExportCompleted,
+        Function::PublishEvents,
     ];
 
     /// The folder name, which is also the route and the host's `sys.MethodName`.
@@ -57,6 +65,7 @@ impl Function {
             Function::Notifications => "Notifications",
             Function::TrainingCompleted => "TrainingCompleted",
             Function::ExportCompleted => "ExportCompleted",
+            Function::PublishEvents => "PublishEvents",
         }
     }
 }
@@ -97,6 +106,8 @@ pub struct App {
     pub account: StorageAccount,
     /// The Training API, when configured.
     pub training: Option<crate::training::TrainingClient>,
+    /// The events' sinks (`PublishEvents`); none: events off.
+    pub sinks: Vec<crate::events::sinks::Sink>,
     /// [`INVOCATION_BUDGET`], shorter in tests.
     pub budget: Duration,
 }
@@ -147,6 +158,7 @@ impl App {
                 Function::Notifications => notifications::handle(&invocation),
                 Function::TrainingCompleted => training_completed::handle(&invocation).await,
                 Function::ExportCompleted => export_completed::handle(&invocation).await,
+                Function::PublishEvents => publish_events::handle(&invocation).await,
             }
         };
         tokio::time::timeout(self.budget, work)
@@ -177,6 +189,7 @@ pub(crate) mod test_support {
             settings,
             account,
             training: None,
+            sinks: Vec::new(),
             budget: INVOCATION_BUDGET,
         }
     }
@@ -238,6 +251,7 @@ mod tests {
             settings,
             account,
             training: None,
+            sinks: Vec::new(),
             budget: Duration::from_millis(300),
         };
         let message = r#"{"version":"1.0","type":"Export","Content":{"projectId":"9a8b7c6d-1234-4e5f-8a9b-0c1d2e3f4a5b","iterationId":"0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0","exportStatus":"ExportCompleted"}}"#;

@@ -4,6 +4,9 @@
 mod cli;
 #[path = "../support/custom_vision.rs"]
 mod custom_vision;
+mod events;
+#[path = "../support/events.rs"]
+mod events_fakes;
 #[path = "../support/helpers.rs"]
 mod helpers;
 mod model_store;

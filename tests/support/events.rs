@@ -103,7 +103,11 @@ impl Server {
     }
 }
 
-async fn serve(req: Request<Incoming>, state: &Mutex<State>, judge: &Judge) -> Response<Full<Bytes>> {
+async fn serve(
+    req: Request<Incoming>,
+    state: &Mutex<State>,
+    judge: &Judge,
+) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
     let body = match body.collect().await {
         Ok(b) => b.to_bytes().to_vec(),
@@ -115,7 +119,10 @@ async fn serve(req: Request<Incoming>, state: &Mutex<State>, judge: &Judge) -> R
         s.script.pop_front().or(s.down)
     };
     let (status, text) = match scripted {
-        Some(status) => (status, format!("{{\"error\":{{\"code\":\"Scripted{status}\"}}}}")),
+        Some(status) => (
+            status,
+            format!("{{\"error\":{{\"code\":\"Scripted{status}\"}}}}"),
+        ),
         None => match judge(&head, &body) {
             Ok(events) => {
                 state.lock().unwrap().accepted.extend(events);
@@ -205,7 +212,12 @@ impl FakeTopic {
     scripting!();
 }
 
-fn judge_topic(req: &Request<()>, body: &[u8], key: &str, token: &str) -> Result<Vec<Value>, (u16, String)> {
+fn judge_topic(
+    req: &Request<()>,
+    body: &[u8],
+    key: &str,
+    token: &str,
+) -> Result<Vec<Value>, (u16, String)> {
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
     if req.method() != hyper::Method::POST || req.uri().path() != "/api/events" {
         return Err((404, "POST /api/events only".into()));
@@ -215,14 +227,18 @@ fn judge_topic(req: &Request<()>, body: &[u8], key: &str, token: &str) -> Result
         return Err((400, "api-version=2018-01-01 is required".into()));
     }
     let bearer = format!("Bearer {token}");
-    let authorised = header("aeg-sas-key") == Some(key) || header("authorization") == Some(bearer.as_str());
+    let authorised =
+        header("aeg-sas-key") == Some(key) || header("authorization") == Some(bearer.as_str());
     if !authorised {
         return Err((401, "no valid aeg-sas-key or bearer token".into()));
     }
     let content_type = header("content-type").unwrap_or_default();
     let media = content_type.split(';').next().unwrap_or_default().trim();
     if !media.eq_ignore_ascii_case("application/cloudevents-batch+json") {
-        return Err((400, format!("content type '{content_type}' is not application/cloudevents-batch+json")));
+        return Err((
+            400,
+            format!("content type '{content_type}' is not application/cloudevents-batch+json"),
+        ));
     }
     if body.len() > MAX_EVENT_GRID_BYTES {
         return Err((413, "the request is over 1 MB".into()));
@@ -248,8 +264,10 @@ pub fn required_attributes(event: &Value) -> Result<(), String> {
         return Err("specversion must be \"1.0\"".into());
     }
     for attr in ["id", "source", "type"] {
-        if !event[attr].as_str().is_some_and(|s| !s.is_empty()) {
-            return Err(format!("the required attribute '{attr}' is missing or empty"));
+        if event[attr].as_str().is_none_or(|s| s.is_empty()) {
+            return Err(format!(
+                "the required attribute '{attr}' is missing or empty"
+            ));
         }
     }
     Ok(())
@@ -266,7 +284,8 @@ impl WebhookReceiver {
         let secrets: Arc<Mutex<Vec<String>>> =
             Arc::new(Mutex::new(secrets.iter().map(|s| s.to_string()).collect()));
         let held = secrets.clone();
-        let judge: Judge = Arc::new(move |req, body| judge_webhook(req, body, &held.lock().unwrap()));
+        let judge: Judge =
+            Arc::new(move |req, body| judge_webhook(req, body, &held.lock().unwrap()));
         Self {
             server: Server::start(judge).await,
             secrets,
@@ -285,12 +304,21 @@ impl WebhookReceiver {
     scripting!();
 }
 
-fn judge_webhook(req: &Request<()>, body: &[u8], secrets: &[String]) -> Result<Vec<Value>, (u16, String)> {
+fn judge_webhook(
+    req: &Request<()>,
+    body: &[u8],
+    secrets: &[String],
+) -> Result<Vec<Value>, (u16, String)> {
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    let (Some(id), Some(timestamp), Some(signature)) =
-        (header("webhook-id"), header("webhook-timestamp"), header("webhook-signature"))
-    else {
-        return Err((400, "webhook-id, webhook-timestamp and webhook-signature are required".into()));
+    let (Some(id), Some(timestamp), Some(signature)) = (
+        header("webhook-id"),
+        header("webhook-timestamp"),
+        header("webhook-signature"),
+    ) else {
+        return Err((
+            400,
+            "webhook-id, webhook-timestamp and webhook-signature are required".into(),
+        ));
     };
     let Ok(ts) = timestamp.parse::<i64>() else {
         return Err((400, "webhook-timestamp is not an integer".into()));
@@ -300,7 +328,10 @@ fn judge_webhook(req: &Request<()>, body: &[u8], secrets: &[String]) -> Result<V
         .unwrap()
         .as_secs() as i64;
     if (now - ts).abs() > 300 {
-        return Err((401, "webhook-timestamp is more than 5 minutes from now".into()));
+        return Err((
+            401,
+            "webhook-timestamp is more than 5 minutes from now".into(),
+        ));
     }
     let signed = [id.as_bytes(), b".", timestamp.as_bytes(), b".", body].concat();
     let verifies = secrets.iter().any(|secret| {
@@ -312,7 +343,8 @@ fn judge_webhook(req: &Request<()>, body: &[u8], secrets: &[String]) -> Result<V
         };
         let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
         mac.update(&signed);
-        let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+        let expected =
+            base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
         signature
             .split(' ')
             .filter_map(|s| s.strip_prefix("v1,"))
@@ -321,7 +353,8 @@ fn judge_webhook(req: &Request<()>, body: &[u8], secrets: &[String]) -> Result<V
     if !verifies {
         return Err((401, "no signature verifies".into()));
     }
-    let event: Value = serde_json::from_slice(body).map_err(|_| (400, "the body is not JSON".to_string()))?;
+    let event: Value =
+        serde_json::from_slice(body).map_err(|_| (400, "the body is not JSON".to_string()))?;
     required_attributes(&event).map_err(|r| (400, r))?;
     if event["id"] != id {
         return Err((400, "webhook-id is not the event's id".into()));

@@ -1,0 +1,259 @@
+//! Events out (issue 16): `PublishEvents` under the dev host on Azurite, against the fake
+//! Event Grid topic and the webhook receiver (tests/support/events.rs).
+
+use customvision_events::devhost::probe::wait_for;
+use customvision_events::events::model::examples;
+use customvision_events::events::outbox::OutboxMessage;
+use customvision_events::events::CloudEvent;
+use serde_json::Value;
+
+use crate::events_fakes::{FakeTopic, WebhookReceiver};
+use crate::helpers::*;
+
+pub const EVENTS: &str = "customvision-events";
+pub const EVENTS_FAILED: &str = "customvision-events-failed";
+pub const EVENTS_POISON: &str = "customvision-events-poison";
+pub const TOPIC_KEY: &str = "fake-topic-key";
+pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+pub const OLD_SECRET: &str = "whsec_c2Vjb25kLXNlY3JldC1rZXktMjQtYnl0ZXM=";
+
+pub struct Sinks {
+    pub topic: FakeTopic,
+    pub hook: WebhookReceiver,
+}
+
+impl Sinks {
+    pub async fn start() -> Self {
+        Self {
+            topic: FakeTopic::start(TOPIC_KEY, "unused-token").await,
+            hook: WebhookReceiver::start(&[SECRET]).await,
+        }
+    }
+
+    /// The app settings naming both sinks, with a schedule of seconds.
+    pub fn settings(&self) -> Vec<(String, String)> {
+        vec![
+            (
+                "CV_EVENTGRID__topicEndpointUri".into(),
+                self.topic.endpoint(),
+            ),
+            ("CV_EVENTGRID__key".into(), TOPIC_KEY.into()),
+            ("CV_WEBHOOK_URL".into(), self.hook.url()),
+            ("CV_WEBHOOK_SECRET".into(), SECRET.into()),
+            ("CV_EVENTS_RETRY_SCHEDULE".into(), "1s,1s,1s,1s".into()),
+        ]
+    }
+}
+
+pub async fn spawn_with_sinks(sinks: &Sinks, extra: &[(&str, &str)]) -> TestApp {
+    let mut settings = sinks.settings();
+    settings.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let pairs: Vec<(&str, &str)> = settings
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let app = spawn_app(&pairs).await;
+    app.probe.create_queue(EVENTS).await.unwrap();
+    app
+}
+
+fn event(n: usize) -> CloudEvent {
+    let (fact, at) = &examples()[n];
+    CloudEvent::new("https://account.blob.core.windows.net/models", fact, *at).unwrap()
+}
+
+async fn put_outbox(app: &TestApp, event: &CloudEvent) {
+    app.probe
+        .send(EVENTS, &OutboxMessage::new(event.clone()).to_json())
+        .await
+        .unwrap();
+}
+
+/// Waits until `accepted()` holds `n` events.
+pub async fn accepted(
+    app: &TestApp,
+    what: &str,
+    n: usize,
+    seen: impl Fn() -> Vec<Value>,
+) -> Vec<Value> {
+    wait_for(
+        &format!("{n} event(s) accepted by {what}"),
+        DEADLINE,
+        || async {
+            let got = seen();
+            Ok((got.len() >= n).then_some(got))
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n--- output ---\n{}", app.output()))
+}
+
+/// Waits until the outbox is empty, delayed retries included.
+pub async fn outbox_drained(app: &TestApp) {
+    wait_for("the outbox to drain", DEADLINE, || async {
+        Ok((app.probe.queue_len(EVENTS).await? == 0).then_some(()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n--- output ---\n{}", app.output()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_event_reaches_both_sinks_once_however_often_it_is_redelivered() {
+    let sinks = Sinks::start().await;
+    let app = spawn_with_sinks(&sinks, &[]).await;
+    let e = event(1);
+    for round in 1..=3 {
+        put_outbox(&app, &e).await;
+        outbox_drained(&app).await;
+        assert!(
+            app.output().matches("already delivered").count() >= 2 * (round - 1),
+            "{}",
+            app.output()
+        );
+    }
+    let topic = accepted(&app, "the topic", 1, || sinks.topic.accepted()).await;
+    let hook = accepted(&app, "the webhook", 1, || sinks.hook.accepted()).await;
+    assert_eq!(
+        topic.len(),
+        1,
+        "the markers keep a redelivery from a second send"
+    );
+    assert_eq!(hook.len(), 1);
+    assert_eq!(topic[0]["id"], e.id.as_str());
+    assert_eq!(hook[0], topic[0], "the same structured event to both");
+    let request = &sinks.topic.requests()[0];
+    assert_eq!(
+        request.header("content-type"),
+        Some("application/cloudevents-batch+json; charset=utf-8")
+    );
+    assert_eq!(request.path_and_query, "/api/events?api-version=2018-01-01");
+    let delivery = &sinks.hook.requests()[0];
+    assert_eq!(delivery.header("webhook-id"), Some(e.id.as_str()));
+    assert!(delivery
+        .header("content-type")
+        .unwrap()
+        .starts_with("application/cloudevents+json"));
+    let output = app.output();
+    for secret in [TOPIC_KEY, SECRET.trim_start_matches("whsec_")] {
+        assert!(!output.contains(secret), "a secret in the output");
+    }
+    app.assert_empty(&[EVENTS_FAILED, EVENTS_POISON, REJECTED])
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_topic_down_for_a_while_gets_the_event_when_it_is_back_without_poison() {
+    let sinks = Sinks::start().await;
+    let app = spawn_with_sinks(&sinks, &[]).await;
+    sinks.topic.down(503);
+    let e = event(0);
+    put_outbox(&app, &e).await;
+    // Two refused attempts: the event is being retried on the schedule.
+    wait_for("two attempts at the topic", DEADLINE, || async {
+        Ok((sinks.topic.requests().len() >= 2).then_some(()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", app.output()));
+    sinks.topic.up();
+    let topic = accepted(&app, "the topic", 1, || sinks.topic.accepted()).await;
+    outbox_drained(&app).await;
+    assert_eq!(topic.len(), 1);
+    assert_eq!(topic[0]["id"], e.id.as_str());
+    // The webhook took it on the first attempt, and only then.
+    assert_eq!(sinks.hook.requests().len(), 1, "{}", app.output());
+    app.assert_empty(&[EVENTS_FAILED, EVENTS_POISON, REJECTED])
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_permanent_refusal_is_kept_in_the_failed_queue_and_a_redelivery_sends_it() {
+    let sinks = Sinks::start().await;
+    let app = spawn_with_sinks(&sinks, &[]).await;
+    sinks.topic.script(&[400]);
+    let e = event(2);
+    put_outbox(&app, &e).await;
+    let failed = app.messages(EVENTS_FAILED, 1).await;
+    let record: Value = serde_json::from_str(&failed[0]).unwrap();
+    assert_eq!(record["sink"], "eventgrid");
+    assert_eq!(record["event"]["id"], e.id.as_str());
+    assert!(
+        record["answer"].as_str().unwrap().starts_with("400"),
+        "{record}"
+    );
+    assert_eq!(record["attempts"], 1, "a permanent answer is not retried");
+    outbox_drained(&app).await;
+    assert_eq!(sinks.topic.accepted().len(), 0);
+    assert_eq!(sinks.hook.accepted().len(), 1, "the other sink took it");
+
+    // What `cvctl events redeliver` does: the event back on the outbox, the same id.
+    let event: CloudEvent = serde_json::from_value(record["event"].clone()).unwrap();
+    put_outbox(&app, &event).await;
+    let topic = accepted(&app, "the topic", 1, || sinks.topic.accepted()).await;
+    outbox_drained(&app).await;
+    assert_eq!(topic[0]["id"], e.id.as_str());
+    assert_eq!(sinks.hook.requests().len(), 1, "the webhook's marker held");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rotation_verifies_with_either_secret() {
+    let sinks = Sinks::start().await;
+    let app = spawn_with_sinks(&sinks, &[("CV_WEBHOOK_SECRET_PREVIOUS", OLD_SECRET)]).await;
+    // A receiver that has not rotated yet knows only the old secret.
+    sinks.hook.accept_only(&[OLD_SECRET]);
+    put_outbox(&app, &event(3)).await;
+    accepted(&app, "the webhook (old secret)", 1, || {
+        sinks.hook.accepted()
+    })
+    .await;
+    // One that has rotated knows only the new one.
+    sinks.hook.accept_only(&[SECRET]);
+    put_outbox(&app, &event(4)).await;
+    accepted(&app, "the webhook (new secret)", 2, || {
+        sinks.hook.accepted()
+    })
+    .await;
+    // And one that knows neither refuses: the check can fail.
+    sinks
+        .hook
+        .accept_only(&["whsec_dW5yZWxhdGVkLXNlY3JldC1rZXktMjQtYnl0"]);
+    put_outbox(&app, &event(5)).await;
+    let failed = app.messages(EVENTS_FAILED, 1).await;
+    let record: Value = serde_json::from_str(&failed[0]).unwrap();
+    assert_eq!(record["sink"], "webhook", "{record}");
+    assert!(
+        record["answer"].as_str().unwrap().starts_with("401"),
+        "{record}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn garbage_on_the_outbox_is_rejected_not_a_panic() {
+    let sinks = Sinks::start().await;
+    let app = spawn_with_sinks(&sinks, &[]).await;
+    let mut bad_id = OutboxMessage::new(event(0));
+    bad_id.event.id = "../../escape".into();
+    for text in ["garbage", "{\"event\":{}}", &bad_id.to_json()] {
+        app.probe.send(EVENTS, text).await.unwrap();
+    }
+    let rejected = app.messages(REJECTED, 3).await;
+    for r in &rejected {
+        let record: Value = serde_json::from_str(r).unwrap();
+        assert_eq!(record["function"], "PublishEvents", "{record}");
+    }
+    outbox_drained(&app).await;
+    assert!(sinks.topic.requests().is_empty());
+    app.assert_empty(&[EVENTS_POISON]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_schedule_running_out_keeps_the_event_in_the_failed_queue() {
+    let sinks = Sinks::start().await;
+    let app = spawn_with_sinks(&sinks, &[("CV_EVENTS_RETRY_SCHEDULE", "1s")]).await;
+    sinks.topic.down(429);
+    put_outbox(&app, &event(6)).await;
+    let failed = app.messages(EVENTS_FAILED, 1).await;
+    let record: Value = serde_json::from_str(&failed[0]).unwrap();
+    assert_eq!(record["attempts"], 2, "{record}");
+    assert!(record["answer"].as_str().unwrap().starts_with("429"));
+    assert_eq!(sinks.topic.requests().len(), 2);
+}

@@ -257,3 +257,39 @@ async fn the_schedule_running_out_keeps_the_event_in_the_failed_queue() {
     assert!(record["answer"].as_str().unwrap().starts_with("429"));
     assert_eq!(sinks.topic.requests().len(), 2);
 }
+
+/// The fake topic is shaped like Event Grid, not like our client: the official Python SDK's
+/// request passes it, and the same SDK with a wrong key is refused. Needs the pinned venv
+/// (`make events-check` sets CV_EVENTS_PYTHON); without it the test says so and passes.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_fake_topic_accepts_what_the_official_python_sdk_sends() {
+    let Some(python) = std::env::var_os("CV_EVENTS_PYTHON") else {
+        eprintln!("skipped: CV_EVENTS_PYTHON is not set (make events-check runs this)");
+        return;
+    };
+    let topic = FakeTopic::start_with(TOPIC_KEY, "unused-token", false).await;
+    let script = root().join("tests/events/sdk_send.py");
+    let run = |key: &'static str| {
+        let (python, script, endpoint) = (python.clone(), script.clone(), topic.endpoint());
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(python)
+                .arg(script)
+                .args([endpoint.as_str(), key])
+                .output()
+                .unwrap()
+        })
+    };
+    let sent = run(TOPIC_KEY).await.unwrap();
+    assert!(
+        sent.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&sent.stdout),
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    let accepted = topic.accepted();
+    assert_eq!(accepted.len(), 1, "{:?}", topic.requests());
+    assert_eq!(accepted[0]["type"], "CustomVisionEvents.Ping");
+    let refused = run("wrong-key").await.unwrap();
+    assert!(!refused.status.success(), "a wrong key must be refused");
+    assert_eq!(topic.requests().last().unwrap().status, 401);
+}

@@ -195,8 +195,19 @@ pub struct FakeTopic {
 
 impl FakeTopic {
     pub async fn start(key: &str, token: &str) -> Self {
+        Self::start_with(key, token, true).await
+    }
+
+    /// `captured`: false for a topic that receives what is not ours (the SDK's own event).
+    pub async fn start_with(key: &str, token: &str, captured: bool) -> Self {
         let (k, t) = (key.to_string(), token.to_string());
-        let judge: Judge = Arc::new(move |req, body| judge_topic(req, body, &k, &t));
+        let judge: Judge = Arc::new(move |req, body| {
+            let events = judge_topic(req, body, &k, &t)?;
+            if captured {
+                capture("eventgrid", req, body, &[]);
+            }
+            Ok(events)
+        });
         Self {
             server: Server::start(judge).await,
             key: key.to_string(),
@@ -258,6 +269,30 @@ fn judge_topic(
     Ok(events)
 }
 
+/// With `CV_EVENTS_CAPTURE_DIR` set (`make events-check`), each accepted request is written
+/// there for the independent parsers (tests/events/verify.py), with the secrets the receiver
+/// verified with.
+fn capture(sink: &str, req: &Request<()>, body: &[u8], secrets: &[String]) {
+    let Some(dir) = std::env::var_os("CV_EVENTS_CAPTURE_DIR") else {
+        return;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let headers: Vec<(String, String)> = req
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
+        .collect();
+    let record = serde_json::json!({
+        "sink": sink,
+        "headers": headers,
+        "body": String::from_utf8_lossy(body),
+        "secrets": secrets,
+    });
+    let name = format!("{sink}-{}.json", uuid::Uuid::new_v4());
+    std::fs::write(dir.join(name), record.to_string()).unwrap();
+}
+
 /// CloudEvents 1.0's required attributes.
 pub fn required_attributes(event: &Value) -> Result<(), String> {
     if event["specversion"] != "1.0" {
@@ -284,8 +319,12 @@ impl WebhookReceiver {
         let secrets: Arc<Mutex<Vec<String>>> =
             Arc::new(Mutex::new(secrets.iter().map(|s| s.to_string()).collect()));
         let held = secrets.clone();
-        let judge: Judge =
-            Arc::new(move |req, body| judge_webhook(req, body, &held.lock().unwrap()));
+        let judge: Judge = Arc::new(move |req, body| {
+            let secrets = held.lock().unwrap().clone();
+            let events = judge_webhook(req, body, &secrets)?;
+            capture("webhook", req, body, &secrets);
+            Ok(events)
+        });
         Self {
             server: Server::start(judge).await,
             secrets,

@@ -16,3 +16,17 @@ pub mod publisher;
 pub mod sinks;
 
 pub use model::{CloudEvent, EventType, Fact};
+
+use crate::settings::Settings;
+use crate::storage::StorageAccount;
+
+/// The `source` every event carries: `CV_EVENTS_SOURCE`, else the model store container's URL
+/// (without a query).
+pub fn source(settings: &Settings, account: &StorageAccount) -> String {
+    settings.events.source.clone().unwrap_or_else(|| {
+        account
+            .plain_blob_url(&settings.model_store_container, "")
+            .map(|u| u.as_str().trim_end_matches('/').to_string())
+            .unwrap_or_default()
+    })
+}

@@ -233,5 +233,10 @@ impl Publisher<'_> {
 
 /// `{sink}/{eventId}`.
 pub fn marker_name(sink: &Sink, id: &str) -> String {
-    format!("{}/{id}", sink.name())
+    marker_path(sink.name(), id)
+}
+
+/// The delivered marker of event `id` at the sink named `sink` (`eventgrid`, `webhook`).
+pub fn marker_path(sink: &str, id: &str) -> String {
+    format!("{sink}/{id}")
 }

@@ -293,3 +293,116 @@ async fn the_fake_topic_accepts_what_the_official_python_sdk_sends() {
     assert!(!refused.status.success(), "a wrong key must be refused");
     assert_eq!(topic.requests().last().unwrap().status, 401);
 }
+
+fn as_pairs(settings: &[(String, String)]) -> Vec<(&str, &str)> {
+    settings
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn test_fire_goes_through_the_outbox_and_direct_prints_each_sinks_answer() {
+    let sinks = Sinks::start().await;
+    let app = spawn_with_sinks(&sinks, &[]).await;
+    let mut settings = sinks.settings();
+    settings.push(("CV_STORAGE".into(), app.connection().into()));
+    let run = cvctl(&as_pairs(&settings), &["events", "test-fire"]).await;
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let topic = accepted(&app, "the topic", 1, || sinks.topic.accepted()).await;
+    assert_eq!(topic[0]["type"], "CustomVisionEvents.Ping");
+    assert!(
+        run.stdout.contains(topic[0]["id"].as_str().unwrap()),
+        "{}",
+        run.stdout
+    );
+
+    let run = cvctl(&as_pairs(&settings), &["events", "test-fire", "--direct"]).await;
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("PASS  eventgrid: "), "{}", run.stdout);
+    assert!(run.stdout.contains("PASS  webhook: "), "{}", run.stdout);
+    sinks.topic.script(&[503]);
+    let run = cvctl(&as_pairs(&settings), &["events", "test-fire", "--direct"]).await;
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("FAIL  eventgrid: "), "{}", run.stdout);
+    assert!(run.stdout.contains("503"), "{}", run.stdout);
+    assert!(!run.stdout.contains(TOPIC_KEY) && !run.stderr.contains(TOPIC_KEY));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_lists_and_redeliver_puts_back_with_the_same_id() {
+    let sinks = Sinks::start().await;
+    let app = spawn_with_sinks(&sinks, &[]).await;
+    let mut settings = sinks.settings();
+    settings.push(("CV_STORAGE".into(), app.connection().into()));
+    sinks.topic.script(&[400, 400]);
+    let (a, b) = (event(0), event(1));
+    put_outbox(&app, &a).await;
+    put_outbox(&app, &b).await;
+    app.messages(EVENTS_FAILED, 2).await;
+    let run = cvctl(&as_pairs(&settings), &["events", "failed", "--json"]).await;
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let rows: Vec<Value> = serde_json::from_str(&run.stdout).unwrap();
+    let mut ids: Vec<&str> = rows.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    ids.sort();
+    let mut want = vec![a.id.as_str(), b.id.as_str()];
+    want.sort();
+    assert_eq!(ids, want);
+    assert!(rows.iter().all(|r| r["sink"] == "eventgrid"));
+
+    let run = cvctl(
+        &as_pairs(&settings),
+        &["events", "redeliver", "--id", &a.id],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let topic = accepted(&app, "the topic", 1, || sinks.topic.accepted()).await;
+    assert_eq!(topic[0]["id"], a.id.as_str(), "the same id");
+    let run = cvctl(
+        &as_pairs(&settings),
+        &[
+            "events",
+            "redeliver",
+            "--id",
+            "0123456789abcdef0123456789abcdef",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 1, "nothing to redeliver: {}", run.stdout);
+    let run = cvctl(&as_pairs(&settings), &["events", "redeliver", "--all"]).await;
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    accepted(&app, "the topic", 2, || sinks.topic.accepted()).await;
+    outbox_drained(&app).await;
+    assert_eq!(sinks.hook.requests().len(), 2, "the webhook's markers held");
+    app.assert_empty(&[EVENTS_FAILED]).await;
+    let run = cvctl(&as_pairs(&settings), &["events", "failed"]).await;
+    assert!(run.stdout.contains("no failed events"), "{}", run.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_checks_that_a_ping_left_the_outbox() {
+    let sinks = Sinks::start().await;
+    let app = spawn_with_sinks(&sinks, &[]).await;
+    let mut settings = sinks.settings();
+    settings.push(("CV_STORAGE".into(), app.connection().into()));
+    let (p, _) = ids();
+    let run = cvctl(&as_pairs(&settings), &["verify", "--project", &p]).await;
+    assert!(
+        run.stdout.contains("PASS  events: Ping "),
+        "{}{}\n{}",
+        run.stdout,
+        run.stderr,
+        app.output()
+    );
+    // A sink that refuses: the check fails and names the answer.
+    sinks.topic.script(&[403]);
+    settings.push(("CV_EVENTGRID__key".into(), TOPIC_KEY.into()));
+    let run = cvctl(&as_pairs(&settings), &["verify", "--project", &p]).await;
+    assert!(
+        run.stdout.contains("FAIL  events: the Ping"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("403"), "{}", run.stdout);
+    assert_eq!(run.code, 1);
+}

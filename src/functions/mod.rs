@@ -10,6 +10,7 @@
 //! Stdout (tracing) carries start-up and the reason for a non-2xx answer, where `Logs` is
 //! dropped.
 
+pub mod events_out;
 pub mod export_completed;
 pub mod notifications;
 pub mod outputs;
@@ -124,9 +125,25 @@ impl Invocation<'_> {
         self.request.message_text(TRIGGER_BINDING)
     }
 
-    /// Answers 200 and keeps the message with its reason ([`rejected::reject`]).
+    /// Answers 200 and keeps the message with its reason ([`rejected::reject`]); a store
+    /// function also emits a `MessageRejected` (the reason and where the record is, never the
+    /// message). `PublishEvents`' own garbage emits nothing: an event about an event.
     pub fn reject(&self, text: &str, reason: &str) -> InvocationResponse {
-        rejected::reject(self, text, reason)
+        let response = rejected::reject(self, text, reason);
+        if self.function == Function::PublishEvents {
+            return response;
+        }
+        let message_id = self.request.message_id().unwrap_or_default();
+        let blob = response
+            .outputs
+            .contains_key(REJECTED_BLOB_OUTPUT)
+            .then(|| format!("{}/{message_id}.txt", self.function));
+        let mut emitter = events_out::Emitter::new(self);
+        match emitter.rejected(&message_id, reason, blob) {
+            Ok(()) => emitter.into_response(response),
+            // An event too large to build: the record is what matters, and it is kept.
+            Err(_) => response,
+        }
     }
 }
 
@@ -140,6 +157,13 @@ pub enum FunctionError {
     /// Worth retrying: storage not reachable, a backup blob not there yet.
     #[error("{0}")]
     Transient(String),
+    /// An event of the change could not be built (its blob's Last-Modified unread): the
+    /// retry finds the change done and emits it then (the redelivery rule).
+    #[error(transparent)]
+    Emit(#[from] events_out::EmitError),
+    /// `PublishEvents`: storage failed under a marker or a re-enqueue.
+    #[error(transparent)]
+    Publish(#[from] crate::events::publisher::PublishError),
 }
 
 impl App {
@@ -199,7 +223,8 @@ pub(crate) mod test_support {
         let once = serde_json::to_string(message).unwrap();
         serde_json::from_value(serde_json::json!({
             "Data": {"notification": once},
-            "Metadata": {"Id": "\"6f1c0a52-0000-4000-8000-000000000001\"", "DequeueCount": "1"}
+            "Metadata": {"Id": "\"6f1c0a52-0000-4000-8000-000000000001\"", "DequeueCount": "1",
+                "InsertionTime": "2026-01-01T10:00:00+00:00"}
         }))
         .unwrap()
     }

@@ -30,10 +30,7 @@ pub async fn handle(invocation: &Invocation<'_>) -> Result<InvocationResponse, F
         account: &app.account,
         sinks: &app.sinks,
     };
-    let published = publisher
-        .publish(message)
-        .await
-        .map_err(|e| FunctionError::Transient(e.to_string()))?;
+    let published = publisher.publish(message).await?;
     let mut response = InvocationResponse::default();
     for line in published.lines {
         response = response.log(line);

@@ -131,7 +131,9 @@ where
             let status = match error {
                 FunctionError::Envelope(_) => StatusCode::BAD_REQUEST,
                 FunctionError::UnknownFunction(_) => StatusCode::NOT_FOUND,
-                FunctionError::Transient(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                FunctionError::Transient(_)
+                | FunctionError::Emit(_)
+                | FunctionError::Publish(_) => StatusCode::INTERNAL_SERVER_ERROR,
             };
             failure(status, &function, &invocation_id, &error.to_string())
         }

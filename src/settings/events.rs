@@ -51,6 +51,8 @@ pub struct WebhookSettings {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventSettings {
     pub queue: String,
+    /// `CV_REJECTED_QUEUE`, which a `MessageRejected` names as where the record is.
+    pub rejected_queue: String,
     pub failed_queue: String,
     pub delivered_container: String,
     /// Delays before the 2nd, 3rd, … attempts.
@@ -137,6 +139,7 @@ impl EventSettings {
         };
         Ok(Self {
             queue: queue("CV_EVENTS_QUEUE", DEFAULT_EVENTS_QUEUE)?,
+            rejected_queue: queue("CV_REJECTED_QUEUE", "customvision-rejected")?,
             failed_queue: queue("CV_EVENTS_FAILED_QUEUE", DEFAULT_EVENTS_FAILED_QUEUE)?,
             delivered_container,
             retry_schedule,

@@ -406,3 +406,157 @@ async fn verify_checks_that_a_ping_left_the_outbox() {
     assert!(run.stdout.contains("403"), "{}", run.stdout);
     assert_eq!(run.code, 1);
 }
+
+// ---- The store functions' events, end to end: notification → change → outbox → sinks. ----
+
+fn of_type<'a>(events: &'a [Value], short: &str) -> Vec<&'a Value> {
+    let name = format!("CustomVisionEvents.{short}");
+    events
+        .iter()
+        .filter(|e| e["type"] == name.as_str())
+        .collect()
+}
+
+fn distinct_ids(events: &[&Value]) -> usize {
+    let mut ids: Vec<&str> = events.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    ids.sort();
+    ids.dedup();
+    ids.len()
+}
+
+/// The stored blob an event's `data.url` names, and its Last-Modified as the probe reads it.
+async fn last_modified_of(app: &TestApp, event: &Value) -> String {
+    let url = event["data"]["url"].as_str().unwrap();
+    let path = url.split_once(&format!("/{MODELS}/")).unwrap().1;
+    let path = percent_encoding::percent_decode_str(path)
+        .decode_utf8()
+        .unwrap();
+    let blob = app.probe.blob(MODELS, &path).await.unwrap().unwrap();
+    blob.last_modified.unwrap()
+}
+
+/// A backup of a new iteration and the export notification for it, with a SAS `modelUri`
+/// (a secret no event may carry).
+async fn export_ready(app: &TestApp) -> (String, String, String) {
+    let (p, i) = ids();
+    let name = format!("{p} - {i}.onnx");
+    app.probe.put_blob(BACKUPS, &name, b"model").await.unwrap();
+    let sas = sas_url(app, BACKUPS, &name, false);
+    (
+        p.clone(),
+        i.clone(),
+        export_message(&p, &i, "ExportCompleted", Some(&sas)),
+    )
+}
+
+fn assert_no_secret(events: &[Value]) {
+    for e in events {
+        let text = e.to_string();
+        for bad in ["sig=", "sig%3D", "se=", "sv=", TOPIC_KEY, "whsec_"] {
+            assert!(!text.contains(bad), "{bad} in {text}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_export_delivered_three_times_gives_one_model_copied_id_and_one_latest_moved_id() {
+    let sinks = Sinks::start().await;
+    let app = spawn_with_sinks(&sinks, &[]).await;
+    let (p, i, message) = export_ready(&app).await;
+    for _ in 0..3 {
+        app.send(&message).await;
+        app.drained().await;
+        outbox_drained(&app).await;
+    }
+    let topic = accepted(&app, "the topic", 2, || sinks.topic.accepted()).await;
+    let copied = of_type(&topic, "ModelCopied");
+    let moved = of_type(&topic, "LatestMoved");
+    assert_eq!(distinct_ids(&copied), 1, "{topic:#?}");
+    assert_eq!(distinct_ids(&moved), 1, "{topic:#?}");
+    // A duplicate on its first delivery emits nothing new: two events for the export.
+    assert_eq!(topic.len(), 2, "{topic:#?}");
+    assert_eq!(
+        copied[0]["subject"],
+        format!("projects/{p}/iterations/{i}/models/ONNX").as_str()
+    );
+    assert_eq!(
+        moved[0]["subject"],
+        format!("projects/{p}/models/ONNX/latest").as_str()
+    );
+    // The time of the change, not of sending: each blob's own Last-Modified.
+    assert_eq!(
+        copied[0]["time"],
+        last_modified_of(&app, copied[0]).await.as_str()
+    );
+    assert_eq!(
+        moved[0]["time"],
+        last_modified_of(&app, moved[0]).await.as_str()
+    );
+    assert_eq!(copied[0]["data"]["orderKey"]["iterationId"], i.as_str());
+    assert_no_secret(&topic);
+    let hook = accepted(&app, "the webhook", 2, || sinks.hook.accepted()).await;
+    assert_eq!(hook.len(), 2);
+    assert_no_secret(&hook);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_after_the_copy_then_the_redelivery_still_sends_the_events() {
+    let sinks = Sinks::start().await;
+    let settings = sinks.settings();
+    let (app, proxy) = spawn_counted(&as_pairs(&settings)).await;
+    app.probe.create_queue(EVENTS).await.unwrap();
+    let (p, _, message) = export_ready(&app).await;
+    // The copy and the alias are made, then the index write fails: the invocation dies
+    // after the change and before its outputs, as in a crash.
+    // The SDK percent-encodes the blob name's slash.
+    let index = format!("/devstoreaccount1/{MODELS}/{p}%2Findex.json");
+    proxy.answer(&index, 400, &[]);
+    app.send(&message).await;
+    wait_for("a failed ExportCompleted", DEADLINE, || async {
+        Ok(app
+            .output()
+            .contains("invocation failed, will retry")
+            .then_some(()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", app.output()));
+    // No event leaves with a failed invocation.
+    assert!(
+        sinks.topic.accepted().is_empty(),
+        "{:?}",
+        sinks.topic.accepted()
+    );
+    proxy.clear(&index);
+    let topic = accepted(&app, "the topic", 2, || sinks.topic.accepted()).await;
+    assert_eq!(of_type(&topic, "ModelCopied").len(), 1, "{topic:#?}");
+    assert_eq!(of_type(&topic, "LatestMoved").len(), 1, "{topic:#?}");
+    assert_no_secret(&topic);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_topic_down_delivers_when_back_and_the_exports_queue_never_sees_a_retry() {
+    let sinks = Sinks::start().await;
+    let app = spawn_with_sinks(&sinks, &[]).await;
+    sinks.topic.down(503);
+    let (p, i, message) = export_ready(&app).await;
+    app.send(&message).await;
+    wait_for("refused attempts at the topic", DEADLINE, || async {
+        Ok((sinks.topic.requests().len() >= 4).then_some(()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", app.output()));
+    sinks.topic.up();
+    let topic = accepted(&app, "the topic", 2, || sinks.topic.accepted()).await;
+    assert_eq!(topic.len(), 2);
+    app.drained().await;
+    let output = app.output();
+    let done = format!("export of project {p} iteration {i} completed");
+    assert_eq!(
+        output.matches(&done).count(),
+        1,
+        "ExportCompleted ran once:\n{output}"
+    );
+    assert!(!output.contains("invocation failed"), "{output}");
+    app.assert_empty(&[EXPORTS, "customvision-exports-poison", EVENTS_POISON])
+        .await;
+}

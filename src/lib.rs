@@ -19,11 +19,12 @@
 //! export platforms and flavors), each built only by parsing, one per file.
 //!
 //! Beside it: [`settings`] (read once, a bad one named; the Training API's and the automation's
-//! too, and `local.settings.json` for local runs), [`naming`] (blob names, paths, tags; every stored name once, in [`naming::stored`]),
-//! [`redact`] (no secret leaves as text), [`base64text`] (base64 as .NET reads it), [`seed`] (the
-//! seed document's examples), [`startup`] (the `handler` binary's wiring), [`devhost`] (the
-//! local stand-in for the Functions host, used by `cvctl` and the tests), and [`arm`] (the few
-//! Azure Resource Manager reads behind `cvctl preflight`).
+//! too, and `local.settings.json` for local runs), [`naming`] (blob names, paths, tags; every
+//! stored name once, in [`naming::stored`]), [`redact`] (no secret leaves as text),
+//! [`telemetry`] (the tracing set-up, its writer redacting each line), [`base64text`] (base64
+//! as .NET reads it), [`seed`] (the seed document's examples), [`startup`] (the `handler`
+//! binary's wiring), [`devhost`] (the local stand-in for the Functions host, used by `cvctl`
+//! and the tests), and [`arm`] (the few Azure Resource Manager reads behind `cvctl preflight`).
 //!
 //! Layers point down only: `functions` → `export` → `model_store` → `storage` → `settings` →
 //! `domain`; `scripts/module-cycles.py` (in `make lint`) fails on any cycle between top-level
@@ -46,6 +47,7 @@ pub mod server;
 pub mod settings;
 pub mod startup;
 pub mod storage;
+pub mod telemetry;
 pub mod training;
 
 pub use http::{http_client, HttpClientError, SharedHttp};

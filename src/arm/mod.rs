@@ -11,8 +11,8 @@
 //!   [`skus`] (the Custom Vision SKU offered in the region).
 //!
 //! Every path, query and api-version is cited where it is built ([`client`]), and
-//! `tests/preflight_contract.rs` checks each request against the operations of the official
-//! OpenAPI documents (Azure/azure-rest-api-specs).
+//! `tests/suite/preflight_contract.rs` checks each request against the operations of the
+//! official OpenAPI documents (Azure/azure-rest-api-specs).
 
 pub mod client;
 pub mod endpoint;

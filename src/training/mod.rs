@@ -10,7 +10,7 @@
 //! Its settings, [`TrainingSettings`], are read with the rest in [`crate::settings::training`].
 //!
 //! Paths, parameters and shapes follow `shared/specs/customvision-training-v3.3.json`;
-//! `tests/training_contract.rs` checks every request against it with Stoplight Prism.
+//! `tests/suite/training_contract.rs` checks every request against it with Stoplight Prism.
 
 pub mod client;
 pub mod error;

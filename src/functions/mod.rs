@@ -10,11 +10,11 @@
 //! Stdout (tracing) carries start-up and the reason for a non-2xx answer, where `Logs` is
 //! dropped.
 
-pub mod export_completed;
-pub mod notifications;
-pub mod outputs;
-pub mod rejected;
-pub mod training_completed;
+pub(crate) mod export_completed;
+pub(crate) mod notifications;
+pub(crate) mod outputs;
+pub(crate) mod rejected;
+pub(crate) mod training_completed;
 
 use std::time::Duration;
 

@@ -5,10 +5,10 @@ use std::fmt;
 
 use url::Url;
 
-pub mod automation;
+pub(crate) mod automation;
 pub mod hosts;
 mod local;
-pub mod training;
+pub(crate) mod training;
 
 pub use local::{read_json, AppSettings, JsonFileError};
 

@@ -541,7 +541,7 @@ async fn a_re_exported_backup_replaces_its_copy() {
         .unwrap();
     assert_eq!(alias.bytes, b"second export", "{}", app.output());
     assert_eq!(alias.metadata["cvsourceetag"], backup.etag);
-    let index: customvision_events::model_store::index::ModelIndex = serde_json::from_slice(
+    let index: customvision_events::model_store::ModelIndex = serde_json::from_slice(
         &app.probe
             .blob(MODELS, &format!("{p}/index.json"))
             .await

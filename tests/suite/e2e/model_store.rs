@@ -11,7 +11,7 @@ use serde_json::Value;
 use url::Url;
 
 use customvision_events::domain::ProjectId;
-use customvision_events::model_store::index::{rebuild, ModelIndex};
+use customvision_events::model_store::{rebuild, ModelIndex};
 use customvision_events::settings::AZURITE_ACCOUNT;
 
 use crate::e2e::backup_name;

@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, HashMap};
 use customvision_events::devhost::azurite::Azurite;
 use customvision_events::devhost::probe::Probe;
 use customvision_events::export::in_place;
-use customvision_events::storage::decide::quoted_etag;
 use customvision_events::storage::list_one;
+use customvision_events::storage::quoted_etag;
 
 use crate::e2e::backup_name;
 use crate::support::helpers::*;

@@ -8,10 +8,11 @@
 //! can therefore never move either backwards.
 
 mod find;
-pub mod index;
-pub mod latest;
+pub(crate) mod index;
+pub(crate) mod latest;
 
 pub use find::{find_models, FoundKind, FoundModel, ModelFilter};
+pub use index::{rebuild, ModelIndex};
 
 use std::collections::{BTreeMap, HashMap};
 

@@ -8,7 +8,7 @@ use azure_core::http::StatusCode;
 use serde::Serialize;
 
 use customvision_events::domain::{IterationId, ProjectId};
-use customvision_events::model_store::index::ModelIndex;
+use customvision_events::model_store::ModelIndex;
 use customvision_events::model_store::{
     find_models, FoundKind, ModelFilter, ModelStoreError, OrderKey,
 };

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use azure_storage_blob::models::BlobClientGetPropertiesResultHeaders;
 use futures::StreamExt;
 
-use crate::helpers::*;
+use crate::support::helpers::*;
 
 /// A signature that looks like one (base64 of 32 bytes, percent-encoded as in a URL) and is
 /// easy to spot: `FAKESIG` then the tag, padded from a seed.
@@ -52,7 +52,10 @@ impl Secrets {
             "the account key",
             customvision_events::settings::AZURITE_KEY,
         );
-        s.add("the training key", crate::custom_vision::FIXTURE_KEY);
+        s.add(
+            "the training key",
+            crate::support::custom_vision::FIXTURE_KEY,
+        );
         s
     }
 

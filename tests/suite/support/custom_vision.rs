@@ -2,16 +2,11 @@
 //! `127.0.0.1:0` that answers like the service (bodies written from the spec's schemas, in the
 //! shapes of the service's recorded sessions) and records every request.
 //!
-//! Include it from an integration-test crate:
-//! `#[path = "support/custom_vision.rs"] mod custom_vision;` (or `"../support/..."` from a
-//! `tests/<dir>/main.rs`).
-//!
 //! Like the real service (and unlike `warp::test`): connections are kept alive, bodies may be
 //! chunked or have a length, and a request without the right `Training-Key` (or, when allowed,
 //! a bearer token) is answered 401 by the "gateway" before any route runs. Per route, canned
 //! answers are served from a queue first, then from the route's default, then from a
 //! realistic answer built from the request.
-#![allow(dead_code)]
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -22,11 +17,11 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 use url::Url;
+
+use super::http1::{serve, Server};
 
 /// The key the fixture accepts.
 pub const FIXTURE_KEY: &str = "fixture-training-key-7c1d5b0e";
@@ -182,14 +177,7 @@ struct State {
 pub struct CustomVisionFixture {
     addr: SocketAddr,
     state: Arc<Mutex<State>>,
-    task: JoinHandle<()>,
-}
-
-impl Drop for CustomVisionFixture {
-    fn drop(&mut self) {
-        // The accept loop owns the connection tasks (a JoinSet), so this ends them too.
-        self.task.abort();
-    }
+    _server: Server,
 }
 
 impl CustomVisionFixture {
@@ -197,8 +185,20 @@ impl CustomVisionFixture {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let state = Arc::new(Mutex::new(State::default()));
-        let task = tokio::spawn(accept_loop(listener, state.clone()));
-        Self { addr, state, task }
+        let served = state.clone();
+        let server = Server::spawn(
+            addr,
+            serve(listener, move |connection| {
+                served.lock().expect("fixture state").connections += 1;
+                let state = served.clone();
+                service_fn(move |req| handle(req, state.clone(), connection))
+            }),
+        );
+        Self {
+            addr,
+            state,
+            _server: server,
+        }
     }
 
     /// `http://127.0.0.1:<port>/`, what `CUSTOM_VISION_ENDPOINT` would hold.
@@ -249,31 +249,6 @@ impl CustomVisionFixture {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().expect("fixture state")
-    }
-}
-
-async fn accept_loop(listener: TcpListener, state: Arc<Mutex<State>>) {
-    let mut connections = tokio::task::JoinSet::new();
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let connection = {
-            let mut s = state.lock().expect("fixture state");
-            s.connections += 1;
-            s.connections - 1
-        };
-        let state = state.clone();
-        connections.spawn(async move {
-            let service = service_fn(move |req| handle(req, state.clone(), connection));
-            // hyper's HTTP/1.1 server: keep-alive on, chunked and sized bodies both decoded.
-            let _ = hyper::server::conn::http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-        // Reap finished connections so the set does not grow for the fixture's life.
-        while connections.try_join_next().is_some() {}
     }
 }
 

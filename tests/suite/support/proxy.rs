@@ -1,7 +1,6 @@
 //! A counting reverse proxy between the handler and Azurite's blob service: what the handler
 //! asks of storage, request by request. Requests are forwarded unchanged (the `Host` header
 //! too, so Azurite's same-instance check on copy sources still holds).
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -13,7 +12,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 
 #[derive(Debug, Clone)]
 pub struct Seen {
@@ -50,34 +49,22 @@ impl CountingProxy {
         let client: Client<HttpConnector, Full<Bytes>> =
             Client::builder(TokioExecutor::new()).build_http();
         let log = seen.clone();
-        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let connection = accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let (client, log, answers) = (client.clone(), log.clone(), answers.clone());
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                        let canned = answers.lock().unwrap().get(req.uri().path()).cloned();
-                        let (client, log) = (client.clone(), log.clone());
-                        async move {
-                            match canned {
-                                Some(canned) => {
-                                    record(&req, &log, connection);
-                                    Ok(answer(canned))
-                                }
-                                None => forward(req, client, log, upstream_port, connection).await,
-                            }
+        tokio::spawn(super::http1::serve(listener, move |connection| {
+            let (client, log, answers) = (client.clone(), log.clone(), answers.clone());
+            hyper::service::service_fn(move |req: Request<Incoming>| {
+                let canned = answers.lock().unwrap().get(req.uri().path()).cloned();
+                let (client, log) = (client.clone(), log.clone());
+                async move {
+                    match canned {
+                        Some(canned) => {
+                            record(&req, &log, connection);
+                            Ok(answer(canned))
                         }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+                        None => forward(req, client, log, upstream_port, connection).await,
+                    }
+                }
+            })
+        }));
         Self { port, seen, canned }
     }
 

@@ -2,17 +2,17 @@
 //! host restarts its worker: in the middle of a 256 MiB copy, and in the middle of a batch.
 //! The proxy in front of the blob service holds a copy's answer, so the kill lands after
 //! storage has acted and before the handler has heard: the worst moment. A reader polls the
-//! model paths, `latest` and the index throughout ([`crate::observe`]).
+//! model paths, `latest` and the index throughout ([`crate::reliability::observe`]).
 
 use std::time::{Duration, Instant};
 
 use customvision_events::devhost::probe::wait_for;
 
-use crate::faults::{FaultPlan, FaultProxy, Head};
-use crate::helpers::*;
-use crate::observe::Observer;
-use crate::secrets::Secrets;
-use crate::store::*;
+use crate::reliability::faults::{FaultPlan, FaultProxy, Head};
+use crate::reliability::observe::Observer;
+use crate::reliability::secrets::Secrets;
+use crate::reliability::store::*;
+use crate::support::helpers::*;
 
 /// A copy into the model store (not the alias): a PUT with a copy source.
 fn model_copy(head: &Head) -> bool {
@@ -77,7 +77,7 @@ async fn a_handler_killed_mid_256_mib_copy_is_restarted_and_the_retry_finishes()
     assert!(out.contains("the handler exited"), "{}", tail(&app));
     assert!(app.handler_pids() == vec![second], "one handler runs now");
     let scanned = Secrets::standard().scan_app(&app).await;
-    crate::figures(
+    crate::reliability::figures(
         "kill_mid_copy",
         &format!(
             "256 MiB export, handler SIGKILLed with the copy's answer in flight, 1 restart; \
@@ -123,7 +123,7 @@ async fn a_handler_killed_mid_batch_is_restarted_and_every_message_finishes() {
     assert!(retried > 0, "the kill failed invocations\n{}", tail(&app));
     assert!(app.handler_pids() == vec![second], "one handler runs now");
     let scanned = Secrets::standard().scan_app(&app).await;
-    crate::figures(
+    crate::reliability::figures(
         "kill_mid_batch",
         &format!(
             "{} exports in one project, handler SIGKILLed mid-batch, 1 restart, {retried} \

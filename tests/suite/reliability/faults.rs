@@ -191,6 +191,20 @@ impl FaultProxy {
         self.shared.lock().unwrap().counts.clone()
     }
 
+    /// Fails unless every kind of fault was injected at least once: a kind never injected
+    /// was never survived.
+    pub fn assert_every_kind_injected(&self) {
+        let counts = self.counts();
+        for kind in Fault::ALL {
+            assert!(
+                counts.get(&kind).copied().unwrap_or(0) > 0,
+                "no '{}' was injected: {}",
+                kind.name(),
+                self.summary()
+            );
+        }
+    }
+
     pub fn exchanges(&self) -> Vec<Exchange> {
         self.shared.lock().unwrap().log.clone()
     }

@@ -9,7 +9,6 @@
 //! (or when the scenario says the token expired), 400 without `api-version`, 404
 //! `SubscriptionNotFound` for another subscription. Canned answers queued with
 //! [`ArmFixture::queue`] are served first, whatever the route.
-#![allow(dead_code)]
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -20,10 +19,10 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
+
+use super::http1::{serve, Server};
 
 pub const FIXTURE_TOKEN: &str = "fixture-arm-token-3f9a";
 pub const SUBSCRIPTION: &str = "6c3c7a0e-5b8f-4f55-9a43-0e4a1c2f7d11";
@@ -172,13 +171,7 @@ struct State {
 pub struct ArmFixture {
     pub addr: SocketAddr,
     state: Arc<Mutex<State>>,
-    task: JoinHandle<()>,
-}
-
-impl Drop for ArmFixture {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    _server: Server,
 }
 
 impl ArmFixture {
@@ -191,8 +184,19 @@ impl ArmFixture {
             requests: Vec::new(),
             base: format!("http://{addr}"),
         }));
-        let task = tokio::spawn(accept_loop(listener, state.clone()));
-        Self { addr, state, task }
+        let served = state.clone();
+        let server = Server::spawn(
+            addr,
+            serve(listener, move |_| {
+                let state = served.clone();
+                service_fn(move |req| handle(req, state.clone()))
+            }),
+        );
+        Self {
+            addr,
+            state,
+            _server: server,
+        }
     }
 
     pub fn endpoint(&self) -> String {
@@ -206,24 +210,6 @@ impl ArmFixture {
 
     pub fn requests(&self) -> Vec<Recorded> {
         self.state.lock().unwrap().requests.clone()
-    }
-}
-
-async fn accept_loop(listener: TcpListener, state: Arc<Mutex<State>>) {
-    let mut connections = tokio::task::JoinSet::new();
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let state = state.clone();
-        connections.spawn(async move {
-            let service = service_fn(move |req| handle(req, state.clone()));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-        while connections.try_join_next().is_some() {}
     }
 }
 

@@ -2,14 +2,11 @@
 //! error codes, retries and their bounds, and the key kept out of errors and logs.
 //! Timing is asserted by counting requests; elapsed time only loosely, from below.
 
-#[path = "support/custom_vision.rs"]
-mod custom_vision;
-
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use custom_vision::{bodies, Canned, CustomVisionFixture, Route, FIXTURE_KEY};
+use crate::support::custom_vision::{bodies, Canned, CustomVisionFixture, Route, FIXTURE_KEY};
 use customvision_events::domain::{ExportFlavor, ExportPlatform, IterationId, ProjectId};
 use customvision_events::settings::Secret;
 use customvision_events::training::{

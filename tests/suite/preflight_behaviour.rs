@@ -4,12 +4,9 @@
 //! The binary gets the fixture's loopback endpoint (`CV_ARM_ENDPOINT`) and the fixture's
 //! token (`CV_ARM_TOKEN`, the test path that needs no `az`).
 
-#[path = "support/arm.rs"]
-mod arm_fixture;
-
 use std::time::Duration;
 
-use arm_fixture::{
+use crate::support::arm::{
     contributor, cv_sku, location_restriction, reader, ArmFixture, Canned, Scenario, FIXTURE_TOKEN,
     RESOURCE_GROUP, SUBSCRIPTION,
 };

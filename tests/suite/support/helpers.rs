@@ -1,9 +1,6 @@
 //! One private Azurite per test, the real `handler` binary under `cvctl dev-host`, and a
 //! storage probe. Everything started here stops when the `TestApp` drops.
-//!
-//! Shared by the `e2e` and `reliability` test binaries:
-//! `#[path = "../support/helpers.rs"] mod helpers;` (it needs `proxy` beside it).
-#![allow(dead_code)]
+//! Used by the `e2e` and `reliability` modules.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -14,7 +11,7 @@ use std::time::Duration;
 use customvision_events::devhost::azurite::{die_with_parent, Azurite};
 use customvision_events::devhost::probe::{wait_for, Probe};
 
-use crate::proxy::CountingProxy;
+use crate::support::proxy::CountingProxy;
 
 pub const NOTIFICATIONS: &str = "customvision-notifications";
 pub const TRAINING: &str = "customvision-training";
@@ -296,6 +293,11 @@ impl TestApp {
         )
         .await
         .unwrap_or_else(|e| panic!("{e}\n--- output ---\n{}", self.output()))
+    }
+
+    /// Whether the blob exists (a storage error fails the test).
+    pub async fn has_blob(&self, container: &str, name: &str) -> bool {
+        self.probe.blob(container, name).await.unwrap().is_some()
     }
 
     /// Asserts that these queues hold no message (visible ones: nothing rejected or poisoned).

@@ -4,12 +4,12 @@
 
 use std::time::{Duration, Instant};
 
-use crate::custom_vision::CustomVisionFixture;
-use crate::faults::{FaultPlan, FaultProxy};
-use crate::helpers::*;
-use crate::secrets::{sig_of, Secrets};
-use crate::store::*;
-use crate::training_faults::{accepted, automation, one_of_each, training_message};
+use crate::reliability::faults::{FaultPlan, FaultProxy};
+use crate::reliability::secrets::{sig_of, Secrets};
+use crate::reliability::store::*;
+use crate::reliability::training_faults::{accepted, automation, one_of_each, training_message};
+use crate::support::custom_vision::CustomVisionFixture;
+use crate::support::helpers::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_hosts_and_every_export_twice_give_one_copy_and_one_index_entry_each() {
@@ -41,7 +41,7 @@ async fn two_hosts_and_every_export_twice_give_one_copy_and_one_index_entry_each
     // delivery). Counted here until the handler decides again within the invocation.
     let lost_races = out.matches("ConditionNotMet").count();
     let scanned = secrets.scan_app(&app).await;
-    crate::figures(
+    crate::reliability::figures(
         "scale_out_exports",
         &format!(
             "2 hosts, {} exports each delivered twice ({} messages): {} copies, {} index \
@@ -80,11 +80,7 @@ async fn two_hosts_and_every_training_twice_give_one_publish_each() {
     let (mut export_requests, mut publish_requests) = (0, 0);
     for (p, i) in &trainings {
         assert!(
-            app.probe
-                .blob(MODELS, &format!("reports/{p}/{i}.json"))
-                .await
-                .unwrap()
-                .is_some(),
+            app.has_blob(MODELS, &format!("reports/{p}/{i}.json")).await,
             "no report for {i}"
         );
         let a = accepted(&exchanges, i);
@@ -95,7 +91,7 @@ async fn two_hosts_and_every_training_twice_give_one_publish_each() {
     }
     assert_nothing_rejected(&app).await;
     let scanned = Secrets::standard().scan_app(&app).await;
-    crate::figures(
+    crate::reliability::figures(
         "scale_out_trainings",
         &format!(
             "2 hosts, {} trainings each delivered twice: {} reports, 2 exports and 1 publish \

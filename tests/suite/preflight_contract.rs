@@ -16,27 +16,21 @@
 //! `x-ms-examples` are dropped (their files are not needed and may be absent) and relative
 //! `$ref`s to other files are made absolute (the copy no longer sits beside them).
 
-#[path = "support/arm.rs"]
-mod arm_fixture;
-
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
-use arm_fixture::{ArmFixture, Scenario, FIXTURE_TOKEN, RESOURCE_GROUP, SUBSCRIPTION};
+use crate::support::arm::{ArmFixture, Scenario, FIXTURE_TOKEN, RESOURCE_GROUP, SUBSCRIPTION};
+use crate::support::http1::serve;
+use crate::support::prism::{forward as forward_to_prism, Prism};
 use bytes::Bytes;
 use customvision_events::arm::{ArmAuth, ArmClient, ArmPolicy};
 use customvision_events::settings::Secret;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use url::Url;
 
@@ -422,11 +416,6 @@ fn the_table_is_the_documents() {
 // ---------------------------------------------------------------------------------------------
 // Prism, one per document
 
-struct Prism {
-    url: Url,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
 /// The document as Prism can load it from `out`: no `x-ms-examples`, absolute `$ref`s.
 fn prepared(spec: &Path, out: &Path) -> PathBuf {
     fn walk(v: &mut Value, base: &Path) {
@@ -456,74 +445,6 @@ fn prepared(spec: &Path, out: &Path) -> PathBuf {
     target
 }
 
-fn start_prism(spec: PathBuf) -> Result<Prism, String> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let bin = root.join("node_modules/.bin/prism");
-    if !bin.exists() {
-        return Err(format!("{} is missing: run `npm ci`", bin.display()));
-    }
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let (ready_tx, ready_rx) = mpsc::channel::<Result<Url, String>>();
-    let thread_log = log.clone();
-    // Spawns Prism and reads its output for as long as it runs; the parent-death signal is tied
-    // to this thread, which ends only with Prism's output or the process.
-    std::thread::spawn(move || {
-        let parent = std::process::id() as libc::pid_t;
-        let mut command = Command::new(&bin);
-        command
-            .args(["mock", "--errors", "-h", "127.0.0.1", "-p", "0"])
-            .arg(&spec)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        // SAFETY: prctl and getppid are async-signal-safe.
-        unsafe {
-            command.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0
-                    || libc::getppid() != parent
-                {
-                    return Err(std::io::Error::other("parent gone"));
-                }
-                Ok(())
-            });
-        }
-        let mut child = match command.spawn() {
-            Ok(c) => c,
-            Err(e) => {
-                let _ = ready_tx.send(Err(format!("cannot start prism: {e}")));
-                return;
-            }
-        };
-        if let Some(stderr) = child.stderr.take() {
-            let log = thread_log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    log.lock().unwrap().push(line);
-                }
-            });
-        }
-        if let Some(stdout) = child.stdout.take() {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(at) = line.find("Prism is listening on ") {
-                    let url = line[at + "Prism is listening on ".len()..].trim();
-                    let _ = ready_tx.send(Url::parse(url).map_err(|e| format!("{url}: {e}")));
-                }
-                thread_log.lock().unwrap().push(line);
-            }
-        }
-        let status = child.wait();
-        let _ = ready_tx.send(Err(format!("Prism exited before it was ready: {status:?}")));
-    });
-    match ready_rx.recv_timeout(Duration::from_secs(90)) {
-        Ok(Ok(url)) => Ok(Prism { url, log }),
-        Ok(Err(e)) => Err(format!("{e}\n{}", log.lock().unwrap().join("\n"))),
-        Err(_) => Err(format!(
-            "Prism not listening after 90 s\n{}",
-            log.lock().unwrap().join("\n")
-        )),
-    }
-}
-
 #[derive(Debug, Clone)]
 struct Exchange {
     path_and_query: String,
@@ -547,19 +468,10 @@ async fn start_router(
     let http = customvision_events::http_client().client().unwrap().clone();
     let recorded = exchanges.clone();
     let upstreams = Arc::new(upstreams);
-    let task = tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let (http, upstreams, recorded) = (http.clone(), upstreams.clone(), recorded.clone());
-            tokio::spawn(async move {
-                let service = service_fn(move |req| {
-                    forward(req, http.clone(), upstreams.clone(), recorded.clone())
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
+    let task = tokio::spawn(serve(listener, move |_| {
+        let (http, upstreams, recorded) = (http.clone(), upstreams.clone(), recorded.clone());
+        service_fn(move |req| forward(req, http.clone(), upstreams.clone(), recorded.clone()))
+    }));
     (addr, exchanges, task)
 }
 
@@ -569,56 +481,16 @@ async fn forward(
     upstreams: Arc<Vec<(&'static str, Url)>>,
     recorded: Arc<Mutex<Vec<Exchange>>>,
 ) -> Result<Response<Full<Bytes>>, String> {
-    let (parts, body) = req.into_parts();
-    let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
-    let path_and_query = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_default();
-    let operation = operation_of(parts.uri.path()).map(|o| o.id);
-    let Some((_, upstream)) = upstreams.iter().find(|(id, _)| Some(*id) == operation) else {
-        recorded.lock().unwrap().push(Exchange {
-            path_and_query,
-            operation,
-            status: 599,
-            violations: Some("no Prism serves this path".into()),
-        });
-        return Response::builder()
-            .status(599)
-            .body(Full::new(Bytes::new()))
-            .map_err(|e| e.to_string());
-    };
-    let url = upstream.join(&path_and_query).map_err(|e| e.to_string())?;
-    let mut request = http.request(parts.method.clone(), url).body(body);
-    for (name, value) in &parts.headers {
-        if !matches!(name.as_str(), "host" | "connection" | "content-length") {
-            request = request.header(name, value);
-        }
-    }
-    let answer = request.send().await.map_err(|e| e.to_string())?;
-    let status = answer.status();
-    let violations = answer
-        .headers()
-        .get("sl-violations")
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    let mut response = Response::builder().status(status);
-    for (name, value) in answer.headers() {
-        if !matches!(
-            name.as_str(),
-            "connection" | "content-length" | "transfer-encoding" | "keep-alive"
-        ) {
-            response = response.header(name, value);
-        }
-    }
-    let bytes = answer.bytes().await.map_err(|e| e.to_string())?;
+    let operation = operation_of(req.uri().path()).map(|o| o.id);
+    let upstream = upstreams.iter().find(|(id, _)| Some(*id) == operation);
+    let answer = forward_to_prism(&http, req, upstream.map(|(_, url)| url)).await?;
     recorded.lock().unwrap().push(Exchange {
-        path_and_query,
+        path_and_query: answer.path_and_query,
         operation,
-        status: status.as_u16(),
-        violations,
+        status: answer.status,
+        violations: answer.violations,
     });
-    response.body(Full::new(bytes)).map_err(|e| e.to_string())
+    Ok(answer.response)
 }
 
 #[tokio::test]
@@ -635,7 +507,7 @@ async fn every_request_passes_prism() {
             let out = temp.join(op.id);
             std::fs::create_dir_all(&out).unwrap();
             let spec = prepared(&dir.join(op.spec), &out);
-            (op.id, std::thread::spawn(move || start_prism(spec)))
+            (op.id, std::thread::spawn(move || Prism::start(spec)))
         })
         .collect();
     let mut prisms = Vec::new();

@@ -8,8 +8,8 @@ use customvision_events::devhost::azurite::Azurite;
 use customvision_events::devhost::probe::Probe;
 use customvision_events::notification::Notification;
 
-use crate::custom_vision::{bodies, Canned, CustomVisionFixture, Route, FIXTURE_KEY};
-use crate::helpers::*;
+use crate::support::custom_vision::{bodies, Canned, CustomVisionFixture, Route, FIXTURE_KEY};
+use crate::support::helpers::*;
 
 /// Azurite alone: no dev host reads the queues.
 async fn storage_only() -> (Azurite, Probe, String) {
@@ -109,7 +109,7 @@ async fn models_lists_by_tags_newest_first_with_latest_marked() {
     let (_, b) = ids();
     for i in [&a, &b] {
         app.probe
-            .put_blob(BACKUPS, &crate::backup_name(&p, i, "ONNX"), b"model")
+            .put_blob(BACKUPS, &crate::e2e::backup_name(&p, i, "ONNX"), b"model")
             .await
             .unwrap();
         app.send(&export_message(&p, i, "ExportCompleted", None))
@@ -153,10 +153,8 @@ async fn usage_errors_exit_2_and_unreachable_services_exit_3() {
     assert_eq!(run.stderr.lines().count(), 1, "one line: {}", run.stderr);
     assert!(run.stderr.contains("(hint: "), "{}", run.stderr);
     assert_eq!(cvctl(&[], &["models", "--no-such-flag"]).await.code, 2);
-    let closed = format!(
-        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={};BlobEndpoint=http://127.0.0.1:9/devstoreaccount1;QueueEndpoint=http://127.0.0.1:9/devstoreaccount1;",
-        customvision_events::settings::AZURITE_KEY
-    );
+    // Port 9 (discard): nothing listens.
+    let closed = customvision_events::settings::azurite_connection_string(9, 9);
     let (p, _) = ids();
     let run = cvctl(&[("CV_STORAGE", &closed)], &["models", "--project", &p]).await;
     assert_eq!(run.code, 3, "{}", run.stderr);

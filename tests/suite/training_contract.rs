@@ -18,127 +18,40 @@
 //! the test process exits (`PR_SET_PDEATHSIG`, tied to the thread that keeps reading its
 //! output).
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::process::Command;
+use std::sync::{Arc, Mutex, OnceLock};
 
+use crate::support::custom_vision::bodies::{
+    ITERATION_ID as ITERATION, PREDICTION_ID, PROJECT_ID as PROJECT,
+};
+use crate::support::http1::{serve, Server};
+use crate::support::prism::{forward as forward_to_prism, Prism};
 use bytes::Bytes;
 use customvision_events::domain::{ExportFlavor, ExportPlatform, IterationId, ProjectId};
 use customvision_events::settings::Secret;
 use customvision_events::training::{
     Classifier, NewProject, RetryPolicy, TrainingAuth, TrainingClient, TrainingError,
 };
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use url::Url;
-
-const PROJECT: &str = "b6dd673c-be9e-4911-b2f6-02237b2d4872";
-const ITERATION: &str = "f8b5c43d-205c-4596-ba19-8ee3bf1ffd20";
-const PREDICTION_ID: &str = "/subscriptions/6c3c7a0e-5b8f-4f55-9a43-0e4a1c2f7d11/resourceGroups/rg-vision/providers/Microsoft.CognitiveServices/accounts/cv-vision-prediction";
-const READY_DEADLINE: Duration = Duration::from_secs(90);
 
 // ---------------------------------------------------------------------------------------------
 // Prism, once per test binary
 
-struct Prism {
-    url: Url,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
 static PRISM: OnceLock<Result<Prism, String>> = OnceLock::new();
 
 fn prism() -> &'static Prism {
-    match PRISM.get_or_init(start_prism) {
+    match PRISM.get_or_init(|| {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        Prism::start(root.join("tests/contract/customvision-training-v3.3.mock.json"))
+    }) {
         Ok(p) => p,
         Err(e) => panic!("{e}"),
     }
-}
-
-fn start_prism() -> Result<Prism, String> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let bin = root.join("node_modules/.bin/prism");
-    let spec = root.join("tests/contract/customvision-training-v3.3.mock.json");
-    if !bin.exists() {
-        return Err(format!(
-            "{} is missing: run `npm ci` in {} (make test does)",
-            bin.display(),
-            root.display()
-        ));
-    }
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let (ready_tx, ready_rx) = mpsc::channel::<Result<Url, String>>();
-    let thread_log = log.clone();
-    // This thread spawns Prism and reads its output for as long as it runs: the parent-death
-    // signal is tied to it, so it must outlive every test, and so it does (it ends only when
-    // Prism's output does, or with the process).
-    std::thread::spawn(move || {
-        let parent = std::process::id() as libc::pid_t;
-        let mut command = Command::new(&bin);
-        command
-            .args(["mock", "--errors", "-h", "127.0.0.1", "-p", "0"])
-            .arg(&spec)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        // SAFETY: prctl and getppid are async-signal-safe; nothing else runs between fork and
-        // exec.
-        unsafe {
-            command.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0
-                    || libc::getppid() != parent
-                {
-                    return Err(std::io::Error::other("parent gone"));
-                }
-                Ok(())
-            });
-        }
-        let mut child = match command.spawn() {
-            Ok(c) => c,
-            Err(e) => {
-                let _ = ready_tx.send(Err(format!("cannot start {}: {e}", bin.display())));
-                return;
-            }
-        };
-        if let Some(stderr) = child.stderr.take() {
-            let log = thread_log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    log.lock().unwrap().push(line);
-                }
-            });
-        }
-        if let Some(stdout) = child.stdout.take() {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(at) = line.find("Prism is listening on ") {
-                    let url = line[at + "Prism is listening on ".len()..].trim();
-                    let _ = ready_tx.send(Url::parse(url).map_err(|e| format!("{url}: {e}")));
-                }
-                thread_log.lock().unwrap().push(line);
-            }
-        }
-        let status = child.wait();
-        let _ = ready_tx.send(Err(format!("Prism exited before it was ready: {status:?}")));
-    });
-    match ready_rx.recv_timeout(READY_DEADLINE) {
-        Ok(Ok(url)) => Ok(Prism { url, log }),
-        Ok(Err(e)) => Err(format!("{e}\n{}", tail(&log))),
-        Err(_) => Err(format!(
-            "Prism not listening after {READY_DEADLINE:?}\n{}",
-            tail(&log)
-        )),
-    }
-}
-
-fn tail(log: &Mutex<Vec<String>>) -> String {
-    let log = log.lock().unwrap();
-    log[log.len().saturating_sub(40)..].join("\n")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -153,15 +66,8 @@ struct Exchange {
 }
 
 struct Recorder {
-    addr: SocketAddr,
+    server: Server,
     exchanges: Arc<Mutex<Vec<Exchange>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Recorder {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 impl Recorder {
@@ -171,29 +77,20 @@ impl Recorder {
         let exchanges = Arc::new(Mutex::new(Vec::new()));
         let http = customvision_events::http_client().client().unwrap().clone();
         let recorded = exchanges.clone();
-        let task = tokio::spawn(async move {
-            let mut connections = tokio::task::JoinSet::new();
-            while let Ok((stream, _)) = listener.accept().await {
-                let (http, upstream, recorded) = (http.clone(), upstream.clone(), recorded.clone());
-                connections.spawn(async move {
-                    let service = service_fn(move |req| {
-                        forward(req, http.clone(), upstream.clone(), recorded.clone())
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        Self {
+        let server = Server::spawn(
             addr,
-            exchanges,
-            task,
-        }
+            serve(listener, move |_| {
+                let (http, upstream, recorded) = (http.clone(), upstream.clone(), recorded.clone());
+                service_fn(move |req| {
+                    forward(req, http.clone(), upstream.clone(), recorded.clone())
+                })
+            }),
+        );
+        Self { server, exchanges }
     }
 
     fn endpoint(&self) -> Url {
-        Url::parse(&format!("http://{}", self.addr)).unwrap()
+        Url::parse(&format!("http://{}", self.server.addr)).unwrap()
     }
 
     fn exchanges(&self) -> Vec<Exchange> {
@@ -207,46 +104,14 @@ async fn forward(
     upstream: Url,
     recorded: Arc<Mutex<Vec<Exchange>>>,
 ) -> Result<Response<Full<Bytes>>, String> {
-    let (parts, body) = req.into_parts();
-    let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
-    let path_and_query = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_default();
-    let url = upstream.join(&path_and_query).map_err(|e| e.to_string())?;
-    let mut request = http.request(parts.method.clone(), url).body(body);
-    for (name, value) in &parts.headers {
-        if !matches!(
-            name.as_str(),
-            "host" | "connection" | "content-length" | "transfer-encoding"
-        ) {
-            request = request.header(name, value);
-        }
-    }
-    let answer = request.send().await.map_err(|e| e.to_string())?;
-    let status = answer.status();
-    let violations = answer
-        .headers()
-        .get("sl-violations")
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    let mut response = Response::builder().status(status);
-    for (name, value) in answer.headers() {
-        if !matches!(
-            name.as_str(),
-            "connection" | "content-length" | "transfer-encoding" | "keep-alive"
-        ) {
-            response = response.header(name, value);
-        }
-    }
-    let bytes = answer.bytes().await.map_err(|e| e.to_string())?;
+    let answer = forward_to_prism(&http, req, Some(&upstream)).await?;
     recorded.lock().unwrap().push(Exchange {
-        method: parts.method.to_string(),
-        path_and_query,
-        status: status.as_u16(),
-        violations,
+        method: answer.method,
+        path_and_query: answer.path_and_query,
+        status: answer.status,
+        violations: answer.violations,
     });
-    response.body(Full::new(bytes)).map_err(|e| e.to_string())
+    Ok(answer.response)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -359,7 +224,7 @@ impl Contract {
                 e.path_and_query,
                 e.status,
                 e.violations.as_deref().unwrap_or("(no sl-violations)"),
-                tail(&prism().log)
+                prism().tail()
             );
             assert_declared_query(e);
         }
@@ -367,7 +232,7 @@ impl Contract {
 }
 
 fn ok<T>(operation: &str, result: Result<T, TrainingError>) -> T {
-    result.unwrap_or_else(|e| panic!("{operation}: {e}\n{}", tail(&prism().log)))
+    result.unwrap_or_else(|e| panic!("{operation}: {e}\n{}", prism().tail()))
 }
 
 fn ids() -> (ProjectId, IterationId) {

@@ -2,19 +2,13 @@
 //! outcomes read back from storage. Every wait is a poll with a deadline.
 
 mod cli;
-#[path = "../support/custom_vision.rs"]
-mod custom_vision;
-#[path = "../support/helpers.rs"]
-mod helpers;
 mod model_store;
-#[path = "../support/proxy.rs"]
-mod proxy;
 mod training;
 mod trust;
 
+use crate::support::helpers::*;
+use crate::support::proxy::CountingProxy;
 use base64::Engine as _;
-use helpers::*;
-use proxy::CountingProxy;
 use serde_json::Value;
 
 fn backup_name(p: &str, i: &str, suffix: &str) -> String {
@@ -475,11 +469,7 @@ async fn an_export_takes_the_fewest_blob_requests() {
         app.drained().await;
         let first = proxy.sdk_requests()[before..].to_vec();
         assert!(
-            app.probe
-                .blob(MODELS, &format!("{p}/{i}/ONNX/{name}"))
-                .await
-                .unwrap()
-                .is_some(),
+            app.has_blob(MODELS, &format!("{p}/{i}/ONNX/{name}")).await,
             "{}",
             app.output()
         );
@@ -551,7 +541,7 @@ async fn a_re_exported_backup_replaces_its_copy() {
         .unwrap();
     assert_eq!(alias.bytes, b"second export", "{}", app.output());
     assert_eq!(alias.metadata["cvsourceetag"], backup.etag);
-    let index: customvision_events::model_store::index::ModelIndex = serde_json::from_slice(
+    let index: customvision_events::model_store::ModelIndex = serde_json::from_slice(
         &app.probe
             .blob(MODELS, &format!("{p}/index.json"))
             .await

@@ -6,10 +6,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::faults::{Fault, FaultPlan, FaultProxy, Style};
-use crate::helpers::*;
-use crate::secrets::{sig_of, Secrets};
-use crate::store::*;
+use crate::reliability::faults::{FaultPlan, FaultProxy, Style};
+use crate::reliability::secrets::{sig_of, Secrets};
+use crate::reliability::store::*;
+use crate::support::helpers::*;
 
 /// The storage SDK's requests (the handler's and the dev host's), not Azurite's own reads of
 /// a copy source through the same port: those stand for storage reading itself.
@@ -83,17 +83,9 @@ async fn a_hundred_exports_survive_storage_faults_with_one_correct_copy_each() {
         "no invocation failed: {}",
         proxy.summary()
     );
-    let counts = proxy.counts();
-    for kind in Fault::ALL {
-        assert!(
-            counts.get(&kind).copied().unwrap_or(0) > 0,
-            "no '{}' was injected: {}",
-            kind.name(),
-            proxy.summary()
-        );
-    }
+    proxy.assert_every_kind_injected();
     let scanned = secrets.scan_app(&app).await;
-    crate::figures(
+    crate::reliability::figures(
         "storage_faults",
         &format!(
             "{} exports, {} copies and {} index entries correct, 0 lost, 0 rejected or poisoned; \

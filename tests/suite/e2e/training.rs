@@ -5,8 +5,8 @@
 
 use serde_json::Value;
 
-use crate::custom_vision::{bodies, CustomVisionFixture, Route, FIXTURE_KEY};
-use crate::helpers::*;
+use crate::support::custom_vision::{bodies, CustomVisionFixture, Route, FIXTURE_KEY};
+use crate::support::helpers::*;
 
 fn training_message(p: &str, i: &str, status: &str) -> String {
     format!(
@@ -152,7 +152,10 @@ async fn below_the_bar_nothing_is_published_and_the_report_says_why() {
     let mut older = bodies::iteration(&p, &earlier, "Completed");
     older["name"] = "Iteration 3".into();
     older["trainedAt"] = "2026-11-21T10:02:11.510Z".into();
-    fixture.push(Route::GetIteration, crate::custom_vision::Canned::ok(older));
+    fixture.push(
+        Route::GetIteration,
+        crate::support::custom_vision::Canned::ok(older),
+    );
     app.send(&training_message(&p, &earlier, "TrainingCompleted"))
         .await;
     app.drained().await;
@@ -182,7 +185,7 @@ async fn a_failed_training_writes_a_report_of_the_failure() {
     let fixture = CustomVisionFixture::start().await;
     fixture.set_default(
         Route::GetIteration,
-        crate::custom_vision::Canned::ok(bodies::iteration(
+        crate::support::custom_vision::Canned::ok(bodies::iteration(
             bodies::PROJECT_ID,
             bodies::ITERATION_ID,
             "Failed",
@@ -209,7 +212,7 @@ async fn the_training_api_orders_latest_and_names_a_sas_sources_platform() {
     let app = spawn_with(&fixture, &[]).await;
     // A backup: ordered by the iteration's trainedAt, not the blob's creation time.
     let (p, i) = ids();
-    let name = crate::backup_name(&p, &i, "ONNX");
+    let name = crate::e2e::backup_name(&p, &i, "ONNX");
     app.probe.put_blob(BACKUPS, &name, b"model").await.unwrap();
     app.send(&export_message(&p, &i, "ExportCompleted", None))
         .await;
@@ -233,7 +236,7 @@ async fn the_training_api_orders_latest_and_names_a_sas_sources_platform() {
     let (p2, i2) = ids();
     fixture.set_default(
         Route::GetExports,
-        crate::custom_vision::Canned::ok(serde_json::json!([
+        crate::support::custom_vision::Canned::ok(serde_json::json!([
             {"platform": "CoreML", "status": "Done", "downloadUri": "https://irisprod.blob.core.windows.net/m-1/other.zip?sig=x", "flavor": null, "newerVersionAvailable": false},
             {"platform": "ONNX", "status": "Done", "downloadUri": sas, "flavor": null, "newerVersionAvailable": false}
         ])),

@@ -8,22 +8,18 @@
 //! `RELIABILITY_LONG=1` runs the long load (1,000 notifications instead of 200):
 //! `make reliability-long`.
 
-#[path = "../support/custom_vision.rs"]
-mod custom_vision;
 mod faults;
-#[path = "../support/helpers.rs"]
-mod helpers;
 mod kills;
 mod load;
 mod observe;
-#[path = "../support/proxy.rs"]
-mod proxy;
 mod restarts;
 mod scale_out;
 mod secrets;
 mod storage_faults;
 mod store;
 mod training_faults;
+
+use crate::support::helpers;
 
 /// One line of figures, found by `grep FIGURES` in a `--nocapture` run.
 pub fn figures(test: &str, line: &str) {

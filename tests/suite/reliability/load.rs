@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 
-use crate::custom_vision::CustomVisionFixture;
-use crate::helpers::*;
-use crate::secrets::{fake_sig, Secrets};
-use crate::store::*;
-use crate::training_faults::{automation, training_message};
+use crate::reliability::secrets::{fake_sig, Secrets};
+use crate::reliability::store::*;
+use crate::reliability::training_faults::{automation, training_message};
+use crate::support::custom_vision::CustomVisionFixture;
+use crate::support::helpers::*;
 
 fn total() -> usize {
     match std::env::var("RELIABILITY_LONG").as_deref() {
@@ -129,11 +129,7 @@ async fn a_load_of_mixed_notifications_loses_nothing_and_memory_stays_flat() {
     let checked = check_exports_by(&app, exports, Newest::SameTrainedAt).await;
     for (p, i) in &training_ids {
         assert!(
-            app.probe
-                .blob(MODELS, &format!("reports/{p}/{i}.json"))
-                .await
-                .unwrap()
-                .is_some(),
+            app.has_blob(MODELS, &format!("reports/{p}/{i}.json")).await,
             "no report for {i}\n{}",
             tail(&app)
         );
@@ -181,7 +177,7 @@ async fn a_load_of_mixed_notifications_loses_nothing_and_memory_stays_flat() {
         "memory grew after warm-up: {warm} KiB warm, {peak} KiB peak"
     );
     let scanned = secrets.scan_app(&app).await;
-    crate::figures(
+    crate::reliability::figures(
         "load",
         &format!(
             "{} notifications ({} exports, {} trainings, {} connection tests, {duplicates} \

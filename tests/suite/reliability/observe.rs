@@ -16,8 +16,8 @@ use customvision_events::devhost::probe::Probe;
 use serde_json::Value;
 use tokio::sync::watch;
 
-use crate::helpers::MODELS;
-use crate::store::{look, Export};
+use crate::reliability::store::{look, Export};
+use crate::support::helpers::MODELS;
 
 #[derive(Debug, Default, Clone)]
 pub struct Observed {

@@ -11,11 +11,11 @@ use serde_json::Value;
 use url::Url;
 
 use customvision_events::domain::ProjectId;
-use customvision_events::model_store::index::{rebuild, ModelIndex};
+use customvision_events::model_store::{rebuild, ModelIndex};
 use customvision_events::settings::AZURITE_ACCOUNT;
 
-use crate::backup_name;
-use crate::helpers::*;
+use crate::e2e::backup_name;
+use crate::support::helpers::*;
 
 /// Custom Vision's own storage, as far as a SAS `modelUri` goes.
 const CV_EXPORTS: &str = "cv-exports";

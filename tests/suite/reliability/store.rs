@@ -10,7 +10,7 @@ use base64::Engine as _;
 use md5::{Digest, Md5};
 use serde_json::Value;
 
-use crate::helpers::*;
+use crate::support::helpers::*;
 
 /// One export the test made a backup for.
 #[derive(Debug, Clone)]

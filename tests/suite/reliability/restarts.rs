@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use customvision_events::devhost::azurite::Azurite;
 use customvision_events::devhost::probe::wait_for;
 
-use crate::helpers::*;
-use crate::secrets::Secrets;
-use crate::store::*;
+use crate::reliability::secrets::Secrets;
+use crate::reliability::store::*;
+use crate::support::helpers::*;
 
 /// Copies in the model store now (the `latest` aliases aside); `None` while storage is away.
 async fn copies(app: &TestApp) -> Option<usize> {
@@ -86,7 +86,7 @@ async fn two_hundred_notifications_survive_two_azurite_restarts() {
     let scanned = Secrets::standard().scan_app(&app).await;
     drop(app);
     let _ = std::fs::remove_dir_all(&dir);
-    crate::figures(
+    crate::reliability::figures(
         "azurite_restarts",
         &format!(
             "{} notifications, 2 Azurite restarts (outages {:?}): {refused} storage requests and \

@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::custom_vision::{bodies, CustomVisionFixture, FIXTURE_KEY};
-use crate::faults::{Exchange, Fault, FaultPlan, FaultProxy, Style};
-use crate::helpers::*;
-use crate::secrets::Secrets;
-use crate::store::{assert_nothing_rejected, tail};
+use crate::reliability::faults::{Exchange, FaultPlan, FaultProxy, Style};
+use crate::reliability::secrets::Secrets;
+use crate::reliability::store::{assert_nothing_rejected, tail};
+use crate::support::custom_vision::{bodies, CustomVisionFixture, FIXTURE_KEY};
+use crate::support::helpers::*;
 
 pub fn training_message(p: &str, i: &str) -> String {
     format!(
@@ -138,18 +138,10 @@ async fn trainings_survive_training_api_faults_with_one_export_each_and_one_publ
     }
     assert_nothing_rejected(&app).await;
     let retried = app.output().matches("will retry").count();
-    let counts = proxy.counts();
-    for kind in Fault::ALL {
-        assert!(
-            counts.get(&kind).copied().unwrap_or(0) > 0,
-            "no '{}' was injected: {}",
-            kind.name(),
-            proxy.summary()
-        );
-    }
+    proxy.assert_every_kind_injected();
     let secrets = Secrets::standard();
     let scanned = secrets.scan_app(&app).await;
-    crate::figures(
+    crate::reliability::figures(
         "training_faults",
         &format!(
             "{} trainings: {} reports, {} exports and {} publishes accepted once each \

@@ -7,11 +7,11 @@ use std::collections::{BTreeMap, HashMap};
 use customvision_events::devhost::azurite::Azurite;
 use customvision_events::devhost::probe::Probe;
 use customvision_events::export::in_place;
-use customvision_events::storage::decide::quoted_etag;
 use customvision_events::storage::list_one;
+use customvision_events::storage::quoted_etag;
 
-use crate::backup_name;
-use crate::helpers::*;
+use crate::e2e::backup_name;
+use crate::support::helpers::*;
 
 fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
@@ -244,7 +244,7 @@ async fn without_the_api_a_sas_source_is_only_ever_a_first_copy() {
 /// rejected; one it lists is copied, and may replace an earlier copy (a re-export).
 #[tokio::test(flavor = "multi_thread")]
 async fn with_the_api_a_sas_source_is_copied_only_when_get_exports_lists_it() {
-    use crate::custom_vision::{Canned, CustomVisionFixture, Route, FIXTURE_KEY};
+    use crate::support::custom_vision::{Canned, CustomVisionFixture, Route, FIXTURE_KEY};
     let fixture = CustomVisionFixture::start().await;
     let endpoint = fixture.endpoint().to_string();
     let app = spawn_app(&[
@@ -466,10 +466,9 @@ async fn cvctl_within(args: &[&str], guard: std::time::Duration) -> Option<Run> 
 #[tokio::test(flavor = "multi_thread")]
 async fn cvctl_gives_up_on_a_server_that_drips_bytes() {
     let (port, requests) = dripping_server().await;
-    let key = customvision_events::settings::AZURITE_KEY;
     let storage = format!(
-        "CV_STORAGE=DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={key};\
-         BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;QueueEndpoint=http://127.0.0.1:{port}/devstoreaccount1"
+        "CV_STORAGE={}",
+        customvision_events::settings::azurite_connection_string(port, port)
     );
     let training = format!("CUSTOM_VISION_ENDPOINT=http://127.0.0.1:{port}/");
     let project = uuid::Uuid::new_v4().to_string();
@@ -598,11 +597,8 @@ async fn the_queue_only_path_costs_the_backup_listing_and_no_more() {
     app.drained().await;
     let first = proxy.sdk_requests()[before..].to_vec();
     assert!(
-        app.probe
-            .blob(MODELS, &format!("{p}/{i}/ONNX/{p} - {i}.ONNX"))
-            .await
-            .unwrap()
-            .is_some(),
+        app.has_blob(MODELS, &format!("{p}/{i}/ONNX/{p} - {i}.ONNX"))
+            .await,
         "{}",
         app.output()
     );

@@ -20,7 +20,7 @@
 //!
 //! Beside it: [`settings`] (read once, a bad one named; the Training API's and the automation's
 //! too, and `local.settings.json` for local runs), [`naming`] (blob names, paths, tags; every stored name once, in [`naming::stored`]),
-//! [`redact`] (no secret leaves as text), [`base64text`] (base64 as .NET reads it), [`seed`] (the
+//! [`redact`] (no secret leaves as text), [`error_chain`] (an error and its causes, for a log line), [`base64text`] (base64 as .NET reads it), [`seed`] (the
 //! seed document's examples), [`startup`] (the `handler` binary's wiring), [`devhost`] (the
 //! local stand-in for the Functions host, used by `cvctl` and the tests), and [`arm`] (the few
 //! Azure Resource Manager reads behind `cvctl preflight`).
@@ -34,6 +34,7 @@ pub mod base64text;
 pub mod devhost;
 pub mod domain;
 pub mod envelope;
+pub mod error_chain;
 pub mod export;
 pub mod functions;
 mod http;

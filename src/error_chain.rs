@@ -27,6 +27,20 @@ impl fmt::Display for Chain<'_> {
     }
 }
 
+/// The same chain on one line, `error: cause: cause…`, redacted: for a reason kept inside
+/// another error (a transient Training API or ARM failure), where the source is not kept;
+/// reqwest's top-level message ("error sending request") hides the cause (refused, reset).
+pub fn one_line(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut current = e.source();
+    while let Some(cause) = current {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        current = cause.source();
+    }
+    redact(&text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -50,5 +64,12 @@ mod tests {
         );
         assert!(text.contains("answered 500"), "{text}");
         assert!(!text.contains("FAKE"), "{text}");
+    }
+
+    #[test]
+    fn one_line_joins_the_causes_and_redacts() {
+        let text = one_line(&Outer(Inner));
+        assert!(text.starts_with("list backups failed: GET "), "{text}");
+        assert!(!text.contains('\n') && !text.contains("FAKE"), "{text}");
     }
 }

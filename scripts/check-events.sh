@@ -25,5 +25,5 @@ fi
 capture=target/events-capture
 rm -rf "$capture"
 CV_EVENTS_CAPTURE_DIR="$PWD/$capture" CV_EVENTS_PYTHON="$PWD/$venv/bin/python" \
-  cargo test --test e2e events
+  cargo test --test suite e2e::events::
 "$venv/bin/python" tests/events/verify.py "$capture"

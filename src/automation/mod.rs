@@ -9,8 +9,8 @@
 //! step the service refuses for good (not exportable, a name in use) is recorded in the report
 //! and the log, and the message is done.
 
-pub mod html;
-pub mod report;
+pub(crate) mod html;
+pub(crate) mod report;
 
 use std::collections::HashMap;
 
@@ -22,23 +22,20 @@ use time::OffsetDateTime;
 
 use crate::domain::{IterationId, ProjectId};
 use crate::notification::TrainingStatus;
-use crate::redact::redact;
 use crate::settings::automation::AutomationSettings;
-use crate::storage::list_blobs;
+use crate::storage::{list_blobs, StorageActionError};
 use crate::training::{ExportState, Iteration, TrainingClient, TrainingError};
 use report::{ExportLine, Figures, IterationSummary, Previous, PublishLine, Report};
 
+/// A failure worth a retry of the whole message: only a Training API failure that
+/// [`TrainingError::retry_later`] says may pass, or a storage request of the report, ever
+/// becomes one; a step the service refuses for good is a line of the report instead.
 #[derive(Debug, thiserror::Error)]
 pub enum AutomationError {
-    /// Worth a retry of the whole message.
-    #[error("{0}")]
-    Transient(String),
-}
-
-impl From<TrainingError> for AutomationError {
-    fn from(e: TrainingError) -> Self {
-        Self::Transient(e.to_string())
-    }
+    #[error(transparent)]
+    Training(#[from] TrainingError),
+    #[error(transparent)]
+    Storage(#[from] StorageActionError),
 }
 
 /// What a training's automation did: its log lines, and what the events are built from.
@@ -189,7 +186,7 @@ impl Automation<'_> {
         let prefix = format!("{}/{project_id}/", report::REPORTS_PREFIX);
         let listed = list_blobs(self.store, &prefix)
             .await
-            .map_err(storage_failed("list reports"))?;
+            .map_err(StorageActionError::of("list reports"))?;
         let earlier = listed
             .into_iter()
             .filter(|b| b.name.ends_with(".json"))
@@ -207,9 +204,9 @@ impl Automation<'_> {
                 .body
                 .collect()
                 .await
-                .map_err(storage_failed("read a report"))?,
+                .map_err(StorageActionError::of("read a report"))?,
             Err(e) if e.http_status() == Some(StatusCode::NotFound) => return Ok(None),
-            Err(e) => return Err(storage_failed("read a report")(e)),
+            Err(e) => return Err(StorageActionError::of("read a report")(e).into()),
         };
         let Ok(old) = serde_json::from_slice::<Report>(&bytes) else {
             return Ok(None);
@@ -444,7 +441,7 @@ impl Automation<'_> {
             let uploaded = blob
                 .upload(RequestContent::from(body), Some(options))
                 .await
-                .map_err(storage_failed("write the report"))?;
+                .map_err(StorageActionError::of("write the report"))?;
             if content_type == "application/json" {
                 written = Some((
                     uploaded.etag.map(|e| e.to_string()).unwrap_or_default(),
@@ -468,8 +465,4 @@ fn now() -> String {
     OffsetDateTime::now_utc()
         .format(&Rfc3339)
         .unwrap_or_default()
-}
-
-fn storage_failed(action: &'static str) -> impl Fn(azure_core::Error) -> AutomationError {
-    move |e| AutomationError::Transient(format!("{action} failed: {}", redact(&e.to_string())))
 }

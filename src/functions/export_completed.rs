@@ -5,7 +5,7 @@ use super::events_out::Emitter;
 use super::{FunctionError, Invocation};
 use crate::envelope::InvocationResponse;
 use crate::events::Fact;
-use crate::export::{ExportError, ExportProcessor};
+use crate::export::ExportProcessor;
 use crate::notification::{ExportStatus, Notification};
 
 pub async fn handle(invocation: &Invocation<'_>) -> Result<InvocationResponse, FunctionError> {
@@ -66,13 +66,13 @@ pub async fn handle(invocation: &Invocation<'_>) -> Result<InvocationResponse, F
             }
             Ok(emitter.into_response(response))
         }
-        Err(ExportError::Rejected { reason }) => {
+        Err(e) if e.retry_later() => Err(e.into()),
+        Err(e) => {
             // What was logged before the verdict stays with it.
-            let mut rejected = invocation.reject(&text, &reason);
+            let mut rejected = invocation.reject(&text, &e.to_string());
             rejected.logs.splice(0..0, response.logs);
             Ok(rejected)
         }
-        Err(e) => Err(FunctionError::Transient(e.to_string())),
     }
 }
 

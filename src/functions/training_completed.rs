@@ -62,10 +62,7 @@ async fn act(
     let Some(client) = &app.training else {
         return Ok((log_only(event), None));
     };
-    let store = app
-        .account
-        .container(&app.settings.model_store_container)
-        .map_err(|e| FunctionError::Transient(e.to_string()))?;
+    let store = app.account.container(&app.settings.model_store_container)?;
     let automation = crate::automation::Automation {
         client,
         settings: &app.settings.automation,
@@ -74,7 +71,7 @@ async fn act(
     let outcome = automation
         .after_training(event.project_id, event.iteration_id, event.status)
         .await
-        .map_err(|e| FunctionError::Transient(e.to_string()))?;
+        .map_err(FunctionError::from)?;
     Ok((outcome.logs.clone(), Some(outcome)))
 }
 

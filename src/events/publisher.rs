@@ -27,25 +27,19 @@ use super::outbox::{FailedRecord, OutboxMessage};
 use super::sinks::Sink;
 use crate::redact::redact;
 use crate::settings::events::EventSettings;
-use crate::storage::StorageAccount;
+use crate::storage::{StorageAccount, StorageError};
 
+/// Storage failed (a marker read, the re-enqueue): the host retries the message, and the
+/// markers keep the sinks that accepted from a second send.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
-    /// Storage failed (a marker read, the re-enqueue): the host retries the message, and the
-    /// markers keep the sinks that accepted from a second send.
-    #[error("{action}: {reason}")]
-    Storage {
-        action: &'static str,
-        reason: String,
-    },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
 }
 
 impl PublishError {
     fn storage(action: &'static str) -> impl Fn(azure_core::Error) -> Self {
-        move |e| Self::Storage {
-            action,
-            reason: redact(&e.to_string()),
-        }
+        move |e| Self::Storage(StorageError::request(action)(e))
     }
 }
 
@@ -193,13 +187,7 @@ impl Publisher<'_> {
     }
 
     async fn requeue(&self, message: &OutboxMessage, delay: Duration) -> Result<(), PublishError> {
-        let queue =
-            self.account
-                .queue(&self.settings.queue)
-                .map_err(|e| PublishError::Storage {
-                    action: "the events queue",
-                    reason: e.to_string(),
-                })?;
+        let queue = self.account.queue(&self.settings.queue)?;
         // host.json's messageEncoding is `none`: the text as it is.
         let content = QueueMessage {
             message_text: Some(message.to_json()),
@@ -222,12 +210,7 @@ impl Publisher<'_> {
     fn marker_container(
         &self,
     ) -> Result<std::sync::Arc<azure_storage_blob::BlobContainerClient>, PublishError> {
-        self.account
-            .container(&self.settings.delivered_container)
-            .map_err(|e| PublishError::Storage {
-                action: "the delivered-marker container",
-                reason: e.to_string(),
-            })
+        Ok(self.account.container(&self.settings.delivered_container)?)
     }
 }
 

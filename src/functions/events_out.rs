@@ -23,12 +23,16 @@ use crate::model_store::StoredModel;
 use crate::naming::stored::latest_path;
 use crate::redact::redact;
 use crate::storage::copy::CopyState;
+use crate::storage::StorageError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmitError {
     /// Reading a stored blob's Last-Modified failed: worth a retry, as the change itself is.
-    #[error("reading '{path}' for its event: {reason}")]
-    Storage { path: String, reason: String },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The service answered without a Last-Modified.
+    #[error("'{0}' has no Last-Modified")]
+    NoTime(String),
     #[error(transparent)]
     Event(#[from] events::model::EventError),
 }
@@ -206,11 +210,7 @@ impl<'a> Emitter<'a> {
         let app = self.invocation.app;
         let url = app
             .account
-            .plain_blob_url(&app.settings.model_store_container, path)
-            .map_err(|e| EmitError::Storage {
-                path: path.to_string(),
-                reason: e.to_string(),
-            })?;
+            .plain_blob_url(&app.settings.model_store_container, path)?;
         Ok(StoredBlob {
             project_id: stored.project_id.to_string(),
             iteration_id: stored.iteration_id.to_string(),
@@ -232,25 +232,16 @@ impl<'a> Emitter<'a> {
         container: &str,
         path: &str,
     ) -> Result<OffsetDateTime, EmitError> {
-        let failed = |reason: String| EmitError::Storage {
-            path: format!("{container}/{path}"),
-            reason: redact(&reason),
-        };
-        let client = self
-            .invocation
-            .app
-            .account
-            .container(container)
-            .map_err(|e| failed(e.to_string()))?;
+        let client = self.invocation.app.account.container(container)?;
         let props = client
             .blob_client(path)
             .get_properties(None)
             .await
-            .map_err(|e| failed(e.to_string()))?;
+            .map_err(StorageError::request("read a stored blob for its event"))?;
         props
             .last_modified()
-            .map_err(|e| failed(e.to_string()))?
-            .ok_or_else(|| failed("no Last-Modified".into()))
+            .map_err(StorageError::request("read a stored blob for its event"))?
+            .ok_or_else(|| EmitError::NoTime(format!("{container}/{path}")))
     }
 
     /// The events as the outbox output, on `response`.

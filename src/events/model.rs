@@ -145,8 +145,7 @@ pub enum Fact {
         /// The JSON report's URL (the HTML one beside it, when written).
         url: String,
         html_url: Option<String>,
-        /// Quoted ETag of the JSON report blob as written: a rewrite with other content is
-        /// another fact.
+        /// Quoted ETag of the JSON report blob as written (data only: not part of the id).
         etag: String,
     },
     IterationPublished {
@@ -245,7 +244,9 @@ impl Fact {
             Self::ModelCopied(m) | Self::LatestMoved(m) => {
                 format!("{}\n{}", without_query(&m.url), m.source_etag)
             }
-            Self::ReportWritten { url, etag, .. } => format!("{}\n{etag}", without_query(url)),
+            // Rewritten on every delivery (its `generatedAt` moves): the report's place is the
+            // fact, so a redelivery keeps the id.
+            Self::ReportWritten { url, .. } => without_query(url),
             Self::IterationPublished { publish_name, .. } => publish_name.clone(),
             Self::PublishRefused { reasons, .. } => reasons.join("\n"),
             // Custom Vision names no export or training run: one failure per iteration and
@@ -608,6 +609,22 @@ mod tests {
         // Same fact, another time (a redelivery reads the same blob): the id does not move.
         let later = CloudEvent::new(SOURCE, &examples()[0].0, *at + time::Duration::HOUR).unwrap();
         assert_eq!(later.id, first[0].id);
+    }
+
+    #[test]
+    fn the_docs_show_every_type_with_its_real_id() {
+        let doc = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/events.md"),
+        )
+        .unwrap();
+        for event in events() {
+            assert!(
+                doc.contains(&format!("\"id\": \"{}\"", event.id)),
+                "docs/events.md lacks the example of {} (id {})",
+                event.event_type,
+                event.id
+            );
+        }
     }
 
     #[test]

@@ -42,6 +42,8 @@ pub struct Emitter<'a> {
     invocation: &'a Invocation<'a>,
     source: String,
     redelivery: bool,
+    /// No sink configured (events off): nothing is built, read or written.
+    enabled: bool,
     events: Vec<CloudEvent>,
 }
 
@@ -52,11 +54,15 @@ impl<'a> Emitter<'a> {
             invocation,
             source: events::source(&app.settings, &app.account),
             redelivery: emits(false, invocation.request.dequeue_count()),
+            enabled: app.settings.events.enabled(),
             events: Vec::new(),
         }
     }
 
     fn push(&mut self, fact: &Fact, time: OffsetDateTime) -> Result<(), EmitError> {
+        if !self.enabled {
+            return Ok(());
+        }
         let event = CloudEvent::new(&self.source, fact, time)?;
         if !self.events.iter().any(|e| e.id == event.id) {
             self.events.push(event);
@@ -102,6 +108,9 @@ impl<'a> Emitter<'a> {
     pub async fn export(&mut self, outcomes: &[ModelOutcome]) -> Result<(), EmitError> {
         let app = self.invocation.app;
         let store_name = &app.settings.model_store_container;
+        if !self.enabled {
+            return Ok(());
+        }
         for outcome in outcomes {
             let Some(stored) = &outcome.stored else {
                 continue;

@@ -242,7 +242,14 @@ pub(crate) mod test_support {
     /// An app whose storage (blob and queue) is whatever listens on `port` of loopback.
     pub fn app_on(port: u16) -> App {
         let cs = crate::settings::azurite_connection_string(port, port);
-        let settings = Settings::from_lookup(&|k| (k == "CV_STORAGE").then(|| cs.clone())).unwrap();
+        // Events on (a webhook named, never sent to here): the functions emit.
+        let settings = Settings::from_lookup(&|k| match k {
+            "CV_STORAGE" => Some(cs.clone()),
+            "CV_WEBHOOK_URL" => Some("https://127.0.0.1:9/hook".into()),
+            "CV_WEBHOOK_SECRET" => Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into()),
+            _ => None,
+        })
+        .unwrap();
         let account = StorageAccount::new(&settings.storage, &crate::http::http_client()).unwrap();
         App {
             settings,

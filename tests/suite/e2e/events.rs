@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::support::events::{FakeTopic, WebhookReceiver};
 use crate::support::helpers::*;
+use crate::support::proxy::CountingProxy;
 
 pub const EVENTS: &str = "customvision-events";
 pub const EVENTS_FAILED: &str = "customvision-events-failed";
@@ -515,8 +516,20 @@ async fn one_export_delivered_three_times_gives_one_model_copied_id_and_one_late
 #[tokio::test(flavor = "multi_thread")]
 async fn a_crash_after_the_copy_then_the_redelivery_still_sends_the_events() {
     let sinks = Sinks::start().await;
-    let settings = sinks.settings();
-    let (app, proxy) = spawn_counted(&as_pairs(&settings)).await;
+    let azurite = start_azurite();
+    let proxy = CountingProxy::start(azurite.blob_port).await;
+    // Retries 5 s apart: the fault is cleared after the first failure, long before the
+    // message could run out of its five attempts into -poison.
+    let app = spawn_with(
+        AppOptions {
+            settings: sinks.settings(),
+            azurite: Some(azurite),
+            blob_port: Some(proxy.port),
+            ..Default::default()
+        }
+        .devhost_arg("--visibility-timeout-ms", "5000"),
+    )
+    .await;
     app.probe.create_queue(EVENTS).await.unwrap();
     let (p, _, message) = export_ready(&app).await;
     // The copy and the alias are made, then the index write fails: the invocation dies
@@ -572,4 +585,85 @@ async fn a_topic_down_delivers_when_back_and_the_exports_queue_never_sees_a_retr
     assert!(!output.contains("invocation failed"), "{output}");
     app.assert_empty(&[EXPORTS, "customvision-exports-poison", EVENTS_POISON])
         .await;
+}
+
+/// Handler CPU (utime + stime of its process, from /proc) in milliseconds.
+fn handler_cpu_ms(app: &TestApp) -> f64 {
+    let tick = 1000.0 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    app.handler_pids()
+        .iter()
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
+        .map(|stat| {
+            let rest = stat.rsplit_once(')').unwrap().1;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            // After `)`: state is field 3, utime 14, stime 15 (proc(5)).
+            let (u, s): (f64, f64) = (fields[11].parse().unwrap(), fields[12].parse().unwrap());
+            (u + s) * tick
+        })
+        .sum()
+}
+
+/// FIGURES for docs/events.md: events per export, the handler's CPU per export with events off
+/// and on (on: both sinks, PublishEvents included), and the latency from the store change (the
+/// copy's Last-Modified, whole seconds) to the topic, with the dev host polling at host.json's
+/// maxPollingInterval (5 s) instead of the tests' 200 ms. Reports; asserts nothing timed.
+/// `cargo test --test suite e2e::events::figures -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread")]
+#[ignore]
+async fn figures_events_per_export_cpu_and_latency() {
+    const EXPORTS: usize = 20;
+    for events_on in [false, true] {
+        let sinks = Sinks::start().await;
+        let mut options = AppOptions::default().devhost_arg("--max-polling-interval-ms", "5000");
+        if events_on {
+            options.settings = sinks.settings();
+        }
+        let app = spawn_with(options).await;
+        app.probe.create_queue(EVENTS).await.unwrap();
+        app.wait_handlers(1, &[]).await;
+        let before = handler_cpu_ms(&app);
+        let mut latencies = Vec::new();
+        for n in 0..EXPORTS {
+            let (_, _, message) = export_ready(&app).await;
+            app.send(&message).await;
+            if events_on {
+                let topic =
+                    accepted(&app, "the topic", 2 * (n + 1), || sinks.topic.accepted()).await;
+                let copied = of_type(&topic, "ModelCopied");
+                let event = copied.last().unwrap();
+                let changed = time::OffsetDateTime::parse(
+                    &last_modified_of(&app, event).await,
+                    &time::format_description::well_known::Rfc3339,
+                )
+                .unwrap();
+                let id = event["id"].as_str().unwrap();
+                let received = sinks
+                    .topic
+                    .requests()
+                    .into_iter()
+                    .filter(|r| r.status == 200)
+                    .find(|r| r.id_in_body(id))
+                    .unwrap()
+                    .at;
+                let received = time::OffsetDateTime::from(received);
+                latencies.push((received - changed).as_seconds_f64() * 1000.0);
+            } else {
+                app.drained().await;
+            }
+        }
+        app.drained().await;
+        outbox_drained(&app).await;
+        let cpu = (handler_cpu_ms(&app) - before) / EXPORTS as f64;
+        let events = sinks.topic.accepted().len() as f64 / EXPORTS as f64;
+        latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let median = latencies
+            .get(latencies.len() / 2)
+            .copied()
+            .unwrap_or(f64::NAN);
+        let max = latencies.last().copied().unwrap_or(f64::NAN);
+        println!(
+            "FIGURES events={} exports={EXPORTS} events_per_export={events:.1} handler_cpu_ms_per_export={cpu:.2} change_to_topic_ms_median={median:.0} max={max:.0}",
+            if events_on { "on" } else { "off" }
+        );
+    }
 }

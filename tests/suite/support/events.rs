@@ -47,9 +47,17 @@ pub struct Received {
     pub status: u16,
     pub path_and_query: String,
     pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// When it arrived (figures only, never asserted on).
+    pub at: std::time::SystemTime,
 }
 
 impl Received {
+    /// Whether the body holds the event `id` (figures: which request carried it).
+    pub fn id_in_body(&self, id: &str) -> bool {
+        self.body.windows(id.len()).any(|w| w == id.as_bytes())
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -141,6 +149,8 @@ async fn serve(
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
             .collect(),
+        body,
+        at: std::time::SystemTime::now(),
     });
     Response::builder()
         .status(status)

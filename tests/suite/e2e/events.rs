@@ -680,3 +680,65 @@ async fn figures_events_per_export_cpu_and_latency() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_training_emits_its_report_and_the_gates_decision() {
+    use crate::support::custom_vision::{bodies, CustomVisionFixture, FIXTURE_KEY};
+    let fixture = CustomVisionFixture::start().await;
+    let sinks = Sinks::start().await;
+    let endpoint = fixture.endpoint().to_string();
+    let gate = |min_precision: &'static str| {
+        vec![
+            ("CUSTOM_VISION_ENDPOINT", endpoint.clone()),
+            ("CUSTOM_VISION_TRAINING_KEY", FIXTURE_KEY.to_string()),
+            ("PUBLISH_NAME", "production".to_string()),
+            ("PREDICTION_RESOURCE_ID", bodies::PREDICTION_ID.to_string()),
+            ("PUBLISH_MIN_PRECISION", min_precision.to_string()),
+            ("PUBLISH_MIN_RECALL", "0.85".to_string()),
+        ]
+    };
+    for (min_precision, decision) in [("0.9", "IterationPublished"), ("0.95", "PublishRefused")] {
+        let extra = gate(min_precision);
+        let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let app = spawn_with_sinks(&sinks, &extra).await;
+        let before = sinks.topic.accepted().len();
+        let (p, i) = ids();
+        let message = format!(
+            r#"{{"version":"1.0","type":"Training","Content":{{"projectId":"{p}","iterationId":"{i}","trainingStatus":"TrainingCompleted"}}}}"#
+        );
+        app.send(&message).await;
+        let topic = accepted(&app, "the topic", before + 2, || sinks.topic.accepted()).await;
+        let topic = &topic[before..];
+        let report = of_type(topic, "ReportWritten");
+        assert_eq!(report.len(), 1, "{topic:#?}");
+        assert_eq!(
+            report[0]["subject"],
+            format!("projects/{p}/iterations/{i}/report").as_str()
+        );
+        let blob = app
+            .probe
+            .blob(MODELS, &format!("reports/{p}/{i}.json"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(report[0]["time"], blob.last_modified.unwrap().as_str());
+        let gated = of_type(topic, decision);
+        assert_eq!(gated.len(), 1, "{decision}: {topic:#?}");
+        assert_eq!(
+            gated[0]["subject"],
+            format!("projects/{p}/iterations/{i}/publish").as_str()
+        );
+        assert_eq!(gated[0]["data"]["gate"]["minRecall"], 0.85);
+        if decision == "PublishRefused" {
+            let reason = gated[0]["data"]["reasons"][0].as_str().unwrap();
+            assert!(
+                reason.contains("precision 0.9302 is 0.0198 under the bar"),
+                "{reason}"
+            );
+        } else {
+            assert_eq!(gated[0]["data"]["publishName"], "production");
+        }
+        assert_no_secret(topic);
+        assert!(!topic.iter().any(|e| e.to_string().contains(FIXTURE_KEY)));
+    }
+}

@@ -107,7 +107,7 @@ $(BENCH_VENV)/.installed: bench/peer/requirements.txt
 	@touch $@
 
 bench: $(AZURITE) $(BENCH_VENV)/.installed
-	cargo bench --bench inprocess -- --output-format bencher | tee bench/.criterion.txt
+	set -o pipefail; cargo bench --bench inprocess -- --output-format bencher | tee bench/.criterion.txt
 	cargo build --release
 	@musl="not built (BENCH_MUSL=0)"; \
 	if [ "$(BENCH_MUSL)" = 1 ]; then \

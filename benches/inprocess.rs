@@ -37,7 +37,9 @@ fn parse(c: &mut Criterion) {
 }
 
 fn route(c: &mut Criterion) {
+    // Timers on: every invocation runs under its budget (`tokio::time::timeout`).
     let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
         .build()
         .unwrap();
     let settings = Settings::from_lookup(&|k| {

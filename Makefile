@@ -2,7 +2,7 @@
 SHELL := bash
 AZURITE := node_modules/.bin/azurite
 
-.PHONY: demo test lint unit infra-check package package-check azurite release bench clean reliability reliability-long audit fuzz fuzz-long fuzz-cmin
+.PHONY: demo test lint unit infra-check events-check package package-check azurite release bench clean reliability reliability-long audit fuzz fuzz-long fuzz-cmin
 
 # Azurite (the storage emulator) and Prism (the Training API contract mock) from npm, pinned by
 # package-lock.json, into ./node_modules.
@@ -16,7 +16,7 @@ demo: $(AZURITE)
 	target/debug/cvctl demo
 
 ## Everything CI runs.
-test: $(AZURITE) lint audit unit infra-check package-check fuzz
+test: $(AZURITE) lint audit unit infra-check events-check package-check fuzz
 
 lint:
 	python3 scripts/module-cycles.py
@@ -28,6 +28,13 @@ unit: $(AZURITE)
 
 infra-check:
 	bash scripts/check-infra.sh
+
+## The events through parsers that are not ours, in a pinned venv (.venv-events, PyPI): every
+## event the e2e tests' fakes accepted is parsed by the CloudEvents SDK, validated against
+## schemas/events and, for the webhook, verified by standardwebhooks; and the fake topic
+## accepts what the official azure-eventgrid SDK sends (docs/events.md).
+events-check: $(AZURITE)
+	bash scripts/check-events.sh
 
 ## What Azure runs: build/package/ (handler, host.json, <Function>/function.json) and
 ## build/package.zip, an allow-list (scripts/package.sh). No musl-tools needed.

@@ -182,6 +182,14 @@ class Handler:
             "LATEST_ALIAS": "false",
             "MODEL_INDEX": "false",
         })
+        if self.kind == "rust" and os.environ.get("BENCH_EVENTS") == "1":
+            # Events on (docs/events.md): each export builds its ModelCopied, reading the
+            # copy's Last-Modified. The driver plays the host without writing outputs, so
+            # nothing is ever sent to this (closed) port.
+            env.update({
+                "CV_WEBHOOK_URL": "https://127.0.0.1:9/hook",
+                "CV_WEBHOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            })
         return env
 
     def label(self):

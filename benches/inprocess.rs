@@ -51,6 +51,7 @@ fn route(c: &mut Criterion) {
         settings,
         account,
         training: None,
+        sinks: Vec::new(),
         budget: customvision_events::functions::INVOCATION_BUDGET,
     };
     let request = InvocationRequest::from_slice(METADATA_KEYS.as_bytes()).unwrap();

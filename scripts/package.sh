@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 TARGET=x86_64-unknown-linux-musl
 # The functions, each a folder with its function.json. tests/deploy checks this list against
 # the function folders in the repository.
-FUNCTIONS="Notifications TrainingCompleted ExportCompleted"
+FUNCTIONS="Notifications TrainingCompleted ExportCompleted PublishEvents"
 EXECUTABLE=handler
 OUT=build/package
 ZIP=build/package.zip

@@ -56,6 +56,19 @@ impl InvocationRequest {
         }
     }
 
+    /// `InsertionTime` (`2026-01-01T10:00:00+00:00`, quoted or not): when the message was put
+    /// on its queue, the same on every delivery of it.
+    pub fn insertion_time(&self) -> Option<time::OffsetDateTime> {
+        match self.metadata.get("InsertionTime")? {
+            Value::String(s) => time::OffsetDateTime::parse(
+                unwrap_host_layer(s).trim(),
+                &time::format_description::well_known::Rfc3339,
+            )
+            .ok(),
+            _ => None,
+        }
+    }
+
     /// `Id` arrives JSON-quoted (`"\"800a…\""`).
     pub fn message_id(&self) -> Option<String> {
         match self.metadata.get("Id")? {

@@ -49,6 +49,7 @@ pub mod devhost;
 pub mod domain;
 pub mod envelope;
 pub mod error_chain;
+pub mod events;
 pub mod export;
 pub mod functions;
 mod http;

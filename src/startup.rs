@@ -27,6 +27,8 @@ pub enum StartupError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Training(#[from] TrainingError),
+    #[error(transparent)]
+    EventSinks(#[from] crate::events::sinks::SinkError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -72,6 +74,7 @@ pub async fn run() -> Result<(), StartupError> {
         .as_ref()
         .map(|t| TrainingClient::from_settings(http.clone(), t, Some(&account)))
         .transpose()?;
+    let sinks = crate::events::sinks::from_settings(&settings.events, &http, Some(&account))?;
     // Loopback only: the host is the one and only client.
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let listener = tokio::net::TcpListener::bind(addr)
@@ -82,6 +85,7 @@ pub async fn run() -> Result<(), StartupError> {
         backup_container = %settings.backup_container,
         model_store_container = %settings.model_store_container,
         training_api = settings.training.is_some(),
+        event_sinks = settings.events.enabled(),
         "handler listening on {addr}"
     );
     // The certificate load happens off the start-up path, before the first invocation needs it.
@@ -92,6 +96,7 @@ pub async fn run() -> Result<(), StartupError> {
             settings,
             account,
             training,
+            sinks,
             budget: crate::functions::INVOCATION_BUDGET,
         }),
         server::ServerConfig::default(),

@@ -38,6 +38,27 @@ pub enum AutomationError {
     Storage(#[from] StorageActionError),
 }
 
+/// What a training's automation did: its log lines, and what the events are built from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainingOutcome {
+    pub project_id: ProjectId,
+    pub iteration_id: IterationId,
+    pub logs: Vec<String>,
+    pub figures: Option<Figures>,
+    pub publish: Option<PublishLine>,
+    /// The report as written (always, once the automation ran).
+    pub written: Option<WrittenReport>,
+}
+
+/// The JSON report blob as the upload answered: its ETag and Last-Modified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenReport {
+    pub json_path: String,
+    pub html_path: String,
+    pub etag: String,
+    pub last_modified: OffsetDateTime,
+}
+
 pub struct Automation<'a> {
     pub client: &'a TrainingClient,
     pub settings: &'a AutomationSettings,
@@ -45,13 +66,13 @@ pub struct Automation<'a> {
 }
 
 impl Automation<'_> {
-    /// Runs the steps for one training notification; returns the log lines.
+    /// Runs the steps for one training notification; returns the log lines and the outcome.
     pub async fn after_training(
         &self,
         project_id: ProjectId,
         iteration_id: IterationId,
         status: TrainingStatus,
-    ) -> Result<Vec<String>, AutomationError> {
+    ) -> Result<TrainingOutcome, AutomationError> {
         let mut logs = Vec::new();
         let mut report = Report {
             project_id: project_id.to_string(),
@@ -137,12 +158,19 @@ impl Automation<'_> {
                 ),
             );
         }
-        self.write(&report, iteration.as_ref()).await?;
+        let written = self.write(&report, iteration.as_ref()).await?;
         logs.push(format!(
             "report written: {}/{{json,html}}",
             report::json_path(&report.project_id, &report.iteration_id).trim_end_matches(".json")
         ));
-        Ok(logs)
+        Ok(TrainingOutcome {
+            project_id,
+            iteration_id,
+            logs,
+            figures: report.performance.clone(),
+            publish: report.publish.clone(),
+            written: Some(written),
+        })
     }
 
     /// The report of the newest earlier iteration (by `trainedAt`), from one listing of the
@@ -380,7 +408,7 @@ impl Automation<'_> {
         &self,
         report: &Report,
         iteration: Option<&Iteration>,
-    ) -> Result<(), AutomationError> {
+    ) -> Result<WrittenReport, AutomationError> {
         let mut metadata = HashMap::new();
         if let Some(at) = iteration.and_then(|i| i.trained_at) {
             metadata.insert(
@@ -390,6 +418,7 @@ impl Automation<'_> {
         }
         let json = serde_json::to_vec_pretty(report).unwrap_or_default();
         let html = html::render(report).into_bytes();
+        let mut written = None;
         for (path, body, content_type) in [
             (
                 report::json_path(&report.project_id, &report.iteration_id),
@@ -409,11 +438,26 @@ impl Automation<'_> {
                 metadata: (content_type == "application/json").then(|| metadata.clone()),
                 ..Default::default()
             };
-            blob.upload(RequestContent::from(body), Some(options))
+            let uploaded = blob
+                .upload(RequestContent::from(body), Some(options))
                 .await
                 .map_err(StorageActionError::of("write the report"))?;
+            if content_type == "application/json" {
+                written = Some((
+                    uploaded.etag.map(|e| e.to_string()).unwrap_or_default(),
+                    uploaded.last_modified,
+                ));
+            }
         }
-        Ok(())
+        let json_path = report::json_path(&report.project_id, &report.iteration_id);
+        let (etag, last_modified) = written.unwrap_or_default();
+        Ok(WrittenReport {
+            html_path: report::html_path(&report.project_id, &report.iteration_id),
+            json_path,
+            etag,
+            // The service always answers Last-Modified; without it, the epoch: never "now".
+            last_modified: last_modified.unwrap_or(OffsetDateTime::UNIX_EPOCH),
+        })
     }
 }
 

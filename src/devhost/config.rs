@@ -288,8 +288,8 @@ pub fn parse_timespan(text: &str) -> Result<Duration, String> {
 mod tests {
     use super::*;
     use crate::functions::{
-        Function, CONNECTION_TEST_OUTPUT, EXPORT_OUTPUT, REJECTED_BLOB_OUTPUT, REJECTED_OUTPUT,
-        TRAINING_OUTPUT,
+        Function, CONNECTION_TEST_OUTPUT, EVENTS_OUTPUT, EXPORT_OUTPUT, FAILED_EVENTS_OUTPUT,
+        REJECTED_BLOB_OUTPUT, REJECTED_OUTPUT, TRAINING_OUTPUT,
     };
     use serde_json::json;
     use std::collections::{BTreeSet, HashMap};
@@ -368,12 +368,21 @@ mod tests {
             // The output bindings each function writes; a new function must name its own.
             let (queues, blobs): (&[&str], &[&str]) = match function {
                 Function::Notifications => (
-                    &[TRAINING_OUTPUT, EXPORT_OUTPUT, REJECTED_OUTPUT],
+                    &[
+                        TRAINING_OUTPUT,
+                        EXPORT_OUTPUT,
+                        EVENTS_OUTPUT,
+                        REJECTED_OUTPUT,
+                    ],
                     &[REJECTED_BLOB_OUTPUT, CONNECTION_TEST_OUTPUT],
                 ),
                 Function::TrainingCompleted | Function::ExportCompleted => {
-                    (&[REJECTED_OUTPUT], &[REJECTED_BLOB_OUTPUT])
+                    (&[EVENTS_OUTPUT, REJECTED_OUTPUT], &[REJECTED_BLOB_OUTPUT])
                 }
+                Function::PublishEvents => (
+                    &[FAILED_EVENTS_OUTPUT, REJECTED_OUTPUT],
+                    &[REJECTED_BLOB_OUTPUT],
+                ),
             };
             let f = folder(function);
             assert_eq!(f.trigger.name, crate::envelope::TRIGGER_BINDING);
@@ -425,5 +434,28 @@ mod tests {
             output_queue(EXPORT_OUTPUT),
             folder(Function::ExportCompleted).trigger.queue
         );
+        // Every store function's events go to the queue PublishEvents reads.
+        for function in [
+            Function::Notifications,
+            Function::TrainingCompleted,
+            Function::ExportCompleted,
+        ] {
+            let events = folder(function)
+                .outputs
+                .iter()
+                .find(|o| o.name == EVENTS_OUTPUT)
+                .unwrap()
+                .queue
+                .clone();
+            assert_eq!(events, folder(Function::PublishEvents).trigger.queue);
+        }
+        let failed = folder(Function::PublishEvents)
+            .outputs
+            .iter()
+            .find(|o| o.name == FAILED_EVENTS_OUTPUT)
+            .unwrap()
+            .queue
+            .clone();
+        assert_eq!(failed, "customvision-events-failed");
     }
 }

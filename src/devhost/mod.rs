@@ -214,7 +214,11 @@ pub async fn run(
     }
     // Development convenience: the containers the handler works in (infra creates them in Azure).
     if let Ok(account) = account_for("CV_STORAGE") {
-        for key in ["CV_BACKUP_CONTAINER", "MODEL_STORE_CONTAINER"] {
+        for key in [
+            "CV_BACKUP_CONTAINER",
+            "MODEL_STORE_CONTAINER",
+            "CV_EVENTS_DELIVERED_CONTAINER",
+        ] {
             if let Some(name) = settings.get(key) {
                 account.ensure_container(&name).await?;
             }

@@ -25,6 +25,8 @@ pub struct BlobState {
     pub tags: HashMap<String, String>,
     pub metadata: HashMap<String, String>,
     pub etag: String,
+    /// RFC 3339, as the service's Last-Modified says.
+    pub last_modified: Option<String>,
 }
 
 fn fail(action: &str) -> impl Fn(azure_core::Error) -> String + '_ {
@@ -85,6 +87,13 @@ impl Probe {
             .map_err(fail("etag"))?
             .map(|e| e.to_string())
             .unwrap_or_default();
+        let last_modified = props
+            .last_modified()
+            .map_err(fail("last modified"))?
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            });
         let tags = crate::storage::blob_tags(&blob)
             .await
             .map_err(fail("tags"))?;
@@ -102,6 +111,7 @@ impl Probe {
             tags,
             metadata,
             etag,
+            last_modified,
         }))
     }
 

@@ -82,6 +82,8 @@ pub struct ModelOutcome {
     pub tagged_in_place: bool,
     pub latest: Option<latest::Latest>,
     pub indexed: Option<index::Recorded>,
+    /// The copy as the store holds it, when there is one (the events' facts).
+    pub stored: Option<StoredModel>,
 }
 
 impl std::fmt::Display for ModelOutcome {
@@ -114,6 +116,8 @@ impl std::fmt::Display for ModelOutcome {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExportReport {
     pub lines: Vec<String>,
+    /// What happened to each model, in order (the events are built from these).
+    pub outcomes: Vec<ModelOutcome>,
 }
 
 /// A model's source as storage describes it.
@@ -261,6 +265,7 @@ impl ExportProcessor<'_> {
                 });
             }
             report.lines.push(outcome.to_string());
+            report.outcomes.push(outcome);
         }
         Ok(report)
     }
@@ -345,6 +350,7 @@ impl ExportProcessor<'_> {
             tagged_in_place: false,
             latest: None,
             indexed: None,
+            stored: None,
         };
         let mut source_etag = source.etag.clone();
         let is_backup = matches!(model.origin, Origin::Backup { .. });
@@ -423,6 +429,7 @@ impl ExportProcessor<'_> {
         if settings.model_index {
             outcome.indexed = Some(index::record(&store, &stored, settings.latest_alias).await?);
         }
+        outcome.stored = Some(stored);
         Ok(outcome)
     }
 }

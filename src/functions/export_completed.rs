@@ -1,8 +1,10 @@
 //! `ExportCompleted`: an export finished. On success the backup blob is copied into the model
 //! store and/or tagged in place ([`crate::export`]); on failure, a warning and nothing touched.
 
+use super::events_out::Emitter;
 use super::{FunctionError, Invocation};
 use crate::envelope::InvocationResponse;
+use crate::events::Fact;
 use crate::export::ExportProcessor;
 use crate::notification::{ExportStatus, Notification};
 
@@ -28,10 +30,15 @@ pub async fn handle(invocation: &Invocation<'_>) -> Result<InvocationResponse, F
             return Ok(invocation.reject(&text, &reason));
         }
     };
+    let mut emitter = Emitter::new(invocation);
     if status == ExportStatus::Failed {
-        return Ok(response.log(format!(
+        emitter.failure(Fact::ExportFailed {
+            project_id: project_id.to_string(),
+            iteration_id: iteration_id.to_string(),
+        })?;
+        return Ok(emitter.into_response(response.log(format!(
             "warning: export of project {project_id} iteration {iteration_id} failed; no blob touched"
-        )));
+        ))));
     }
     let hint = model_uri
         .as_deref()
@@ -51,10 +58,13 @@ pub async fn handle(invocation: &Invocation<'_>) -> Result<InvocationResponse, F
         .await
     {
         Ok(report) => {
+            // After the change, from what it did: the host writes them only if this answer
+            // is a success, so no event leaves without its change.
+            emitter.export(&report.outcomes).await?;
             for line in report.lines {
                 response = response.log(line);
             }
-            Ok(response)
+            Ok(emitter.into_response(response))
         }
         Err(e) if e.retry_later() => Err(e.into()),
         Err(e) => {

@@ -10,9 +10,11 @@
 //! Stdout (tracing) carries start-up and the reason for a non-2xx answer, where `Logs` is
 //! dropped.
 
+pub(crate) mod events_out;
 pub(crate) mod export_completed;
 pub(crate) mod notifications;
 pub(crate) mod outputs;
+pub(crate) mod publish_events;
 pub(crate) mod rejected;
 pub(crate) mod training_completed;
 
@@ -33,6 +35,11 @@ pub const REJECTED_BLOB_OUTPUT: &str = "rejectedText";
 /// Blob output of `Notifications` recording a handled ConnectionTest
 /// (`%CV_STATUS_CONTAINER%/connection-tests/{Id}.json`), which `cvctl verify` reads.
 pub const CONNECTION_TEST_OUTPUT: &str = "connectionTest";
+/// Queue output of the store-changing functions: their events, to `%CV_EVENTS_QUEUE%` (the
+/// outbox, [`crate::events::outbox`]).
+pub const EVENTS_OUTPUT: &str = "events";
+/// Queue output of `PublishEvents`: events a sink refused, to `%CV_EVENTS_FAILED_QUEUE%`.
+pub const FAILED_EVENTS_OUTPUT: &str = "failedEvents";
 
 /// The functions this handler serves, one per function folder. The route names one; it is
 /// parsed into this once, and every dispatch on it is an exhaustive `match` (as mini-redis's
@@ -43,14 +50,16 @@ pub enum Function {
     Notifications,
     TrainingCompleted,
     ExportCompleted,
+    PublishEvents,
 }
 
 impl Function {
     /// Every function, in the order the data flows.
-    pub const ALL: [Function; 3] = [
+    pub const ALL: [Function; 4] = [
         Function::Notifications,
         Function::TrainingCompleted,
         Function::ExportCompleted,
+        Function::PublishEvents,
     ];
 
     /// The folder name, which is also the route and the host's `sys.MethodName`.
@@ -59,6 +68,7 @@ impl Function {
             Function::Notifications => "Notifications",
             Function::TrainingCompleted => "TrainingCompleted",
             Function::ExportCompleted => "ExportCompleted",
+            Function::PublishEvents => "PublishEvents",
         }
     }
 }
@@ -99,6 +109,8 @@ pub struct App {
     pub account: StorageAccount,
     /// The Training API, when configured.
     pub training: Option<crate::training::TrainingClient>,
+    /// The events' sinks (`PublishEvents`); none: events off.
+    pub sinks: Vec<crate::events::sinks::Sink>,
     /// [`INVOCATION_BUDGET`], shorter in tests.
     pub budget: Duration,
 }
@@ -115,9 +127,25 @@ impl Invocation<'_> {
         self.request.message_text(TRIGGER_BINDING)
     }
 
-    /// Answers 200 and keeps the message with its reason ([`rejected::reject`]).
+    /// Answers 200 and keeps the message with its reason ([`rejected::reject`]); a store
+    /// function also emits a `MessageRejected` (the reason and where the record is, never the
+    /// message). `PublishEvents`' own garbage emits nothing: an event about an event.
     pub fn reject(&self, text: &str, reason: &str) -> InvocationResponse {
-        rejected::reject(self, text, reason)
+        let response = rejected::reject(self, text, reason);
+        if self.function == Function::PublishEvents {
+            return response;
+        }
+        let message_id = self.request.message_id().unwrap_or_default();
+        let blob = response
+            .outputs
+            .contains_key(REJECTED_BLOB_OUTPUT)
+            .then(|| format!("{}/{message_id}.txt", self.function));
+        let mut emitter = events_out::Emitter::new(self);
+        match emitter.rejected(&message_id, reason, blob) {
+            Ok(()) => emitter.into_response(response),
+            // An event too large to build: the record is what matters, and it is kept.
+            Err(_) => response,
+        }
     }
 }
 
@@ -144,6 +172,13 @@ pub enum FunctionError {
         function: Function,
         budget: Duration,
     },
+    /// An event of the change could not be built (its blob's Last-Modified unread): the
+    /// retry finds the change done and emits it then (the redelivery rule).
+    #[error(transparent)]
+    Emit(#[from] events_out::EmitError),
+    /// `PublishEvents`: storage failed under a marker or a re-enqueue.
+    #[error(transparent)]
+    Publish(#[from] crate::events::publisher::PublishError),
 }
 
 impl FunctionError {
@@ -154,9 +189,12 @@ impl FunctionError {
     pub fn retry_later(&self) -> bool {
         match self {
             Self::Envelope(_) | Self::UnknownFunction(_) => false,
-            Self::Export(_) | Self::Automation(_) | Self::Storage(_) | Self::OutOfBudget { .. } => {
-                true
-            }
+            Self::Export(_)
+            | Self::Automation(_)
+            | Self::Storage(_)
+            | Self::OutOfBudget { .. }
+            | Self::Emit(_)
+            | Self::Publish(_) => true,
         }
     }
 }
@@ -177,6 +215,7 @@ impl App {
                 Function::Notifications => notifications::handle(&invocation),
                 Function::TrainingCompleted => training_completed::handle(&invocation).await,
                 Function::ExportCompleted => export_completed::handle(&invocation).await,
+                Function::PublishEvents => publish_events::handle(&invocation).await,
             }
         };
         tokio::time::timeout(self.budget, work)
@@ -203,12 +242,20 @@ pub(crate) mod test_support {
     /// An app whose storage (blob and queue) is whatever listens on `port` of loopback.
     pub fn app_on(port: u16) -> App {
         let cs = crate::settings::azurite_connection_string(port, port);
-        let settings = Settings::from_lookup(&|k| (k == "CV_STORAGE").then(|| cs.clone())).unwrap();
+        // Events on (a webhook named, never sent to here): the functions emit.
+        let settings = Settings::from_lookup(&|k| match k {
+            "CV_STORAGE" => Some(cs.clone()),
+            "CV_WEBHOOK_URL" => Some("https://127.0.0.1:9/hook".into()),
+            "CV_WEBHOOK_SECRET" => Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into()),
+            _ => None,
+        })
+        .unwrap();
         let account = StorageAccount::new(&settings.storage, &crate::http::http_client()).unwrap();
         App {
             settings,
             account,
             training: None,
+            sinks: Vec::new(),
             budget: INVOCATION_BUDGET,
         }
     }
@@ -218,7 +265,8 @@ pub(crate) mod test_support {
         let once = serde_json::to_string(message).unwrap();
         serde_json::from_value(serde_json::json!({
             "Data": {"notification": once},
-            "Metadata": {"Id": "\"6f1c0a52-0000-4000-8000-000000000001\"", "DequeueCount": "1"}
+            "Metadata": {"Id": "\"6f1c0a52-0000-4000-8000-000000000001\"", "DequeueCount": "1",
+                "InsertionTime": "2026-01-01T10:00:00+00:00"}
         }))
         .unwrap()
     }

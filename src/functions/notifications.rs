@@ -166,6 +166,36 @@ mod tests {
     }
 
     #[test]
+    fn a_rejected_message_is_an_event_without_its_text() {
+        let sig = ["s", "ig=", "c2VjcmV0c2VjcmV0"].concat();
+        let msg = format!("garbage https://a.blob.core.windows.net/c/m.zip?{sig}");
+        let r = handle_text(&msg);
+        let events = r.outputs[crate::functions::EVENTS_OUTPUT]
+            .as_array()
+            .unwrap();
+        assert_eq!(events.len(), 1);
+        let event = &events[0]["event"];
+        assert_eq!(event["type"], "CustomVisionEvents.MessageRejected");
+        assert_eq!(
+            event["subject"],
+            "functions/Notifications/messages/6f1c0a52-0000-4000-8000-000000000001"
+        );
+        assert_eq!(event["data"]["record"]["queue"], "customvision-rejected");
+        assert_eq!(event["time"], "2026-01-01T10:00:00Z");
+        let text = event.to_string();
+        assert!(
+            !text.contains("garbage") && !text.contains("c2VjcmV0c2VjcmV0"),
+            "{text}"
+        );
+        // The same message again: the same id.
+        let again = handle_text(&msg);
+        assert_eq!(
+            again.outputs[crate::functions::EVENTS_OUTPUT][0]["event"]["id"],
+            event["id"]
+        );
+    }
+
+    #[test]
     fn a_json_string_message_is_kept_as_it_came_not_unwrapped_again() {
         let wrapped = serde_json::to_string(&format!(
             r#"{{"type":"ConnectionTest","Content":{{"projectId":"{P}"}}}}"#

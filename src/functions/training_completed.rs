@@ -2,9 +2,12 @@
 //! the automation ([`crate::automation`]: report, exports, publish) acts on the validated
 //! event; without it, the event is a log line.
 
+use super::events_out::Emitter;
 use super::{FunctionError, Invocation};
+use crate::automation::TrainingOutcome;
 use crate::domain::{IterationId, ProjectId};
 use crate::envelope::InvocationResponse;
+use crate::events::Fact;
 use crate::notification::{Notification, TrainingStatus};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,11 +35,21 @@ pub async fn handle(invocation: &Invocation<'_>) -> Result<InvocationResponse, F
         }
         Err(e) => return Ok(invocation.reject(&text, &e.to_string())),
     };
-    let logs = act(invocation, &event).await?;
-    Ok(InvocationResponse {
+    let (logs, outcome) = act(invocation, &event).await?;
+    let mut emitter = Emitter::new(invocation);
+    if event.status == TrainingStatus::Failed {
+        emitter.failure(Fact::TrainingFailed {
+            project_id: event.project_id.to_string(),
+            iteration_id: event.iteration_id.to_string(),
+        })?;
+    }
+    if let Some(outcome) = &outcome {
+        emitter.training(outcome)?;
+    }
+    Ok(emitter.into_response(InvocationResponse {
         logs,
         ..Default::default()
-    })
+    }))
 }
 
 /// With the Training API configured: the report, the exports and the publish
@@ -44,10 +57,10 @@ pub async fn handle(invocation: &Invocation<'_>) -> Result<InvocationResponse, F
 async fn act(
     invocation: &Invocation<'_>,
     event: &TrainingEvent,
-) -> Result<Vec<String>, FunctionError> {
+) -> Result<(Vec<String>, Option<TrainingOutcome>), FunctionError> {
     let app = invocation.app;
     let Some(client) = &app.training else {
-        return Ok(log_only(event));
+        return Ok((log_only(event), None));
     };
     let store = app.account.container(&app.settings.model_store_container)?;
     let automation = crate::automation::Automation {
@@ -55,10 +68,11 @@ async fn act(
         settings: &app.settings.automation,
         store: &store,
     };
-    automation
+    let outcome = automation
         .after_training(event.project_id, event.iteration_id, event.status)
         .await
-        .map_err(FunctionError::from)
+        .map_err(FunctionError::from)?;
+    Ok((outcome.logs.clone(), Some(outcome)))
 }
 
 /// A failed training is the user's news, not this function's failure: a warning, answered 200.
@@ -93,14 +107,29 @@ mod tests {
     }
 
     #[test]
-    fn both_statuses_are_answered_without_outputs() {
+    fn both_statuses_are_logged_and_a_failure_is_an_event() {
         for status in ["TrainingCompleted", "TrainingFailed"] {
             let msg = format!(
                 r#"{{"type":"Training","Content":{{"projectId":"9a8b7c6d-1234-4e5f-8a9b-0c1d2e3f4a5b","iterationId":"1b2c3d4e-5f60-4172-8394-a5b6c7d8e9f0","trainingStatus":"{status}"}}}}"#
             );
             let r = run(&msg);
-            assert!(r.outputs.is_empty());
             assert!(r.logs[0].ends_with(status));
+            if status == "TrainingCompleted" {
+                assert!(r.outputs.is_empty(), "no Training API: nothing changed");
+                continue;
+            }
+            let events = r.outputs[crate::functions::EVENTS_OUTPUT]
+                .as_array()
+                .unwrap();
+            assert_eq!(events.len(), 1);
+            let event = &events[0]["event"];
+            assert_eq!(event["type"], "CustomVisionEvents.TrainingFailed");
+            assert_eq!(
+                event["subject"],
+                "projects/9a8b7c6d-1234-4e5f-8a9b-0c1d2e3f4a5b/iterations/1b2c3d4e-5f60-4172-8394-a5b6c7d8e9f0"
+            );
+            // The message's insertion time, never the time of sending.
+            assert_eq!(event["time"], "2026-01-01T10:00:00Z");
         }
     }
 

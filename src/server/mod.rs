@@ -137,7 +137,9 @@ where
                 FunctionError::Export(_)
                 | FunctionError::Automation(_)
                 | FunctionError::Storage(_)
-                | FunctionError::OutOfBudget { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+                | FunctionError::OutOfBudget { .. }
+                | FunctionError::Emit(_)
+                | FunctionError::Publish(_) => StatusCode::INTERNAL_SERVER_ERROR,
             };
             failure(status, &function, &invocation_id, &error)
         }

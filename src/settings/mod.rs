@@ -6,6 +6,7 @@ use std::fmt;
 use url::Url;
 
 pub(crate) mod automation;
+pub mod events;
 pub mod hosts;
 mod local;
 pub(crate) mod training;
@@ -13,6 +14,7 @@ pub(crate) mod training;
 pub use local::{read_json, AppSettings, JsonFileError};
 
 use automation::AutomationSettings;
+use events::EventSettings;
 use hosts::HostAllowList;
 use training::TrainingSettings;
 
@@ -321,6 +323,8 @@ pub struct Settings {
     pub training: Option<TrainingSettings>,
     /// What a finished training does with it.
     pub automation: AutomationSettings,
+    /// Events out: the outbox, its sinks and their schedule (docs/events.md).
+    pub events: EventSettings,
 }
 
 impl Settings {
@@ -394,6 +398,7 @@ impl Settings {
             model_index: flag("MODEL_INDEX")?,
             training,
             automation,
+            events: EventSettings::from_lookup(get)?,
         })
     }
 }

@@ -8,6 +8,7 @@
 
 mod context;
 mod demo;
+mod events;
 mod integrate;
 mod models;
 mod preflight;
@@ -60,6 +61,9 @@ enum Command {
     Simulate(simulate::Args),
     /// List a project's models in the model store, newest first, `latest` marked.
     Models(models::Args),
+    /// Events out: send a test event, list the failed ones, redeliver them (docs/events.md).
+    #[command(subcommand)]
+    Events(events::Command),
     /// Run the functions against the storage queues, as the Functions host does.
     DevHost(DevHostArgs),
     /// Azurite, the dev host and the handler, and the seed's notifications, end to end.
@@ -169,6 +173,12 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             let ctx = Context::load(&root, &cli.set, timeout)?;
             let listing = models::list(&ctx, &args).await?;
             models::print(&listing, args.json);
+        }
+        Command::Events(command) => {
+            let ctx = Context::load(&root, &cli.set, timeout)?;
+            if !events::run(&ctx, &command).await? {
+                return Ok(ExitCode::from(1));
+            }
         }
         Command::DevHost(args) => {
             let mut options = customvision_events::devhost::DevHostOptions {

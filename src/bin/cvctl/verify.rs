@@ -10,6 +10,9 @@
 //! 4. ConnectionTest: the Function App consumed the project's ConnectionTest and left its
 //!    record (`<CV_STATUS_CONTAINER>/connection-tests/<message id>.json`); one still in the
 //!    queue means the app is not running.
+//! 5. events (when a sink is configured): a `Ping` put on the outbox left it, delivered: each
+//!    sink that takes pings has its delivered marker (`PublishEvents` ran, with its identity
+//!    and role), or a failed record names the sink's answer.
 
 use std::time::Duration;
 
@@ -72,6 +75,7 @@ pub async fn run(ctx: &Context, args: &Args) -> Result<Vec<(&'static str, Outcom
         if done || tokio::time::Instant::now() >= deadline {
             results.push(("test blob", blob));
             results.push(("ConnectionTest", connection));
+            results.push(("events", events_ping(ctx, &account, args.wait).await?));
             return Ok(results);
         }
         tokio::time::sleep(delay).await;
@@ -338,6 +342,107 @@ async fn connection_test(
             ),
         }
     })
+}
+
+/// The sinks a ping goes to, by marker name.
+fn ping_sinks(ctx: &Context) -> Vec<&'static str> {
+    use customvision_events::events::EventType;
+    let events = &ctx.settings.events;
+    let mut sinks = Vec::new();
+    if events.event_grid.is_some() {
+        sinks.push("eventgrid");
+    }
+    if let Some(hook) = &events.webhook {
+        let takes_pings = hook.types.as_ref().is_none_or(|types| {
+            types
+                .iter()
+                .any(|t| EventType::parse(t) == Some(EventType::Ping))
+        });
+        if takes_pings {
+            sinks.push("webhook");
+        }
+    }
+    sinks
+}
+
+/// A ping through the outbox: passed when every sink that takes pings has its marker.
+async fn events_ping(
+    ctx: &Context,
+    account: &StorageAccount,
+    wait: u64,
+) -> Result<Outcome, CliError> {
+    use customvision_events::events::outbox::FailedRecord;
+    use customvision_events::events::publisher::marker_path;
+    let sinks = ping_sinks(ctx);
+    if sinks.is_empty() {
+        return Ok(Outcome::Skip(
+            "no event sink configured (events off)".into(),
+        ));
+    }
+    let event = crate::events::ping(ctx, account)?;
+    crate::events::put_outbox(ctx, account, &event).await?;
+    let settings = &ctx.settings.events;
+    let markers = account
+        .container(&settings.delivered_container)
+        .map_err(|e| CliError::usage(e.to_string(), "check CV_STORAGE"))?;
+    let failed = account
+        .queue(&settings.failed_queue)
+        .map_err(|e| CliError::usage(e.to_string(), "check CV_STORAGE"))?;
+    // A ping waits for the app's next poll of the outbox: at least a minute.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(wait.max(60));
+    let mut delay = Duration::from_millis(250);
+    loop {
+        let mut missing = Vec::new();
+        for sink in &sinks {
+            let found = match list_blobs(&markers, &marker_path(sink, &event.id)).await {
+                Ok(found) => found,
+                // No marker container yet: nothing delivered yet.
+                Err(e) if e.http_status() == Some(azure_core::http::StatusCode::NotFound) => {
+                    Vec::new()
+                }
+                Err(e) => return Err(storage_failure("read the delivered markers", &e)),
+            };
+            if found.is_empty() {
+                missing.push(*sink);
+            }
+        }
+        if missing.is_empty() {
+            return Ok(Outcome::Pass(format!(
+                "Ping {} left the outbox and reached {}",
+                event.id,
+                sinks.join(" and ")
+            )));
+        }
+        let options = QueueClientPeekMessagesOptions {
+            number_of_messages: Some(32),
+            ..Default::default()
+        };
+        let refused: Vec<FailedRecord> = match failed.peek_messages(Some(options)).await {
+            Ok(r) => r
+                .into_model()
+                .map(|m| m.items.unwrap_or_default())
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|m| serde_json::from_str::<FailedRecord>(&m.message_text?).ok())
+                .filter(|r| r.event.id == event.id)
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        if let Some(r) = refused.first() {
+            return Ok(Outcome::Fail {
+                what: format!("the Ping {} was refused by {}: {}", event.id, r.sink, r.answer),
+                fix: "check the sink's settings and the app identity's role (EventGrid Data Sender on the topic); `cvctl events failed` lists it".into(),
+            });
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(Outcome::Fail {
+                what: format!("the Ping {} reached no {} in time", event.id, missing.join(" or ")),
+                fix: format!("is the app running PublishEvents on {}? `cvctl events test-fire --direct` tries the sinks from here", settings.queue),
+            });
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(3));
+    }
 }
 
 #[cfg(test)]

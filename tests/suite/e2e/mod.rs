@@ -2,6 +2,7 @@
 //! outcomes read back from storage. Every wait is a poll with a deadline.
 
 mod cli;
+mod events;
 mod model_store;
 mod training;
 mod trust;

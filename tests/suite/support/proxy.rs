@@ -83,6 +83,11 @@ impl CountingProxy {
         );
     }
 
+    /// Requests for `path` are forwarded again.
+    pub fn clear(&self, path: &str) {
+        self.canned.lock().unwrap().remove(path);
+    }
+
     /// Every request the proxy saw, from anyone.
     pub fn all_requests(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()

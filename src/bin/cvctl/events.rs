@@ -1,0 +1,278 @@
+//! `cvctl events`: a test event, and the failed ones (docs/events.md).
+//!
+//! - `test-fire`: a `Ping` on the outbox (`CV_EVENTS_QUEUE`), so the deployed app, its
+//!   identity and its role are exercised; `--direct` sends it from here, with the caller's
+//!   credentials, and prints each sink's status, latency and answer.
+//! - `failed`: what `%CV_EVENTS_FAILED_QUEUE%` holds.
+//! - `redeliver --id ID | --all`: those events back on the outbox with their own ids (the
+//!   sinks that took them before have a delivered marker and are not sent them again).
+
+use azure_core::http::RequestContent;
+use azure_storage_queue::models::{QueueClientReceiveMessagesOptions, QueueMessage};
+use serde::Serialize;
+
+use customvision_events::events::model::{CloudEvent, Fact};
+use customvision_events::events::outbox::{FailedRecord, OutboxMessage};
+use customvision_events::events::{self, sinks};
+use customvision_events::storage::StorageAccount;
+
+use crate::context::{storage_failure, CliError, Context};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Send a `CustomVisionEvents.Ping`: through the outbox (the app sends it), or `--direct`.
+    TestFire {
+        /// Send from here with the caller's credentials; print each sink's answer.
+        #[arg(long)]
+        direct: bool,
+    },
+    /// List the failed events: id, type, subject, sink, last answer.
+    Failed {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put failed events back on the outbox, with the same ids.
+    Redeliver {
+        /// Only this event id.
+        #[arg(
+            long,
+            value_name = "ID",
+            conflicts_with = "all",
+            required_unless_present = "all"
+        )]
+        id: Option<String>,
+        /// Every failed event.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+/// A new `Ping`: a fresh nonce, now (the ping is its own change).
+pub fn ping(ctx: &Context, account: &StorageAccount) -> Result<CloudEvent, CliError> {
+    let fact = Fact::Ping {
+        nonce: uuid::Uuid::new_v4().to_string(),
+    };
+    CloudEvent::new(
+        &events::source(&ctx.settings, account),
+        &fact,
+        time::OffsetDateTime::now_utc(),
+    )
+    .map_err(|e| CliError::check(e.to_string()))
+}
+
+pub async fn put_outbox(
+    ctx: &Context,
+    account: &StorageAccount,
+    event: &CloudEvent,
+) -> Result<(), CliError> {
+    let queue_name = &ctx.settings.events.queue;
+    let queue = account
+        .queue(queue_name)
+        .map_err(|e| CliError::usage(e.to_string(), "check CV_STORAGE"))?;
+    let content: RequestContent<QueueMessage, _> = QueueMessage {
+        message_text: Some(OutboxMessage::new(event.clone()).to_json()),
+    }
+    .try_into()
+    .map_err(|e: azure_core::Error| CliError::check(e.to_string()))?;
+    queue
+        .send_message(content, None)
+        .await
+        .map_err(|e| storage_failure(&format!("put the event on {queue_name}"), &e))?;
+    Ok(())
+}
+
+pub async fn run(ctx: &Context, command: &Command) -> Result<bool, CliError> {
+    let account = ctx.account()?;
+    match command {
+        Command::TestFire { direct: false } => {
+            let event = ping(ctx, &account)?;
+            put_outbox(ctx, &account, &event).await?;
+            println!(
+                "Ping {} queued on {}; PublishEvents sends it to the configured sinks",
+                event.id, ctx.settings.events.queue
+            );
+            Ok(true)
+        }
+        Command::TestFire { direct: true } => {
+            let sinks = sinks::from_settings(&ctx.settings.events, &ctx.http, Some(&account))
+                .map_err(|e| CliError::check(e.to_string()))?;
+            if sinks.is_empty() {
+                return Err(CliError::usage(
+                    "no sink configured",
+                    "set CV_EVENTGRID__topicEndpointUri and/or CV_WEBHOOK_URL (docs/events.md)",
+                ));
+            }
+            let event = ping(ctx, &account)?;
+            let mut all = true;
+            for sink in &sinks {
+                let sent = sink.send(&event).await;
+                let ok = matches!(
+                    sent.answer,
+                    customvision_events::events::delivery::Answer::Status {
+                        status: 200..=299,
+                        ..
+                    }
+                );
+                all &= ok;
+                println!(
+                    "{}  {}: {} ms: {}",
+                    if ok { "PASS" } else { "FAIL" },
+                    sink.name(),
+                    sent.elapsed.as_millis(),
+                    sent.answer
+                );
+            }
+            println!("Ping {}", event.id);
+            Ok(all)
+        }
+        Command::Failed { json } => {
+            let records = failed(ctx, &account).await?;
+            print_failed(&records, *json);
+            Ok(true)
+        }
+        Command::Redeliver { id, all } => {
+            let n = redeliver(ctx, &account, id.as_deref(), *all).await?;
+            println!("{n} event(s) put back on {}", ctx.settings.events.queue);
+            Ok(n > 0 || *all)
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Row<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    event_type: &'a str,
+    subject: &'a str,
+    sink: &'a str,
+    answer: &'a str,
+    attempts: u32,
+    failed_at: &'a str,
+}
+
+fn print_failed(records: &[FailedRecord], json: bool) {
+    let rows: Vec<Row> = records
+        .iter()
+        .map(|r| Row {
+            id: &r.event.id,
+            event_type: &r.event.event_type,
+            subject: &r.event.subject,
+            sink: &r.sink,
+            answer: &r.answer,
+            attempts: r.attempts,
+            failed_at: &r.failed_at,
+        })
+        .collect();
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).unwrap_or_default()
+        );
+        return;
+    }
+    if rows.is_empty() {
+        println!("no failed events");
+    }
+    for r in rows {
+        println!(
+            "{}  {}  {}  {}  after {} attempt(s), {}: {}",
+            r.id, r.event_type, r.subject, r.sink, r.attempts, r.failed_at, r.answer
+        );
+    }
+}
+
+/// Up to 32 failed records, left in the queue. A message that is not a record is skipped.
+async fn failed(ctx: &Context, account: &StorageAccount) -> Result<Vec<FailedRecord>, CliError> {
+    use azure_storage_queue::models::QueueClientPeekMessagesOptions;
+    let name = &ctx.settings.events.failed_queue;
+    let queue = account
+        .queue(name)
+        .map_err(|e| CliError::usage(e.to_string(), "check CV_STORAGE"))?;
+    let options = QueueClientPeekMessagesOptions {
+        number_of_messages: Some(32),
+        ..Default::default()
+    };
+    let peeked = queue
+        .peek_messages(Some(options))
+        .await
+        .map_err(|e| storage_failure(&format!("read {name}"), &e))?
+        .into_model()
+        .map_err(|e| storage_failure(&format!("read {name}"), &e))?;
+    Ok(peeked
+        .items
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|m| serde_json::from_str(&m.message_text?).ok())
+        .collect())
+}
+
+/// Takes matching records off the failed queue (received, then deleted once the event is on
+/// the outbox; a crash in between leaves it in both, and the id dedupes it).
+async fn redeliver(
+    ctx: &Context,
+    account: &StorageAccount,
+    id: Option<&str>,
+    all: bool,
+) -> Result<usize, CliError> {
+    let name = &ctx.settings.events.failed_queue;
+    let queue = account
+        .queue(name)
+        .map_err(|e| CliError::usage(e.to_string(), "check CV_STORAGE"))?;
+    let mut moved = 0;
+    // Records looked at and left: released at once, and the scan ends when a batch holds
+    // nothing new.
+    let mut seen = std::collections::HashSet::new();
+    loop {
+        let options = QueueClientReceiveMessagesOptions {
+            number_of_messages: Some(32),
+            visibility_timeout: Some(60),
+            ..Default::default()
+        };
+        let received = queue
+            .receive_messages(Some(options))
+            .await
+            .map_err(|e| storage_failure(&format!("read {name}"), &e))?
+            .into_model()
+            .map_err(|e| storage_failure(&format!("read {name}"), &e))?
+            .items
+            .unwrap_or_default();
+        let mut new = false;
+        for message in received {
+            let (Some(message_id), Some(receipt), Some(text)) = (
+                message.message_id,
+                message.pop_receipt,
+                message.message_text,
+            ) else {
+                continue;
+            };
+            new |= seen.insert(message_id.clone());
+            let record = serde_json::from_str::<FailedRecord>(&text).ok();
+            match record {
+                Some(record) if all || id == Some(record.event.id.as_str()) => {
+                    put_outbox(ctx, account, &record.event).await?;
+                    queue
+                        .delete_message(&message_id, &receipt, None)
+                        .await
+                        .map_err(|e| storage_failure(&format!("delete from {name}"), &e))?;
+                    println!(
+                        "{} {} back on the outbox",
+                        record.event.id, record.event.event_type
+                    );
+                    moved += 1;
+                }
+                // Not this one: visible again for the app and the next command.
+                _ => {
+                    queue
+                        .update_message(&message_id, &receipt, 0, None)
+                        .await
+                        .map_err(|e| storage_failure(&format!("release in {name}"), &e))?;
+                }
+            }
+        }
+        if !new {
+            return Ok(moved);
+        }
+    }
+}

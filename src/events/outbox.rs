@@ -1,0 +1,149 @@
+//! The outbox: what a store function puts on its `%CV_EVENTS_QUEUE%` output binding, and what
+//! `PublishEvents` reads back. One queue message per event, so that each is retried, failed
+//! and redelivered on its own.
+//!
+//! The host writes a function's outputs only when its invocation succeeds
+//! (`shared/HOST-CONTRACT.md`): an event is committed with the store change it reports, and
+//! a failed invocation leaves no event behind. The other half is the redelivery rule
+//! ([`emits`]): an earlier attempt may have changed the store and died before its outputs were
+//! written, so a redelivered message emits for outcomes found "already done" too; the ids make
+//! the repeat harmless.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::model::CloudEvent;
+use crate::redact::redact;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OutboxError {
+    #[error("not an outbox message (an object with an `event` CloudEvent): {0}")]
+    NotAnEvent(String),
+    #[error("the event's id is not 32 lower-case hex digits, as every event of ours has")]
+    BadId,
+    #[error("the event's type '{0}' is none of ours")]
+    UnknownType(String),
+}
+
+/// One outbox message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxMessage {
+    pub event: CloudEvent,
+    /// Attempts made so far: 0 as a store function writes it, then one more per re-enqueue.
+    #[serde(default)]
+    pub attempts: u32,
+}
+
+impl OutboxMessage {
+    pub fn new(event: CloudEvent) -> Self {
+        Self { event, attempts: 0 }
+    }
+
+    /// Anything that is not an outbox message of ours (garbage on the queue) is an error with
+    /// the reason, for the caller's rejected record. The id names a marker blob, so it must be
+    /// ours: 32 hex digits.
+    pub fn parse(text: &str) -> Result<Self, OutboxError> {
+        let message: Self = serde_json::from_str(text.trim())
+            .map_err(|e| OutboxError::NotAnEvent(e.to_string()))?;
+        let id = &message.event.id;
+        if id.len() != 32 || !id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err(OutboxError::BadId);
+        }
+        if message.event.kind().is_none() {
+            return Err(OutboxError::UnknownType(redact(&message.event.event_type)));
+        }
+        Ok(message)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// Whether an outcome is emitted: always when this attempt made the change; when it found
+/// the change already made, only on a redelivery (`DequeueCount` > 1), since a first delivery
+/// finding it done is a duplicate notification whose own delivery emitted already.
+pub fn emits(changed_now: bool, dequeue_count: Option<u32>) -> bool {
+    changed_now || dequeue_count.unwrap_or(1) > 1
+}
+
+/// The output binding's value for `events`: a JSON array, one queue message per element
+/// (`Outputs.<binding>` as the host reads it); `None` when there is nothing to write.
+pub fn output_value(events: &[CloudEvent]) -> Option<Value> {
+    if events.is_empty() {
+        return None;
+    }
+    Some(Value::Array(
+        events
+            .iter()
+            .map(|e| serde_json::to_value(OutboxMessage::new(e.clone())).unwrap_or(Value::Null))
+            .collect(),
+    ))
+}
+
+/// A failed event, as the failed queue keeps it: the event (its id unchanged, so a
+/// redelivery is deduplicated downstream), the sink that refused it and its last answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FailedRecord {
+    pub event: CloudEvent,
+    pub sink: String,
+    /// The last answer, redacted.
+    pub answer: String,
+    pub attempts: u32,
+    /// RFC 3339: when it was given up.
+    pub failed_at: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::model::examples;
+
+    #[test]
+    fn the_redelivery_rule() {
+        assert!(emits(true, Some(1)));
+        assert!(emits(true, None));
+        assert!(
+            !emits(false, Some(1)),
+            "a duplicate's first delivery emits nothing new"
+        );
+        assert!(!emits(false, None));
+        assert!(
+            emits(false, Some(2)),
+            "an earlier attempt may have died before its outputs"
+        );
+    }
+
+    #[test]
+    fn one_message_per_event_that_reads_back() {
+        let events: Vec<_> = examples()
+            .iter()
+            .map(|(f, at)| CloudEvent::new("https://a/models", f, *at).unwrap())
+            .collect();
+        let Some(Value::Array(messages)) = output_value(&events) else {
+            panic!("an array")
+        };
+        assert_eq!(messages.len(), events.len());
+        for (m, e) in messages.iter().zip(&events) {
+            let back = OutboxMessage::parse(&serde_json::to_string_pretty(m).unwrap()).unwrap();
+            assert_eq!(&back.event, e);
+            assert_eq!(back.attempts, 0);
+        }
+        assert_eq!(output_value(&[]), None);
+        assert!(OutboxMessage::parse("garbage").is_err());
+        assert!(OutboxMessage::parse(r#"{"event":{"id":"x"}}"#).is_err());
+        let mut bad = OutboxMessage::new(events[0].clone());
+        bad.event.id = "../../x".into();
+        assert_eq!(
+            OutboxMessage::parse(&bad.to_json()),
+            Err(OutboxError::BadId)
+        );
+        let mut bad = OutboxMessage::new(events[0].clone());
+        bad.event.event_type = "Other.Type".into();
+        assert!(matches!(
+            OutboxMessage::parse(&bad.to_json()),
+            Err(OutboxError::UnknownType(_))
+        ));
+    }
+}

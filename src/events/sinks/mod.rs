@@ -1,0 +1,133 @@
+//! The sinks an event is sent to: an Event Grid custom topic ([`eventgrid`]) and a signed
+//! webhook ([`webhook`]). None configured: events off.
+
+pub mod eventgrid;
+pub mod webhook;
+
+use std::time::{Duration, Instant};
+
+use super::delivery::Answer;
+use super::model::{CloudEvent, EventType};
+use crate::redact::redact;
+use crate::settings::events::EventSettings;
+use crate::storage::StorageAccount;
+use crate::SharedHttp;
+
+/// How long one request to a sink may take (Standard Webhooks suggests a short timeout,
+/// "15 seconds or less"); a slower sink is a timeout, retried on the schedule.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(15);
+/// How much of an answer's body is kept (failed records, `test-fire --direct`).
+const BODY_CHARS: usize = 512;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("cannot create a credential for Event Grid: {0}")]
+    Credential(String),
+}
+
+pub enum Sink {
+    EventGrid(eventgrid::EventGridSink),
+    Webhook(webhook::WebhookSink),
+}
+
+impl Sink {
+    /// The name in delivered markers and failed records.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::EventGrid(_) => "eventgrid",
+            Self::Webhook(_) => "webhook",
+        }
+    }
+
+    /// Whether this sink takes events of this type (`CV_WEBHOOK_TYPES`).
+    pub fn wants(&self, event: &CloudEvent) -> bool {
+        match self {
+            Self::EventGrid(_) => true,
+            Self::Webhook(w) => w.wants(event.kind()),
+        }
+    }
+
+    /// A 401/403 may be an identity's role not yet in effect.
+    pub fn propagating_auth(&self) -> bool {
+        match self {
+            Self::EventGrid(s) => s.uses_identity(),
+            Self::Webhook(_) => false,
+        }
+    }
+
+    pub fn is_webhook(&self) -> bool {
+        matches!(self, Self::Webhook(_))
+    }
+
+    pub async fn send(&self, event: &CloudEvent) -> Sent {
+        let started = Instant::now();
+        let answer = match self {
+            Self::EventGrid(s) => s.send(event).await,
+            Self::Webhook(s) => s.send(event).await,
+        };
+        Sent {
+            answer,
+            elapsed: started.elapsed(),
+        }
+    }
+}
+
+/// One request's outcome.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub answer: Answer,
+    pub elapsed: Duration,
+}
+
+/// The configured sinks, built once at start-up.
+pub fn from_settings(
+    settings: &EventSettings,
+    http: &SharedHttp,
+    storage: Option<&StorageAccount>,
+) -> Result<Vec<Sink>, SinkError> {
+    let mut sinks = Vec::new();
+    if let Some(eg) = &settings.event_grid {
+        sinks.push(Sink::EventGrid(eventgrid::EventGridSink::new(
+            eg, http, storage,
+        )?));
+    }
+    if let Some(wh) = &settings.webhook {
+        sinks.push(Sink::Webhook(webhook::WebhookSink::new(wh, http)));
+    }
+    Ok(sinks)
+}
+
+/// Sends `request` and reads the answer into an [`Answer`], bounded and redacted.
+pub(crate) async fn answer_of(request: reqwest::RequestBuilder) -> Answer {
+    let response = match request.timeout(SEND_TIMEOUT).send().await {
+        Ok(r) => r,
+        Err(e) => {
+            return Answer::NoAnswer {
+                reason: redact(&error_chain(&e)),
+            }
+        }
+    };
+    let status = response.status().as_u16();
+    let body = response.text().await.unwrap_or_default();
+    let body: String = body.chars().take(BODY_CHARS).collect();
+    Answer::Status {
+        status,
+        body: redact(body.trim()),
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// The short names a filter lists, matched against an event's type.
+pub(crate) fn type_listed(types: &[String], kind: Option<EventType>) -> bool {
+    kind.is_some_and(|k| types.iter().any(|t| EventType::parse(t) == Some(k)))
+}

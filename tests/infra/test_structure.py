@@ -190,13 +190,7 @@ def test_function_queue_roles_cover_every_queue_narrowly():
         for binding in json.loads(fj.read_text())["bindings"]:
             if binding["type"] == "queueTrigger":
                 triggered.add(settings[binding["queueName"].strip("%")])
-    # The outbox's trigger, PublishEvents/function.json, comes with the handler side of issue 16
-    # (another branch). Until it is here the outbox is the one trigger queue without a
-    # function.json; once it is, the equality is exact again.
-    expected_triggered = set(trigger)
-    if not (b.REPO / "PublishEvents" / "function.json").exists():
-        expected_triggered -= {"customvision-events"}
-    assert triggered == expected_triggered, (triggered, trigger)
+    assert triggered == set(trigger), (triggered, trigger)
     assert all(q.endswith("-poison") or q in ("customvision-rejected", "customvision-events-failed")
                for q in send), send
 

@@ -18,6 +18,8 @@
 //! Under everything: [`domain`], the values Custom Vision names (project and iteration ids,
 //! export platforms and flavors), each built only by parsing, one per file.
 //!
+//! The store's reading side: [`pull`], one model fetched only when it changed (`cvctl pull`).
+//!
 //! Beside it: [`settings`] (read once, a bad one named; the Training API's and the automation's
 //! too, and `local.settings.json` for local runs), [`naming`] (blob names, paths, tags; every stored name once, in [`naming::stored`]),
 //! [`redact`] (no secret leaves as text), [`base64text`] (base64 as .NET reads it), [`seed`] (the
@@ -40,6 +42,7 @@ mod http;
 pub mod model_store;
 pub mod naming;
 pub mod notification;
+pub mod pull;
 pub mod redact;
 pub mod seed;
 pub mod server;

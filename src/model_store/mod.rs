@@ -11,7 +11,7 @@ mod find;
 pub mod index;
 pub mod latest;
 
-pub use find::{find_models, FoundKind, FoundModel, ModelFilter};
+pub use find::{find_models, platform_label, FoundKind, FoundModel, ModelFilter};
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -42,6 +42,9 @@ pub enum ModelStoreError {
     },
     #[error("nothing was written to '{path}'")]
     NothingWritten { path: String },
+    /// The index is there but is no index (someone edited it by hand).
+    #[error("'{path}' is not a model index: {reason}")]
+    Unreadable { path: String, reason: String },
     #[error(transparent)]
     Copy(#[from] CopyError),
     #[error(transparent)]

@@ -4,13 +4,15 @@
 //! and runs the functions locally (`dev-host`, `demo`). It reads the same settings as the
 //! handler, and shares its library.
 //!
-//! Exit codes: 0 success, 1 a check failed, 2 a usage error, 3 a service could not be reached.
+//! Exit codes: 0 success, 1 a check failed, 2 a usage error, 3 a service could not be reached;
+//! `pull` also 4, nothing changed.
 
 mod context;
 mod demo;
 mod integrate;
 mod models;
 mod preflight;
+mod pull;
 mod simulate;
 mod verify;
 
@@ -26,9 +28,10 @@ use context::{CliError, Context};
 #[command(
     name = "cvctl",
     version,
-    about = "Wire Custom Vision projects to storage, check the wiring, simulate notifications, list the model store",
+    about = "Wire Custom Vision projects to storage, check the wiring, simulate notifications, list and pull the model store, backfill it",
     after_help = "Settings come from local.settings.json under --root, the environment over it, and --set over both.\n\
-                  Exit codes: 0 success, 1 a check failed, 2 a usage error, 3 a service could not be reached."
+                  Exit codes: 0 success, 1 a check failed, 2 a usage error, 3 a service could not be reached; \
+                  `pull` also 4, nothing changed."
 )]
 struct Cli {
     /// The folder with local.settings.json, host.json and the function folders.
@@ -60,6 +63,9 @@ enum Command {
     Simulate(simulate::Args),
     /// List a project's models in the model store, newest first, `latest` marked.
     Models(models::Args),
+    /// One model to a file, fetched only when it changed (index.json, then a conditional GET),
+    /// its Content-MD5 verified; exit 4 when nothing changed.
+    Pull(pull::Args),
     /// Run the functions against the storage queues, as the Functions host does.
     DevHost(DevHostArgs),
     /// Azurite, the dev host and the handler, and the seed's notifications, end to end.
@@ -164,6 +170,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             let listing = models::list(&ctx, &args).await?;
             models::print(&listing, args.json);
         }
+        Command::Pull(args) => return pull::run(&root, &cli.set, timeout, &args).await,
         Command::DevHost(args) => {
             let mut options = customvision_events::devhost::DevHostOptions {
                 root: customvision_events::devhost::root_or_cwd(Some(&root)),

@@ -18,7 +18,9 @@
 //! Under everything: [`domain`], the values Custom Vision names (project and iteration ids,
 //! export platforms and flavors), each built only by parsing, one per file.
 //!
-//! The store's reading side: [`pull`], one model fetched only when it changed (`cvctl pull`).
+//! The store's reading side: [`pull`], one model fetched only when it changed (`cvctl pull`);
+//! and its history: [`backfill`], the iterations trained before the app brought in through
+//! [`export`] and [`automation`] (`cvctl backfill`).
 //!
 //! Beside it: [`settings`] (read once, a bad one named; the Training API's and the automation's
 //! too, and `local.settings.json` for local runs), [`naming`] (blob names, paths, tags; every stored name once, in [`naming::stored`]),
@@ -32,6 +34,7 @@
 //! modules.
 pub mod arm;
 pub mod automation;
+pub mod backfill;
 pub mod base64text;
 pub mod devhost;
 pub mod domain;

@@ -7,6 +7,7 @@
 //! Exit codes: 0 success, 1 a check failed, 2 a usage error, 3 a service could not be reached;
 //! `pull` also 4, nothing changed.
 
+mod backfill;
 mod context;
 mod demo;
 mod integrate;
@@ -66,6 +67,9 @@ enum Command {
     /// One model to a file, fetched only when it changed (index.json, then a conditional GET),
     /// its Content-MD5 verified; exit 4 when nothing changed.
     Pull(pull::Args),
+    /// Bring the iterations trained before the app into the store: request the missing
+    /// exports, wait, copy each as ExportCompleted does, write the missing reports.
+    Backfill(backfill::Args),
     /// Run the functions against the storage queues, as the Functions host does.
     DevHost(DevHostArgs),
     /// Azurite, the dev host and the handler, and the seed's notifications, end to end.
@@ -169,6 +173,10 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             let ctx = Context::load(&root, &cli.set, timeout)?;
             let listing = models::list(&ctx, &args).await?;
             models::print(&listing, args.json);
+        }
+        Command::Backfill(args) => {
+            let ctx = Context::load(&root, &cli.set, timeout)?;
+            return backfill::run(&ctx, &args).await;
         }
         Command::Pull(args) => return pull::run(&root, &cli.set, timeout, &args).await,
         Command::DevHost(args) => {

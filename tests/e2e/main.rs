@@ -9,6 +9,7 @@ mod helpers;
 mod model_store;
 #[path = "../support/proxy.rs"]
 mod proxy;
+mod pull;
 mod training;
 mod trust;
 

@@ -438,6 +438,18 @@ async fn create_project_conforms() {
 }
 
 #[tokio::test]
+async fn get_iterations_conforms() {
+    let c = contract().await;
+    let (p, _) = ids();
+    let listed = ok("GetIterations", c.client.get_iterations(p).await);
+    assert!(
+        !listed.is_empty(),
+        "Prism generates one iteration from the schema"
+    );
+    c.assert_conforms("GetIterations", 1);
+}
+
+#[tokio::test]
 async fn get_iteration_conforms() {
     let c = contract().await;
     let (p, i) = ids();

@@ -249,6 +249,7 @@ impl Backfill<'_> {
                 })?;
             done.reports += 1;
             it.has_report = true;
+            it.report_written = true;
             if let Some(last) = lines.last() {
                 progress.line(&format!("{} ({}): {last}", it.name, it.iteration_id));
             }

@@ -57,6 +57,8 @@ pub struct IterationPlan {
     pub exports: Vec<ExportPlan>,
     /// Whether the iteration has a report yet; a run writes the missing ones.
     pub has_report: bool,
+    /// Written by this run.
+    pub report_written: bool,
 }
 
 /// An iteration left alone: not trained (yet).
@@ -119,6 +121,7 @@ impl Plan {
                 trained_at: iteration.trained_at,
                 exports,
                 has_report: reported.contains(&iteration.id),
+                report_written: false,
             });
         }
         // Oldest first; an iteration without a time last, ties by id: one order every run.

@@ -156,9 +156,9 @@ fn print_plan(plan: &Plan, future: bool) {
             println!("    {:<28} {step}", e.target);
         }
         let report = match (it.has_report, future) {
-            (true, true) => "there",
+            _ if it.report_written => "written",
+            (true, _) => "there",
             (false, true) => "missing: write it",
-            (true, false) => "there",
             (false, false) => "missing",
         };
         println!("    {:<28} {report}", "report");

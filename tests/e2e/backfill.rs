@@ -300,3 +300,73 @@ async fn backfill_brings_three_iterations_in_and_a_second_run_changes_nothing() 
         "the second run changed the store"
     );
 }
+
+/// An export the service says is already queued counts as asked for; one still running when
+/// the wait ends is named, nothing is copied for it, and the run ends 1 so a script tries
+/// again later.
+#[tokio::test(flavor = "multi_thread")]
+async fn backfill_waits_only_as_long_as_asked_and_names_what_is_still_exporting() {
+    let azurite = Azurite::start(&root()).expect("Azurite starts");
+    let connection = azurite.connection_string();
+    let probe = Probe::from_connection_string(&connection).unwrap();
+    for c in [BACKUPS, MODELS] {
+        probe.create_container(c).await.unwrap();
+    }
+    let cv = CustomVisionFixture::start().await;
+    let (p, i) = ids();
+    cv.add_iteration(
+        &p,
+        iteration(
+            &p,
+            &i,
+            "Iteration 1",
+            "Completed",
+            "2026-10-01T09:00:00.000Z",
+        ),
+    );
+    // Someone else asked for it between the plan's GetExports and the request.
+    cv.push(Route::ExportIteration, Canned::export_already_queued(&i));
+    let endpoint = cv.endpoint().to_string();
+    let run = cvctl(
+        &[
+            ("CV_STORAGE", connection.as_str()),
+            ("CUSTOM_VISION_ENDPOINT", endpoint.as_str()),
+            ("CUSTOM_VISION_TRAINING_KEY", FIXTURE_KEY),
+        ],
+        &[
+            "backfill",
+            "--project",
+            &p,
+            "--platforms",
+            "ONNX",
+            "--poll",
+            "0.05",
+            "--wait",
+            "0.3",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains("ONNX                         still exporting"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(
+            "backfill: 0 exports requested, 0 exports copied, 1 report written, 1 export still exporting (run backfill again later)"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        cv.requests_to(Route::GetExports).len() >= 2,
+        "it waited by asking GetExports"
+    );
+    assert!(probe
+        .blob(MODELS, &format!("{p}/index.json"))
+        .await
+        .unwrap()
+        .is_none());
+}

@@ -312,6 +312,19 @@ async fn pull_works_with_a_read_only_container_sas_url() {
     for text in [&run.stdout, &run.stderr, &again.stdout, &again.stderr] {
         assert!(!text.contains(&signature), "{text}");
     }
+    // A signature the account did not make: refused by storage, said with the SAS's hint.
+    let forged_url = url.as_str().replace("sig=", "sig=x");
+    let mut forged = args;
+    forged[8] = forged_url.as_str();
+    let run = cvctl(&[("CV_STORAGE", "")], &forged).await;
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("403"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("the SAS may have expired"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains(&signature), "{}", run.stderr);
     // A URL without a SAS is a usage error, said without echoing the URL's query.
     let mut plain = args;
     let bare = s

@@ -102,9 +102,19 @@ pub async fn run(
         out: &args.out,
     };
     let bar = Bar::new(!args.json && std::io::stderr().is_terminal(), &args.out);
-    let pulled = pull::pull(&store, &request, &bar)
-        .await
-        .map_err(|e| failure(&container, e))?;
+    let pulled = pull::pull(&store, &request, &bar).await.map_err(|e| {
+        let mut failure = failure(&container, e);
+        if args.container_url.is_some() && failure.failure == Failure::Check {
+            if let Some(hint) = failure
+                .hint
+                .as_mut()
+                .filter(|h| h.contains("storage roles"))
+            {
+                *hint = "the SAS may have expired, or lack read (sp=r) on the container".into();
+            }
+        }
+        failure
+    })?;
     if args.json {
         println!(
             "{}",

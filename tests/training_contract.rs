@@ -683,3 +683,54 @@ async fn cvctl_integrate_a_new_project_conforms() {
         "{sent}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// `cvctl backfill --dry-run`, the binary, through the same recorder, on Azurite
+
+#[tokio::test]
+async fn cvctl_backfill_plans_with_conforming_requests() {
+    use customvision_events::devhost::azurite::Azurite;
+    use customvision_events::devhost::probe::Probe;
+    let c = contract().await;
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let azurite = Azurite::start(&root).expect("Azurite starts (run `npm ci` first)");
+    let connection = azurite.connection_string();
+    Probe::from_connection_string(&connection)
+        .unwrap()
+        .create_container("models")
+        .await
+        .unwrap();
+    let endpoint = c.recorder.endpoint().to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_cvctl"))
+            .arg("--root")
+            .arg(env!("CARGO_MANIFEST_DIR"))
+            .args(["--set", &format!("CV_STORAGE={connection}")])
+            .args(["--set", &format!("CUSTOM_VISION_ENDPOINT={endpoint}")])
+            .args(["--set", "CUSTOM_VISION_TRAINING_KEY=contract-test-key"])
+            .args([
+                "backfill",
+                "--project",
+                PROJECT,
+                "--platforms",
+                "ONNX",
+                "--dry-run",
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Prism's generated iteration has the status "string": not trained, so listed as skipped
+    // and its exports never asked for. GetIterations is the one request, as the contract has it.
+    assert!(stdout.contains("(0 trained iterations; ONNX)"), "{stdout}");
+    assert!(stdout.contains("skipped: string"), "{stdout}");
+    c.assert_conforms("cvctl backfill --dry-run", 1);
+    drop(azurite);
+}

@@ -11,12 +11,12 @@ use crate::http::http_client;
 use crate::settings::Settings;
 use crate::storage::StorageAccount;
 use crate::training::TrainingClient;
-use crate::{redact, server};
+use crate::{redact, server, telemetry};
 
 /// The whole binary: a runtime, [`run`], an exit code. A start-up failure is logged on
 /// stdout, which the host writes to its log stream.
 pub fn main() -> ExitCode {
-    redact::init_tracing();
+    telemetry::init_tracing();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

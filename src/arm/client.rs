@@ -3,8 +3,8 @@
 //! waiting what `Retry-After` asks, and ends within [`ArmPolicy::total_deadline`] either way.
 //!
 //! Each operation names its source (the OpenAPI document in Azure/azure-rest-api-specs, or
-//! the azure-cli code that makes the same call); `tests/preflight_contract.rs` holds the table
-//! the requests are checked against.
+//! the azure-cli code that makes the same call); `tests/suite/preflight_contract.rs` holds the
+//! table the requests are checked against.
 
 use std::fmt;
 use std::sync::Arc;

@@ -9,8 +9,8 @@
 //! step the service refuses for good (not exportable, a name in use) is recorded in the report
 //! and the log, and the message is done.
 
-pub mod html;
-pub mod report;
+pub(crate) mod html;
+pub(crate) mod report;
 
 use std::collections::HashMap;
 

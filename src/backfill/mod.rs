@@ -10,7 +10,7 @@
 //! so a second run changes nothing. Throttling (429 with `Retry-After`) is the Training
 //! client's to wait out.
 
-pub mod plan;
+mod plan;
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -27,7 +27,7 @@ use crate::settings::automation::{AutomationSettings, ExportTarget};
 use crate::settings::{Secret, Settings};
 use crate::storage::{list_blobs, StorageAccount, StorageError};
 use crate::training::{ExportState, TrainingClient, TrainingError};
-use plan::{Plan, Step};
+pub use plan::{ExportPlan, IterationPlan, Plan, Skipped, Step};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackfillError {

@@ -23,9 +23,9 @@
 //! Production and `func start` use the real host, not this.
 
 pub mod azurite;
-pub mod config;
-pub mod http;
-pub mod outputs;
+pub(crate) mod config;
+pub(crate) mod http;
+pub(crate) mod outputs;
 pub mod probe;
 mod worker;
 

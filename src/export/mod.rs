@@ -16,8 +16,8 @@
 
 pub mod hint;
 pub mod in_place;
-pub mod locate;
-pub mod sas;
+pub(crate) mod locate;
+pub(crate) mod sas;
 
 use std::collections::HashMap;
 

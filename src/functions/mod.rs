@@ -10,11 +10,11 @@
 //! Stdout (tracing) carries start-up and the reason for a non-2xx answer, where `Logs` is
 //! dropped.
 
-pub mod export_completed;
-pub mod notifications;
-pub mod outputs;
-pub mod rejected;
-pub mod training_completed;
+pub(crate) mod export_completed;
+pub(crate) mod notifications;
+pub(crate) mod outputs;
+pub(crate) mod rejected;
+pub(crate) mod training_completed;
 
 use std::time::Duration;
 
@@ -167,10 +167,12 @@ pub(crate) mod test_support {
     /// An app whose storage is a port nothing listens on: pure functions never notice, and
     /// any storage call fails as in an outage.
     pub fn app() -> App {
-        let cs = format!(
-            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={};BlobEndpoint=http://127.0.0.1:9/devstoreaccount1;QueueEndpoint=http://127.0.0.1:9/devstoreaccount1;",
-            crate::settings::AZURITE_KEY
-        );
+        app_on(9)
+    }
+
+    /// An app whose storage (blob and queue) is whatever listens on `port` of loopback.
+    pub fn app_on(port: u16) -> App {
+        let cs = crate::settings::azurite_connection_string(port, port);
         let settings = Settings::from_lookup(&|k| (k == "CV_STORAGE").then(|| cs.clone())).unwrap();
         let account = StorageAccount::new(&settings.storage, &crate::http::http_client()).unwrap();
         App {
@@ -228,18 +230,8 @@ mod tests {
                 open.push(socket);
             }
         });
-        let cs = format!(
-            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={};BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;QueueEndpoint=http://127.0.0.1:{port}/devstoreaccount1;",
-            crate::settings::AZURITE_KEY
-        );
-        let settings = Settings::from_lookup(&|k| (k == "CV_STORAGE").then(|| cs.clone())).unwrap();
-        let account = StorageAccount::new(&settings.storage, &crate::http::http_client()).unwrap();
-        let app = App {
-            settings,
-            account,
-            training: None,
-            budget: Duration::from_millis(300),
-        };
+        let mut app = test_support::app_on(port);
+        app.budget = Duration::from_millis(300);
         let message = r#"{"version":"1.0","type":"Export","Content":{"projectId":"9a8b7c6d-1234-4e5f-8a9b-0c1d2e3f4a5b","iterationId":"0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0","exportStatus":"ExportCompleted"}}"#;
         let answer = app
             .invoke(Function::ExportCompleted, &test_support::request(message))

@@ -8,10 +8,11 @@
 //! can therefore never move either backwards.
 
 mod find;
-pub mod index;
-pub mod latest;
+pub(crate) mod index;
+pub(crate) mod latest;
 
 pub use find::{find_models, platform_label, FoundKind, FoundModel, ModelFilter};
+pub use index::{load_index, rebuild, IndexEntry, ModelIndex, Pick};
 
 use std::collections::{BTreeMap, HashMap};
 

@@ -1,16 +1,16 @@
 //! The store's reading side, for devices and pipelines: one model of a project, fetched only
 //! when it changed (`cvctl pull`).
 //!
-//! One GET of `{projectId}/index.json` ([`index::load`]) picks the model ([`ModelIndex::pick`]);
+//! One GET of `{projectId}/index.json` ([`load_index`]) picks the model
+//! ([`ModelIndex::pick`](crate::model_store::ModelIndex::pick));
 //! a second GET fetches it, conditional on the ETag remembered beside the file
 //! ([`sidecar`]), so an unchanged model costs a `304` and no body. The bytes go to
 //! `PATH.partial`, are checked against the blob's Content-MD5 and only then renamed onto
 //! `PATH` ([`file`]).
 //!
-//! [`ModelIndex::pick`]: crate::model_store::index::ModelIndex::pick
 
 mod file;
-pub mod sidecar;
+mod sidecar;
 
 use std::path::{Path, PathBuf};
 
@@ -22,8 +22,7 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use crate::domain::ProjectId;
-use crate::model_store::index::{self, Pick};
-use crate::model_store::{platform_label, ModelStoreError};
+use crate::model_store::{load_index, platform_label, ModelStoreError, Pick};
 use crate::naming::stored::index_path;
 use crate::redact::redact;
 use file::PartialFile;
@@ -156,7 +155,7 @@ pub async fn pull(
     progress: &dyn Progress,
 ) -> Result<Pulled, PullError> {
     let project_id = request.project_id;
-    let (index, _) = index::load(store, project_id)
+    let (index, _) = load_index(store, project_id)
         .await?
         .ok_or_else(|| PullError::NoIndex {
             project_id,

@@ -7,8 +7,8 @@
 //! - [`transport`]: connections (kept alive, header-read timeout) and JSON for hyper's own
 //!   parse-error answers.
 
-pub mod body;
-pub mod transport;
+pub(crate) mod body;
+pub(crate) mod transport;
 
 use std::convert::Infallible;
 use std::future::Future;

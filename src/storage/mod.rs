@@ -8,10 +8,12 @@
 //! each container or queue client is made once and reused. Credentials are applied per
 //! request by policies, so a kept client never carries one that expires.
 
-pub mod copy;
-pub mod decide;
+pub(crate) mod copy;
+pub(crate) mod decide;
 pub mod sas;
-pub mod shared_key;
+pub(crate) mod shared_key;
+
+pub use decide::quoted_etag;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -63,7 +65,7 @@ struct Inner {
 }
 
 impl StorageAccount {
-    /// `http` is the process's client ([`http_client`]); every SDK client made here, and the
+    /// `http` is the process's client ([`crate::http_client`]); every SDK client made here, and the
     /// token credential, send through it.
     pub fn new(connection: &StorageConnection, http: &SharedHttp) -> Result<Self, StorageError> {
         let transport = Transport::new(Arc::new(http.clone()));

@@ -9,11 +9,10 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use time::format_description::well_known::Rfc3339;
 
-use customvision_events::backfill::plan::{Plan, Step};
-use customvision_events::backfill::{Backfill, BackfillError, Progress, Wait};
+use customvision_events::backfill::{Backfill, BackfillError, Plan, Progress, Step, Wait};
 use customvision_events::domain::ProjectId;
 use customvision_events::model_store::ModelStoreError;
-use customvision_events::settings::automation::ExportTarget;
+use customvision_events::settings::ExportTarget;
 
 use crate::context::{storage_failure, training_failure, CliError, Context, Failure};
 

@@ -1,15 +1,14 @@
 //! `cvctl models`: what the model store holds for a project, found by the library's one store
 //! query ([`find_models`]: blob index tags on project, iteration, platform), newest first,
-//! with `latest` marked; and what `index.json` says, when there is one ([`index::load`]).
+//! with `latest` marked; and what `index.json` says, when there is one ([`load_index`]).
 
 use std::collections::HashMap;
 
 use serde::Serialize;
 
 use customvision_events::domain::{IterationId, ProjectId};
-use customvision_events::model_store::index;
 use customvision_events::model_store::{
-    find_models, FoundKind, ModelFilter, ModelStoreError, OrderKey,
+    find_models, load_index, FoundKind, ModelFilter, ModelStoreError, OrderKey,
 };
 use customvision_events::naming::stored::index_path;
 
@@ -122,7 +121,7 @@ pub async fn list(ctx: &Context, args: &Args) -> Result<Listing, CliError> {
             .get(&m.platform)
             .is_some_and(|(iteration, _)| *iteration == m.iteration_id);
     }
-    let index = index::load(&store, project)
+    let index = load_index(&store, project)
         .await
         .map_err(|e| store_failure(store_name, e))?
         .map(|(i, etag)| IndexSummary {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use customvision_events::domain::{IterationId, ProjectId};
-use customvision_events::model_store::index::Pick;
+use customvision_events::model_store::Pick;
 use customvision_events::pull::{self, Md5Check, Outcome, Progress, PullError, PullRequest};
 use customvision_events::settings::StorageConnection;
 use customvision_events::storage::StorageAccount;

@@ -1,0 +1,11 @@
+//! What the tests share, compiled once with them: the dev-host test app (`helpers`), the
+//! counting storage proxy (`proxy`), the behaviour fixtures of the Training API
+//! (`custom_vision`) and of ARM (`arm`), the contract mock (`prism`), and the accept loop of
+//! every HTTP/1.1 test server (`http1`).
+
+pub mod arm;
+pub mod custom_vision;
+pub mod helpers;
+pub mod http1;
+pub mod prism;
+pub mod proxy;

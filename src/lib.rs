@@ -31,7 +31,8 @@
 //! and the tests), and [`arm`] (the few Azure Resource Manager reads behind `cvctl preflight`).
 //!
 //! Layers point down only: `functions` → `export` → `model_store` → `storage` → `settings` →
-//! `domain`; `scripts/module-cycles.py` (in `make lint`) fails on any cycle between top-level
+//! `domain` (`backfill`, beside `functions`, → `export` and `automation`; `pull` →
+//! `model_store`); `scripts/module-cycles.py` (in `make lint`) fails on any cycle between top-level
 //! modules.
 //!
 //! Visibility, as mini-redis's `lib.rs` keeps it: a module's API is re-exported at its root

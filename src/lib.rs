@@ -24,7 +24,8 @@
 //!
 //! Beside it: [`settings`] (read once, a bad one named; the Training API's and the automation's
 //! too, and `local.settings.json` for local runs), [`naming`] (blob names, paths, tags; every
-//! stored name once, in [`naming::stored`]), [`redact`] (no secret leaves as text),
+//! stored name once, in [`naming::stored`]), [`redact`] (no secret leaves as text), [`error_chain`] (an error and its
+//! causes, for a log line),
 //! [`telemetry`] (the tracing set-up, its writer redacting each line), [`base64text`] (base64
 //! as .NET reads it), [`seed`] (the seed document's examples), [`startup`] (the `handler`
 //! binary's wiring), [`devhost`] (the local stand-in for the Functions host, used by `cvctl`
@@ -53,6 +54,7 @@ pub mod base64text;
 pub mod devhost;
 pub mod domain;
 pub mod envelope;
+pub mod error_chain;
 pub mod export;
 pub mod functions;
 mod http;

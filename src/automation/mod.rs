@@ -22,23 +22,20 @@ use time::OffsetDateTime;
 
 use crate::domain::{IterationId, ProjectId};
 use crate::notification::TrainingStatus;
-use crate::redact::redact;
 use crate::settings::automation::AutomationSettings;
-use crate::storage::list_blobs;
+use crate::storage::{list_blobs, StorageActionError};
 use crate::training::{ExportState, Iteration, TrainingClient, TrainingError};
 use report::{ExportLine, Figures, IterationSummary, Previous, PublishLine, Report};
 
+/// A failure worth a retry of the whole message: only a Training API failure that
+/// [`TrainingError::retry_later`] says may pass, or a storage request of the report, ever
+/// becomes one; a step the service refuses for good is a line of the report instead.
 #[derive(Debug, thiserror::Error)]
 pub enum AutomationError {
-    /// Worth a retry of the whole message.
-    #[error("{0}")]
-    Transient(String),
-}
-
-impl From<TrainingError> for AutomationError {
-    fn from(e: TrainingError) -> Self {
-        Self::Transient(e.to_string())
-    }
+    #[error(transparent)]
+    Training(#[from] TrainingError),
+    #[error(transparent)]
+    Storage(#[from] StorageActionError),
 }
 
 pub struct Automation<'a> {
@@ -161,7 +158,7 @@ impl Automation<'_> {
         let prefix = format!("{}/{project_id}/", report::REPORTS_PREFIX);
         let listed = list_blobs(self.store, &prefix)
             .await
-            .map_err(storage_failed("list reports"))?;
+            .map_err(StorageActionError::of("list reports"))?;
         let earlier = listed
             .into_iter()
             .filter(|b| b.name.ends_with(".json"))
@@ -179,9 +176,9 @@ impl Automation<'_> {
                 .body
                 .collect()
                 .await
-                .map_err(storage_failed("read a report"))?,
+                .map_err(StorageActionError::of("read a report"))?,
             Err(e) if e.http_status() == Some(StatusCode::NotFound) => return Ok(None),
-            Err(e) => return Err(storage_failed("read a report")(e)),
+            Err(e) => return Err(StorageActionError::of("read a report")(e).into()),
         };
         let Ok(old) = serde_json::from_slice::<Report>(&bytes) else {
             return Ok(None);
@@ -414,7 +411,7 @@ impl Automation<'_> {
             };
             blob.upload(RequestContent::from(body), Some(options))
                 .await
-                .map_err(storage_failed("write the report"))?;
+                .map_err(StorageActionError::of("write the report"))?;
         }
         Ok(())
     }
@@ -424,8 +421,4 @@ fn now() -> String {
     OffsetDateTime::now_utc()
         .format(&Rfc3339)
         .unwrap_or_default()
-}
-
-fn storage_failed(action: &'static str) -> impl Fn(azure_core::Error) -> AutomationError {
-    move |e| AutomationError::Transient(format!("{action} failed: {}", redact(&e.to_string())))
 }

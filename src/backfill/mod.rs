@@ -22,10 +22,9 @@ use crate::domain::{IterationId, ProjectId};
 use crate::export::{ExportError, ExportProcessor};
 use crate::model_store::{find_models, FoundKind, ModelFilter, ModelStoreError};
 use crate::notification::TrainingStatus;
-use crate::redact::redact;
 use crate::settings::automation::{AutomationSettings, ExportTarget};
 use crate::settings::{Secret, Settings};
-use crate::storage::{list_blobs, StorageAccount, StorageError};
+use crate::storage::{list_blobs, StorageAccount, StorageActionError, StorageError};
 use crate::training::{ExportState, TrainingClient, TrainingError};
 pub use plan::{ExportPlan, IterationPlan, Plan, Skipped, Step};
 
@@ -38,8 +37,8 @@ pub enum BackfillError {
     },
     #[error(transparent)]
     Store(#[from] ModelStoreError),
-    #[error("listing the reports failed: {}", redact(&.0.to_string()))]
-    Reports(azure_core::Error),
+    #[error(transparent)]
+    Storage(#[from] StorageActionError),
     #[error(transparent)]
     Client(#[from] StorageError),
     #[error("copying the export of iteration {iteration_id} failed: {source}")]
@@ -129,7 +128,7 @@ impl Backfill<'_> {
         let prefix = format!("{}/{p}/", crate::automation::report::REPORTS_PREFIX);
         let reported: HashSet<IterationId> = list_blobs(&store, &prefix)
             .await
-            .map_err(BackfillError::Reports)?
+            .map_err(StorageActionError::of("list the reports"))?
             .into_iter()
             .filter_map(|b| {
                 let id = b.name.strip_prefix(&prefix)?.strip_suffix(".json")?;

@@ -3,7 +3,7 @@
 
 use super::{FunctionError, Invocation};
 use crate::envelope::InvocationResponse;
-use crate::export::{ExportError, ExportProcessor};
+use crate::export::ExportProcessor;
 use crate::notification::{ExportStatus, Notification};
 
 pub async fn handle(invocation: &Invocation<'_>) -> Result<InvocationResponse, FunctionError> {
@@ -56,13 +56,13 @@ pub async fn handle(invocation: &Invocation<'_>) -> Result<InvocationResponse, F
             }
             Ok(response)
         }
-        Err(ExportError::Rejected { reason }) => {
+        Err(e) if e.retry_later() => Err(e.into()),
+        Err(e) => {
             // What was logged before the verdict stays with it.
-            let mut rejected = invocation.reject(&text, &reason);
+            let mut rejected = invocation.reject(&text, &e.to_string());
             rejected.logs.splice(0..0, response.logs);
             Ok(rejected)
         }
-        Err(e) => Err(FunctionError::Transient(e.to_string())),
     }
 }
 

@@ -18,9 +18,11 @@ pub(crate) mod training_completed;
 
 use std::time::Duration;
 
+use crate::automation::AutomationError;
 use crate::envelope::{EnvelopeError, InvocationRequest, InvocationResponse, TRIGGER_BINDING};
+use crate::export::ExportError;
 use crate::settings::Settings;
-use crate::storage::StorageAccount;
+use crate::storage::{StorageAccount, StorageError};
 
 /// Output binding names shared by the function.json files.
 pub const TRAINING_OUTPUT: &str = "trainingEvents";
@@ -119,6 +121,8 @@ impl Invocation<'_> {
     }
 }
 
+/// Why an invocation is answered non-2xx; the causes stay attached (`source()`) for the log
+/// line ([`crate::error_chain`]), and every `Display` is redacted where it shows a cause.
 #[derive(Debug, thiserror::Error)]
 pub enum FunctionError {
     /// The host sent something that is not an invocation of this function.
@@ -126,9 +130,35 @@ pub enum FunctionError {
     Envelope(#[from] EnvelopeError),
     #[error(transparent)]
     UnknownFunction(#[from] UnknownFunction),
-    /// Worth retrying: storage not reachable, a backup blob not there yet.
-    #[error("{0}")]
-    Transient(String),
+    /// An export that may yet succeed: a backup blob not there yet, storage not reachable.
+    #[error(transparent)]
+    Export(#[from] ExportError),
+    /// The automation after a training: the Training API or the report's storage.
+    #[error(transparent)]
+    Automation(#[from] AutomationError),
+    /// A storage client that could not be made.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("{function} ran out of its {:.1} s budget (functionTimeout less a margin); the retry carries on where it stopped", .budget.as_secs_f64())]
+    OutOfBudget {
+        function: Function,
+        budget: Duration,
+    },
+}
+
+impl FunctionError {
+    /// Whether the host should retry the message: it does on any non-2xx answer, so this is
+    /// what the server answers 500 for. An envelope or a route that is not ours is the host's
+    /// (or a caller's) mistake, answered 400/404; a message we can never process is not an
+    /// error at all (a rejected record, answered 200).
+    pub fn retry_later(&self) -> bool {
+        match self {
+            Self::Envelope(_) | Self::UnknownFunction(_) => false,
+            Self::Export(_) | Self::Automation(_) | Self::Storage(_) | Self::OutOfBudget { .. } => {
+                true
+            }
+        }
+    }
 }
 
 impl App {
@@ -152,10 +182,10 @@ impl App {
         tokio::time::timeout(self.budget, work)
             .await
             .unwrap_or_else(|_| {
-                Err(FunctionError::Transient(format!(
-                    "{function} ran out of its {:.1} s budget (functionTimeout less a margin); the retry carries on where it stopped",
-                    self.budget.as_secs_f64()
-                )))
+                Err(FunctionError::OutOfBudget {
+                    function,
+                    budget: self.budget,
+                })
             })
     }
 }
@@ -238,7 +268,9 @@ mod tests {
             .await;
         held.abort();
         match answer {
-            Err(FunctionError::Transient(reason)) => {
+            Err(e @ FunctionError::OutOfBudget { .. }) => {
+                assert!(e.retry_later());
+                let reason = e.to_string();
                 assert!(reason.contains("ran out of its 0.3 s budget"), "{reason}")
             }
             other => panic!("expected a transient error, got {other:?}"),

@@ -24,7 +24,7 @@ use serde::Serialize;
 use crate::domain::ProjectId;
 use crate::model_store::{load_index, platform_label, ModelStoreError, Pick};
 use crate::naming::stored::index_path;
-use crate::redact::redact;
+use crate::storage::StorageActionError;
 use file::PartialFile;
 use sidecar::Remembered;
 
@@ -41,11 +41,12 @@ pub enum PullError {
         /// `" of iteration …"`, or nothing for the newest.
         which: String,
     },
-    /// A request for the model failed. Shown redacted, as every storage error.
-    #[error("reading '{path}' failed: {}", redact(&.source.to_string()))]
+    /// A request for the model failed (shown redacted, as every storage error).
+    #[error("'{path}': {source}")]
     Download {
         path: String,
-        source: azure_core::Error,
+        #[source]
+        source: StorageActionError,
     },
     #[error("'{path}' came with MD5 {actual}, but its Content-MD5 is {expected}: refused, nothing written")]
     Md5Mismatch {
@@ -75,10 +76,11 @@ impl PullError {
 
     /// The storage request under the failure, if one failed: it tells an unreachable
     /// service from a refusal.
-    pub fn request_error(&self) -> Option<&azure_core::Error> {
+    pub fn request_error(&self) -> Option<&StorageActionError> {
         match self {
-            Self::Download { source, .. }
-            | Self::Store(ModelStoreError::Request { source, .. }) => Some(source),
+            Self::Download { source, .. } | Self::Store(ModelStoreError::Request(source)) => {
+                Some(source)
+            }
             _ => None,
         }
     }
@@ -181,7 +183,7 @@ pub async fn pull(
     };
     let failed = |source| PullError::Download {
         path: entry.path.clone(),
-        source,
+        source: StorageActionError::of("read the model")(source),
     };
     let mut pulled = Pulled {
         outcome: Outcome::Unchanged,

@@ -180,11 +180,8 @@ fn failure(ctx: &Context, e: BackfillError) -> CliError {
     let store = &ctx.settings.model_store_container;
     match e {
         BackfillError::Training { operation, source } => training_failure(operation, &source),
-        BackfillError::Store(ModelStoreError::Request { action, source }) => {
-            storage_failure(&format!("{action} in {store}"), &source)
-        }
-        BackfillError::Reports(source) => {
-            storage_failure(&format!("list the reports in {store}"), &source)
+        BackfillError::Store(ModelStoreError::Request(e)) | BackfillError::Storage(e) => {
+            storage_failure(&format!("{} in {store}", e.action), &e.source)
         }
         other => CliError {
             failure: Failure::Check,

@@ -147,14 +147,14 @@ pub async fn run(
 }
 
 fn failure(container: &str, e: PullError) -> CliError {
-    use customvision_events::model_store::ModelStoreError;
+    if let Some(request) = e.request_error() {
+        let what = match &e {
+            PullError::Download { path, .. } => format!("read {container}/{path}"),
+            _ => format!("{} in {container}", request.action),
+        };
+        return storage_failure(&what, &request.source);
+    }
     match e {
-        PullError::Download { path, source } => {
-            storage_failure(&format!("reading {container}/{path}"), &source)
-        }
-        PullError::Store(ModelStoreError::Request { action, source }) => {
-            storage_failure(&format!("{action} in {container}"), &source)
-        }
         PullError::NoIndex { .. } | PullError::NotInIndex { .. } => CliError {
             failure: Failure::Check,
             message: e.to_string(),

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use md5::{Digest, Md5};
 
 use super::sidecar::with_suffix;
-use super::PullError;
+use super::FileError;
 
 pub(super) struct PartialFile {
     path: PathBuf,
@@ -22,9 +22,9 @@ pub(super) struct PartialFile {
 }
 
 impl PartialFile {
-    pub(super) fn create(out: &Path) -> Result<Self, PullError> {
+    pub(super) fn create(out: &Path) -> Result<Self, FileError> {
         let path = with_suffix(out, ".partial");
-        let file = File::create(&path).map_err(PullError::io("create", &path))?;
+        let file = File::create(&path).map_err(FileError::of("create", &path))?;
         Ok(Self {
             path,
             file: Some(file),
@@ -33,10 +33,10 @@ impl PartialFile {
         })
     }
 
-    pub(super) fn write(&mut self, bytes: &[u8]) -> Result<(), PullError> {
+    pub(super) fn write(&mut self, bytes: &[u8]) -> Result<(), FileError> {
         if let Some(file) = &mut self.file {
             file.write_all(bytes)
-                .map_err(PullError::io("write", &self.path))?;
+                .map_err(FileError::of("write", &self.path))?;
         }
         self.md5.update(bytes);
         self.written += bytes.len() as u64;
@@ -54,11 +54,11 @@ impl PartialFile {
 
     /// On disk, then renamed onto `out`: `out` is the old file or the whole new one, never a
     /// mix.
-    pub(super) fn commit(mut self, out: &Path) -> Result<(), PullError> {
+    pub(super) fn commit(mut self, out: &Path) -> Result<(), FileError> {
         if let Some(file) = self.file.take() {
-            file.sync_all().map_err(PullError::io("sync", &self.path))?;
+            file.sync_all().map_err(FileError::of("sync", &self.path))?;
         }
-        std::fs::rename(&self.path, out).map_err(PullError::io("rename", out))?;
+        std::fs::rename(&self.path, out).map_err(FileError::of("rename", out))?;
         // Renamed: nothing left for Drop to remove.
         self.path = PathBuf::new();
         Ok(())

@@ -54,26 +54,35 @@ pub enum PullError {
         expected: String,
         actual: String,
     },
-    #[error("cannot {action} '{}': {source}", .path.display())]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    File(#[from] FileError),
 }
 
-impl PullError {
-    pub(crate) fn io<'a>(
+/// A local file could not be written, synced or renamed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot {action} '{}': {source}", .path.display())]
+pub struct FileError {
+    pub action: &'static str,
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+impl FileError {
+    /// `map_err(FileError::of("write", &path))`.
+    pub(crate) fn of<'a>(
         action: &'static str,
         path: &'a Path,
     ) -> impl Fn(std::io::Error) -> Self + 'a {
-        move |source| Self::Io {
+        move |source| Self {
             action,
             path: path.to_path_buf(),
             source,
         }
     }
+}
 
+impl PullError {
     /// The storage request under the failure, if one failed: it tells an unreachable
     /// service from a refusal.
     pub fn request_error(&self) -> Option<&StorageActionError> {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::PullError;
+use super::FileError;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -53,12 +53,12 @@ impl Remembered {
     }
 
     /// Written to a temporary file and renamed over the old record.
-    pub fn write(&self, out: &Path) -> Result<(), PullError> {
+    pub fn write(&self, out: &Path) -> Result<(), FileError> {
         let path = path_of(out);
         let partial = with_suffix(&path, ".partial");
         let body = serde_json::to_vec_pretty(self).unwrap_or_default();
-        std::fs::write(&partial, body).map_err(PullError::io("write", &partial))?;
-        std::fs::rename(&partial, &path).map_err(PullError::io("rename", &path))
+        std::fs::write(&partial, body).map_err(FileError::of("write", &partial))?;
+        std::fs::rename(&partial, &path).map_err(FileError::of("rename", &path))
     }
 }
 

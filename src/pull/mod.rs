@@ -2,12 +2,10 @@
 //! when it changed (`cvctl pull`).
 //!
 //! One GET of `{projectId}/index.json` ([`load_index`]) picks the model
-//! ([`ModelIndex::pick`](crate::model_store::ModelIndex::pick));
-//! a second GET fetches it, conditional on the ETag remembered beside the file
-//! ([`sidecar`]), so an unchanged model costs a `304` and no body. The bytes go to
-//! `PATH.partial`, are checked against the blob's Content-MD5 and only then renamed onto
-//! `PATH` ([`file`]).
-//!
+//! ([`ModelIndex::pick`](crate::model_store::ModelIndex::pick)); a second GET fetches it,
+//! conditional on the ETag remembered beside the file ([`sidecar`]), so an unchanged model
+//! costs a `304` and no body. The bytes go to `PATH.partial`, are checked against the blob's
+//! Content-MD5 and only then renamed onto `PATH` ([`file`]).
 
 mod file;
 mod sidecar;

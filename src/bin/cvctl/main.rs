@@ -1,8 +1,9 @@
 //! `cvctl`: the Custom Vision storage integration, from the command line. It checks a
 //! subscription before deploying (`preflight`), does the seed's manual steps (`integrate`,
 //! `verify`), writes realistic notifications (`simulate`), shows the model store (`models`),
+//! fetches a model from it (`pull`), brings a project's older iterations into it (`backfill`),
 //! and runs the functions locally (`dev-host`, `demo`). It reads the same settings as the
-//! handler, and shares its library.
+//! handler, and drives its library.
 //!
 //! Exit codes: 0 success, 1 a check failed, 2 a usage error, 3 a service could not be reached;
 //! `pull` also 4, nothing changed.

@@ -18,6 +18,10 @@
 //! Under everything: [`domain`], the values Custom Vision names (project and iteration ids,
 //! export platforms and flavors), each built only by parsing, one per file.
 //!
+//! The store's reading side: [`pull`], one model fetched only when it changed (`cvctl pull`);
+//! and its history: [`backfill`], the iterations trained before the app brought in through
+//! [`export`] and [`automation`] (`cvctl backfill`).
+//!
 //! Beside it: [`settings`] (read once, a bad one named; the Training API's and the automation's
 //! too, and `local.settings.json` for local runs), [`naming`] (blob names, paths, tags; every
 //! stored name once, in [`naming::stored`]), [`redact`] (no secret leaves as text), [`error_chain`] (an error and its
@@ -28,7 +32,8 @@
 //! and the tests), and [`arm`] (the few Azure Resource Manager reads behind `cvctl preflight`).
 //!
 //! Layers point down only: `functions` → `export` → `model_store` → `storage` → `settings` →
-//! `domain`; `scripts/module-cycles.py` (in `make lint`) fails on any cycle between top-level
+//! `domain` (`backfill`, beside `functions`, → `export` and `automation`; `pull` →
+//! `model_store`); `scripts/module-cycles.py` (in `make lint`) fails on any cycle between top-level
 //! modules.
 //!
 //! Visibility, as mini-redis's `lib.rs` keeps it: a module's API is re-exported at its root
@@ -36,7 +41,7 @@
 //! submodules are `pub(crate)` unless the binaries, benches, fuzz targets or tests name them
 //! (`arm::{flex, permissions, providers, skus}`, `devhost::{azurite, probe}`, `export::{hint,
 //! in_place}`, `naming::stored`, `settings::hosts`, `storage::sas`). `server` and `automation`
-//! are private: only `startup` and `functions` reach them. A reach into another module's
+//! are private: only `startup`, `functions` and `backfill` reach them. A reach into another module's
 //! internals from outside the crate does not compile.
 
 // Module docs link their crate-private submodules on purpose: they are the map for readers of
@@ -44,6 +49,7 @@
 #![allow(rustdoc::private_intra_doc_links)]
 pub mod arm;
 mod automation;
+pub mod backfill;
 pub mod base64text;
 pub mod devhost;
 pub mod domain;
@@ -56,6 +62,7 @@ mod http;
 pub mod model_store;
 pub mod naming;
 pub mod notification;
+pub mod pull;
 pub mod redact;
 pub mod seed;
 mod server;

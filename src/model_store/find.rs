@@ -53,13 +53,19 @@ impl ModelFilter {
             filter.push_str(&format!(" AND \"{TAG_ITERATION_ID}\" = '{i}'"));
         }
         if let Some(p) = &self.platform {
-            let label = ExportPlatform::parse(p)
-                .map(|p| p.as_str().to_string())
-                .unwrap_or_else(|| p.to_ascii_lowercase());
+            let label = platform_label(p);
             filter.push_str(&format!(" AND \"{TAG_PLATFORM}\" = '{label}'"));
         }
         filter
     }
+}
+
+/// The label a platform is stored under: a platform's own spelling (`onnx` → `ONNX`), any
+/// other label (`Zip`) in lower case.
+pub fn platform_label(text: &str) -> String {
+    ExportPlatform::parse(text)
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| text.to_ascii_lowercase())
 }
 
 /// What a found blob is, by its `kind` tag.

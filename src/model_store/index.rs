@@ -18,7 +18,9 @@ use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::{find_models, ModelFilter, ModelStoreError, OrderBy, OrderKey, StoredModel};
+use super::{
+    find_models, platform_label, ModelFilter, ModelStoreError, OrderBy, OrderKey, StoredModel,
+};
 use crate::domain::{IterationId, ProjectId};
 use crate::naming::stored::{index_path, latest_path};
 use crate::naming::UNKNOWN_LABEL_PREFIX;
@@ -149,6 +151,45 @@ impl ModelIndex {
                 },
             );
         }
+    }
+}
+
+/// Which model of a platform a reader wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pick {
+    /// The newest, as `latest` names it.
+    Latest,
+    Iteration(IterationId),
+}
+
+impl ModelIndex {
+    /// The entry `pick` names for `platform` (a platform in any case, or a label such as
+    /// `zip`), read from the index alone.
+    pub fn pick(&self, platform: &str, pick: Pick) -> Option<&IndexEntry> {
+        let label = platform_label(platform);
+        let iteration = match pick {
+            Pick::Latest => self.latest.get(&label)?.iteration_id.clone(),
+            Pick::Iteration(i) => i.to_string(),
+        };
+        self.models
+            .iter()
+            .find(|e| e.platform == label && e.iteration_id == iteration)
+    }
+}
+
+/// The project's index as stored, and its ETag: one GET. `None` while there is none.
+pub async fn load_index(
+    store: &BlobContainerClient,
+    project_id: ProjectId,
+) -> Result<Option<(ModelIndex, Option<String>)>, ModelStoreError> {
+    let path = index_path(project_id);
+    match read(store, &path, project_id).await? {
+        (_, None) => Ok(None),
+        (Some(index), etag) => Ok(Some((index, etag))),
+        (None, _) => Err(ModelStoreError::Unreadable {
+            path,
+            reason: "it does not parse as one".into(),
+        }),
     }
 }
 
@@ -357,6 +398,27 @@ mod tests {
         };
         assert_eq!(without.latest["ONNX"].alias, None);
         // Exports nobody could name the platform of are listed, but have no latest.
+        // A reader picks by platform, in any case: the newest, or an iteration.
+        assert_eq!(index.pick("onnx", Pick::Latest).unwrap().iteration_id, b);
+        let a_id = IterationId::parse(a).unwrap();
+        assert_eq!(
+            index
+                .pick("CoreML", Pick::Iteration(a_id))
+                .unwrap()
+                .platform,
+            "CoreML"
+        );
+        assert_eq!(
+            index
+                .pick("ONNX", Pick::Iteration(a_id))
+                .unwrap()
+                .iteration_id,
+            a
+        );
+        assert!(index.pick("TensorFlow", Pick::Latest).is_none());
+        assert!(index
+            .pick("CoreML", Pick::Iteration(IterationId::parse(b).unwrap()))
+            .is_none());
         assert!(index.upsert(entry(b, "unknown-1a2b3c4d", "2026-01-03T00:00:00Z"), true));
         assert_eq!(index.models[0].platform, "unknown-1a2b3c4d");
         assert_eq!(index.latest.len(), 2);

@@ -11,8 +11,8 @@ mod find;
 pub(crate) mod index;
 pub(crate) mod latest;
 
-pub use find::{find_models, FoundKind, FoundModel, ModelFilter};
-pub use index::{rebuild, ModelIndex};
+pub use find::{find_models, platform_label, FoundKind, FoundModel, ModelFilter};
+pub use index::{load_index, rebuild, IndexEntry, ModelIndex, Pick};
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -39,6 +39,9 @@ pub enum ModelStoreError {
     },
     #[error("nothing was written to '{path}'")]
     NothingWritten { path: String },
+    /// The index is there but is no index (someone edited it by hand).
+    #[error("'{path}' is not a model index: {reason}")]
+    Unreadable { path: String, reason: String },
     #[error(transparent)]
     Copy(#[from] CopyError),
     #[error(transparent)]

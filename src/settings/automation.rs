@@ -35,6 +35,40 @@ impl std::fmt::Display for ExportTarget {
     }
 }
 
+impl ExportTarget {
+    /// `ONNX,TensorFlow:TensorFlowLite`: v3.3 platforms, each optionally `:flavor`; `name` is
+    /// what an error calls the list (a setting, a flag).
+    pub fn parse_list(name: &str, list: &str) -> Result<Vec<Self>, SettingsError> {
+        let mut targets = Vec::new();
+        for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (platform_text, flavor_text) = match item.split_once(':') {
+                Some((p, f)) => (p.trim(), Some(f.trim())),
+                None => (item, None),
+            };
+            let platform = ExportPlatform::parse(platform_text)
+                    .filter(|p| *p != ExportPlatform::OpenVino)
+                    .ok_or_else(|| {
+                        invalid(
+                            name,
+                            format!("'{platform_text}' is not a v3.3 export platform (CoreML, TensorFlow, DockerFile, ONNX, VAIDK)"),
+                        )
+                    })?;
+            let flavor = match flavor_text {
+                None => None,
+                Some(f) => Some(
+                    ExportFlavor::parse(f)
+                        .filter(|x| flavor_fits(platform, *x))
+                        .ok_or_else(|| {
+                            invalid(name, format!("'{f}' is not a flavor of {platform}"))
+                        })?,
+                ),
+            };
+            targets.push(ExportTarget { platform, flavor });
+        }
+        Ok(targets)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct PublishSettings {
     pub name: String,

@@ -11,6 +11,7 @@ pub mod hosts;
 mod local;
 pub(crate) mod training;
 
+pub use automation::ExportTarget;
 pub use local::{read_json, AppSettings, JsonFileError};
 
 use automation::AutomationSettings;
@@ -162,6 +163,47 @@ impl StorageConnection {
             queue_endpoint,
             auth,
         })
+    }
+
+    /// A container's SAS URL (`https://acct.blob.core.windows.net/models?sv=…&sig=…`, or
+    /// Azurite's `http://127.0.0.1:10000/devstoreaccount1/models?…`): the blob endpoint, SAS
+    /// auth, and the container's name. `name` is what an error calls it (`--container-url`);
+    /// no error repeats the URL's query, which holds the signature.
+    pub fn from_container_url(name: &str, text: &str) -> Result<(Self, String), SettingsError> {
+        let mut url = Url::parse(text.trim())
+            .map_err(|e| SettingsError::invalid(name, format!("not a URL: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
+            return Err(SettingsError::invalid(name, "not an http(s) URL"));
+        }
+        let token = url
+            .query()
+            .filter(|q| url::form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == "sig"))
+            .map(str::to_string)
+            .ok_or_else(|| {
+                SettingsError::invalid(name, "has no SAS (a query with sig=…): a container SAS URL")
+            })?;
+        plain_http_only_to_loopback(name, &url, "a SAS")?;
+        url.set_query(None);
+        url.set_fragment(None);
+        let mut segments: Vec<String> = url
+            .path_segments()
+            .map(|s| s.filter(|s| !s.is_empty()).map(str::to_string).collect())
+            .unwrap_or_default();
+        let container = segments
+            .pop()
+            .ok_or_else(|| SettingsError::invalid(name, "names no container"))?;
+        validate_container_name(&container)
+            .map_err(|reason| SettingsError::invalid(name, reason))?;
+        url.set_path(&segments.join("/"));
+        let endpoint = parse_endpoint(name, url.as_str())?;
+        Ok((
+            Self {
+                blob_endpoint: Some(endpoint),
+                queue_endpoint: None,
+                auth: StorageAuth::Sas(Secret::new(token)),
+            },
+            container,
+        ))
     }
 
     fn from_connection_string(name: &str, cs: &str) -> Result<Self, SettingsError> {
@@ -431,6 +473,44 @@ pub(crate) mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn a_container_sas_url_is_an_endpoint_a_sas_and_a_container() {
+        let (c, name) = StorageConnection::from_container_url(
+            "--container-url",
+            "http://127.0.0.1:10000/devstoreaccount1/models?sv=2022-11-02&sr=c&sp=rl&sig=S3CRET",
+        )
+        .unwrap();
+        assert_eq!(name, "models");
+        assert_eq!(
+            c.blob_endpoint.unwrap().as_str(),
+            "http://127.0.0.1:10000/devstoreaccount1"
+        );
+        assert!(matches!(&c.auth, StorageAuth::Sas(s) if s.expose().ends_with("sig=S3CRET")));
+        let (c, name) = StorageConnection::from_container_url(
+            "--container-url",
+            "https://acct.blob.core.windows.net/models/?sp=rl&sig=x",
+        )
+        .unwrap();
+        assert_eq!(name, "models");
+        assert_eq!(
+            c.blob_endpoint.unwrap().as_str(),
+            "https://acct.blob.core.windows.net/"
+        );
+        for bad in [
+            "https://acct.blob.core.windows.net/models",
+            "http://acct.blob.core.windows.net/models?sig=S3CRET",
+            "https://acct.blob.core.windows.net/?sig=S3CRET",
+            "https://acct.blob.core.windows.net/Models?sig=S3CRET",
+            "not a url S3CRET",
+        ] {
+            let err = StorageConnection::from_container_url("--container-url", bad)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("--container-url"), "{bad}: {err}");
+            assert!(!err.contains("S3CRET"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! request of a storage client. [`blob_read_sas`] signs a service SAS for one blob ("Create a
 //! service SAS" in the Storage REST reference, version 2020-12-06 and later): what Custom
 //! Vision hands out as a `modelUri` when no backup container is integrated, signed here by the
-//! tests and by the tool that simulates such exports.
+//! tests and by the tool that simulates such exports; [`container_read_sas`] the read-only
+//! container SAS a device pulls models with.
 
 use std::sync::Arc;
 
@@ -75,6 +76,29 @@ pub fn blob_read_sas(
     start: OffsetDateTime,
     expiry: OffsetDateTime,
 ) -> String {
+    read_sas(account, key, url, "b", start, expiry)
+}
+
+/// The query of a read-only SAS for the container at `url` (`sr=c`, `sp=r`: Get Blob and
+/// Get Blob Properties on its blobs, no listing): what a device that pulls models holds.
+pub fn container_read_sas(
+    account: &str,
+    key: &[u8],
+    url: &Url,
+    start: OffsetDateTime,
+    expiry: OffsetDateTime,
+) -> String {
+    read_sas(account, key, url, "c", start, expiry)
+}
+
+fn read_sas(
+    account: &str,
+    key: &[u8],
+    url: &Url,
+    signed_resource: &str,
+    start: OffsetDateTime,
+    expiry: OffsetDateTime,
+) -> String {
     let fmt = |t: OffsetDateTime| {
         t.replace_nanosecond(0)
             .unwrap_or(t)
@@ -83,14 +107,14 @@ pub fn blob_read_sas(
     };
     let (start, expiry) = (fmt(start), fmt(expiry));
     // The canonical resource names the account once, whatever the URL's style.
-    let path = url.path();
+    let path = url.path().trim_end_matches('/');
     let path = path
         .strip_prefix(&format!("/{account}"))
         .filter(|rest| rest.starts_with('/'))
         .unwrap_or(path);
     let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
     let resource = format!("/blob/{account}{decoded}");
-    let (permissions, protocol, signed_resource) = ("r", "https,http", "b");
+    let (permissions, protocol) = ("r", "https,http");
     let string_to_sign = format!(
         "{permissions}\n{start}\n{expiry}\n{resource}\n\n\n{protocol}\n{VERSION}\n{signed_resource}\n\n\n\n\n\n\n"
     );
@@ -124,6 +148,10 @@ mod tests {
         assert!(sas.contains("st=2026-01-01T10%3A00%3A00Z&se=2026-01-01T11%3A00%3A00Z"));
         assert!(sas.contains("sr=b&sp=r"));
         assert_ne!(sas, blob_read_sas("devstoreaccount1", b"k", &b, t0, t1));
+        let c = Url::parse("http://127.0.0.1:1/devstoreaccount1/c").unwrap();
+        let container = container_read_sas("devstoreaccount1", b"k", &c, t0, t1);
+        assert!(container.contains("sr=c&sp=r"));
+        assert_ne!(container, sas);
     }
 
     #[test]

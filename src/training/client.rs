@@ -271,6 +271,17 @@ impl TrainingClient {
             .await
     }
 
+    /// GetIterations: `GET /projects/{projectId}/iterations`, every iteration of the project
+    /// (trained or not), in the service's order.
+    pub async fn get_iterations(
+        &self,
+        project: ProjectId,
+    ) -> Result<Vec<Iteration>, TrainingError> {
+        let url = self.url(&["projects", &project.to_string(), "iterations"], &[]);
+        self.json(Call::new("GetIterations", Method::GET, url))
+            .await
+    }
+
     /// GetIteration: `GET /projects/{projectId}/iterations/{iterationId}`.
     pub async fn get_iteration(
         &self,

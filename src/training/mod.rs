@@ -1,6 +1,7 @@
 //! Custom Vision Training API v3.3 client: the few operations the functions need after a
 //! notification (look at an iteration and its performance, export it, list its exports,
-//! publish it) and those that wire a project to storage (get, update, create a project).
+//! publish it), those that wire a project to storage (get, update, create a project), and the
+//! list of a project's iterations that `cvctl backfill` walks.
 //!
 //! - [`client`]: [`TrainingClient`], its requests, authorisation and the retry loop;
 //! - [`models`]: the spec's data, typed where we read it, lossless where we write it back;

@@ -303,6 +303,18 @@ async fn create_project_conforms() {
 }
 
 #[tokio::test]
+async fn get_iterations_conforms() {
+    let c = contract().await;
+    let (p, _) = ids();
+    let listed = ok("GetIterations", c.client.get_iterations(p).await);
+    assert!(
+        !listed.is_empty(),
+        "Prism generates one iteration from the schema"
+    );
+    c.assert_conforms("GetIterations", 1);
+}
+
+#[tokio::test]
 async fn get_iteration_conforms() {
     let c = contract().await;
     let (p, i) = ids();
@@ -535,4 +547,48 @@ async fn cvctl_integrate_a_new_project_conforms() {
         sent.contains("notificationQueueUri=") && sent.contains("exportModelContainerUri="),
         "{sent}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// `cvctl backfill --dry-run`, the binary, through the same recorder, on Azurite
+
+#[tokio::test]
+async fn cvctl_backfill_plans_with_conforming_requests() {
+    use crate::support::helpers::{cvctl, start_azurite, MODELS};
+    use customvision_events::devhost::probe::Probe;
+    let c = contract().await;
+    let azurite = start_azurite();
+    let connection = azurite.connection_string();
+    Probe::from_connection_string(&connection)
+        .unwrap()
+        .create_container(MODELS)
+        .await
+        .unwrap();
+    let endpoint = c.recorder.endpoint().to_string();
+    let run = cvctl(
+        &[
+            ("CV_STORAGE", &connection),
+            ("CUSTOM_VISION_ENDPOINT", &endpoint),
+            ("CUSTOM_VISION_TRAINING_KEY", "contract-test-key"),
+        ],
+        &[
+            "backfill",
+            "--project",
+            PROJECT,
+            "--platforms",
+            "ONNX",
+            "--dry-run",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    // Prism's generated iteration has the status "string": not trained, so listed as skipped
+    // and its exports never asked for. GetIterations is the one request, as the contract has it.
+    assert!(
+        run.stdout.contains("(0 trained iterations; ONNX)"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("skipped: string"), "{}", run.stdout);
+    c.assert_conforms("cvctl backfill --dry-run", 1);
 }

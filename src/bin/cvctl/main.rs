@@ -1,17 +1,22 @@
 //! `cvctl`: the Custom Vision storage integration, from the command line. It checks a
 //! subscription before deploying (`preflight`), does the seed's manual steps (`integrate`,
 //! `verify`), writes realistic notifications (`simulate`), shows the model store (`models`),
+//! fetches a model from it (`pull`), brings a project's older iterations into it (`backfill`),
+//! sends and redelivers its events (`events`),
 //! and runs the functions locally (`dev-host`, `demo`). It reads the same settings as the
-//! handler, and shares its library.
+//! handler, and drives its library.
 //!
-//! Exit codes: 0 success, 1 a check failed, 2 a usage error, 3 a service could not be reached.
+//! Exit codes: 0 success, 1 a check failed, 2 a usage error, 3 a service could not be reached;
+//! `pull` also 4, nothing changed.
 
+mod backfill;
 mod context;
 mod demo;
 mod events;
 mod integrate;
 mod models;
 mod preflight;
+mod pull;
 mod simulate;
 mod verify;
 
@@ -27,9 +32,10 @@ use context::{CliError, Context};
 #[command(
     name = "cvctl",
     version,
-    about = "Wire Custom Vision projects to storage, check the wiring, simulate notifications, list the model store",
+    about = "Wire Custom Vision projects to storage, check the wiring, simulate notifications, list and pull the model store, backfill it",
     after_help = "Settings come from local.settings.json under --root, the environment over it, and --set over both.\n\
-                  Exit codes: 0 success, 1 a check failed, 2 a usage error, 3 a service could not be reached."
+                  Exit codes: 0 success, 1 a check failed, 2 a usage error, 3 a service could not be reached; \
+                  `pull` also 4, nothing changed."
 )]
 struct Cli {
     /// The folder with local.settings.json, host.json and the function folders.
@@ -64,6 +70,12 @@ enum Command {
     /// Events out: send a test event, list the failed ones, redeliver them (docs/events.md).
     #[command(subcommand)]
     Events(events::Command),
+    /// One model to a file, fetched only when it changed (index.json, then a conditional GET),
+    /// its Content-MD5 verified; exit 4 when nothing changed.
+    Pull(pull::Args),
+    /// Bring the iterations trained before the app into the store: request the missing
+    /// exports, wait, copy each as ExportCompleted does, write the missing reports.
+    Backfill(backfill::Args),
     /// Run the functions against the storage queues, as the Functions host does.
     DevHost(DevHostArgs),
     /// Azurite, the dev host and the handler, and the seed's notifications, end to end.
@@ -180,6 +192,11 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 return Ok(ExitCode::from(1));
             }
         }
+        Command::Backfill(args) => {
+            let ctx = Context::load(&root, &cli.set, timeout)?;
+            return backfill::run(&ctx, &args).await;
+        }
+        Command::Pull(args) => return pull::run(&root, &cli.set, timeout, &args).await,
         Command::DevHost(args) => {
             let mut options = customvision_events::devhost::DevHostOptions {
                 root: customvision_events::devhost::root_or_cwd(Some(&root)),

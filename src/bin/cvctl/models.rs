@@ -1,16 +1,14 @@
 //! `cvctl models`: what the model store holds for a project, found by the library's one store
 //! query ([`find_models`]: blob index tags on project, iteration, platform), newest first,
-//! with `latest` marked; and what `index.json` says, when there is one.
+//! with `latest` marked; and what `index.json` says, when there is one ([`load_index`]).
 
 use std::collections::HashMap;
 
-use azure_core::http::StatusCode;
 use serde::Serialize;
 
 use customvision_events::domain::{IterationId, ProjectId};
-use customvision_events::model_store::ModelIndex;
 use customvision_events::model_store::{
-    find_models, FoundKind, ModelFilter, ModelStoreError, OrderKey,
+    find_models, load_index, FoundKind, ModelFilter, ModelStoreError, OrderKey,
 };
 use customvision_events::naming::stored::index_path;
 
@@ -123,26 +121,15 @@ pub async fn list(ctx: &Context, args: &Args) -> Result<Listing, CliError> {
             .get(&m.platform)
             .is_some_and(|(iteration, _)| *iteration == m.iteration_id);
     }
-    let index = match store.blob_client(&index_path(project)).download(None).await {
-        Ok(r) => {
-            let etag = r.properties.etag.as_ref().map(|e| e.to_string());
-            let bytes = r
-                .body
-                .collect()
-                .await
-                .map_err(|e| storage_failure("reading index.json", &e))?;
-            serde_json::from_slice::<ModelIndex>(&bytes)
-                .ok()
-                .map(|i| IndexSummary {
-                    path: format!("{store_name}/{}", index_path(project)),
-                    etag,
-                    updated_at: i.updated_at,
-                    models: i.models.len(),
-                })
-        }
-        Err(e) if e.http_status() == Some(StatusCode::NotFound) => None,
-        Err(e) => return Err(storage_failure("reading index.json", &e)),
-    };
+    let index = load_index(&store, project)
+        .await
+        .map_err(|e| store_failure(store_name, e))?
+        .map(|(i, etag)| IndexSummary {
+            path: format!("{store_name}/{}", index_path(project)),
+            etag,
+            updated_at: i.updated_at,
+            models: i.models.len(),
+        });
     Ok(Listing {
         project_id: project.to_string(),
         models,

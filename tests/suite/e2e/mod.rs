@@ -1,9 +1,11 @@
 //! End to end: messages into a real Azurite queue, the real binary under the dev host,
 //! outcomes read back from storage. Every wait is a poll with a deadline.
 
+mod backfill;
 mod cli;
 mod events;
 mod model_store;
+mod pull;
 mod training;
 mod trust;
 

@@ -35,6 +35,7 @@ pub enum Route {
     GetProject,
     UpdateProject,
     CreateProject,
+    GetIterations,
     GetIteration,
     GetIterationPerformance,
     ExportIteration,
@@ -172,7 +173,14 @@ struct State {
     /// for, and the name an iteration is published under.
     exports: HashMap<(String, String), Vec<Value>>,
     published: HashMap<(String, String), String>,
+    /// A project's iterations, as GetIterations lists them and GetIteration answers them.
+    iterations: HashMap<String, Vec<Value>>,
+    /// When set, an export finishes between two GetExports: listed `Exporting` once, then
+    /// `Done` with the download URI this names for (project, iteration, platform).
+    finisher: Option<Finisher>,
 }
+
+type Finisher = Arc<dyn Fn(&str, &str, &str) -> String + Send + Sync>;
 
 pub struct CustomVisionFixture {
     addr: SocketAddr,
@@ -222,6 +230,34 @@ impl CustomVisionFixture {
     /// Serves `canned` whenever the route's queue is empty.
     pub fn set_default(&self, route: Route, canned: Canned) {
         self.lock().defaults.insert(route, canned);
+    }
+
+    /// An iteration of `project` (an [`bodies::iteration`] body, changed as the test needs):
+    /// listed by GetIterations, answered by GetIteration.
+    pub fn add_iteration(&self, project: &str, iteration: Value) {
+        self.lock()
+            .iterations
+            .entry(project.to_string())
+            .or_default()
+            .push(iteration);
+    }
+
+    /// An export the service already has for the iteration (a [`bodies::export`] body).
+    pub fn add_export(&self, project: &str, iteration: &str, export: Value) {
+        self.lock()
+            .exports
+            .entry((project.to_string(), iteration.to_string()))
+            .or_default()
+            .push(export);
+    }
+
+    /// From now on an export finishes once GetExports has listed it as `Exporting`: the next
+    /// listing has it `Done`, with `download_uri(project, iteration, platform)`.
+    pub fn finish_exports_with(
+        &self,
+        download_uri: impl Fn(&str, &str, &str) -> String + Send + Sync + 'static,
+    ) {
+        self.lock().finisher = Some(Arc::new(download_uri));
     }
 
     /// Accept `Authorization: Bearer ...` as well as the key (any token: the fixture does not
@@ -325,6 +361,7 @@ fn route_of(method: &str, path: &str) -> Option<Route> {
     match (method, segments.as_slice()) {
         ("POST", ["projects"]) => Some(Route::CreateProject),
         ("GET", ["projects", _]) => Some(Route::GetProject),
+        ("GET", ["projects", _, "iterations"]) => Some(Route::GetIterations),
         ("PATCH", ["projects", _]) => Some(Route::UpdateProject),
         ("GET", ["projects", _, "iterations", _]) => Some(Route::GetIteration),
         ("GET", ["projects", _, "iterations", _, "performance"]) => {
@@ -368,8 +405,20 @@ fn realistic(route: Route, req: &Recorded, state: &mut State) -> Canned {
             }
             Canned::ok(answer)
         }
+        Route::GetIterations => Canned::ok(json!(state
+            .iterations
+            .get(project)
+            .cloned()
+            .unwrap_or_default())),
         Route::GetIteration => {
-            let mut body = bodies::iteration(project, iteration, "Completed");
+            let known = state
+                .iterations
+                .get(project)
+                .and_then(|list| list.iter().find(|i| i["id"] == json!(iteration)));
+            let mut body = match known {
+                Some(i) => i.clone(),
+                None => bodies::iteration(project, iteration, "Completed"),
+            };
             if let Some(name) = state
                 .published
                 .get(&(project.to_string(), iteration.to_string()))
@@ -400,11 +449,24 @@ fn realistic(route: Route, req: &Recorded, state: &mut State) -> Canned {
             exports.push(export.clone());
             Canned::ok(export)
         }
-        Route::GetExports => Canned::ok(json!(state
-            .exports
-            .get(&(project.to_string(), iteration.to_string()))
-            .cloned()
-            .unwrap_or_default())),
+        Route::GetExports => {
+            let key = (project.to_string(), iteration.to_string());
+            let listed = state.exports.get(&key).cloned().unwrap_or_default();
+            // Listed as they are now; finished, if a finisher is set, for the next listing.
+            if let (Some(finish), Some(exports)) =
+                (state.finisher.clone(), state.exports.get_mut(&key))
+            {
+                for e in exports
+                    .iter_mut()
+                    .filter(|e| e["status"] == json!("Exporting"))
+                {
+                    let platform = e["platform"].as_str().unwrap_or_default().to_string();
+                    e["status"] = json!("Done");
+                    e["downloadUri"] = json!(finish(project, iteration, &platform));
+                }
+            }
+            Canned::ok(json!(listed))
+        }
         Route::PublishIteration => {
             let key = (project.to_string(), iteration.to_string());
             if state.published.contains_key(&key) {

@@ -516,6 +516,23 @@ pub fn error_body(status: u16, body: &[u8]) -> (String, String) {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_sign_in_failure_keeps_the_credential_error_and_shows_its_first_line() {
+        let cause = azure_core::Error::with_message(
+            azure_core::error::ErrorKind::Credential,
+            "az: not logged in https://a/b?sv=1&sig=FAKESIG\nrun az login",
+        );
+        let err = ArmError::from(SignInError::Credential(Arc::new(cause)));
+        let text = err.to_string();
+        assert!(
+            text.starts_with("no ARM token: az: not logged in"),
+            "{text}"
+        );
+        assert!(!text.contains('\n') && !text.contains("FAKESIG"), "{text}");
+        let source = std::error::Error::source(&err).map(|s| s.to_string());
+        assert!(source.is_some_and(|s| s.contains("run az login")));
+    }
+
     fn client() -> ArmClient {
         ArmClient::new(
             crate::http::http_client(),

@@ -671,4 +671,19 @@ mod tests {
         assert!(matches!(err, TrainingError::Config(_)));
         assert!(!err.to_string().contains("line"));
     }
+
+    #[test]
+    fn a_credential_failure_is_kept_as_the_source() {
+        let cause = azure_core::Error::with_message(
+            azure_core::error::ErrorKind::Credential,
+            "no identity endpoint",
+        );
+        let err = TrainingError::from(ConfigError::Credential(Arc::new(cause)));
+        assert_eq!(
+            err.to_string(),
+            "training client configuration: cannot create a credential: no identity endpoint"
+        );
+        let source = std::error::Error::source(&err).map(|s| s.to_string());
+        assert_eq!(source.as_deref(), Some("no identity endpoint"));
+    }
 }

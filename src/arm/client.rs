@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use url::Url;
 
 use crate::error_chain::one_line;
-use crate::http::SharedHttp;
+use crate::http::{HttpClientError, SharedHttp};
 use crate::settings::Secret;
 use crate::training::retry::{is_retryable_status, retry_after};
 
@@ -96,14 +96,14 @@ impl ArmPolicy {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ArmError {
     /// The client cannot be built or the request cannot be formed.
-    #[error("{0}")]
-    Config(String),
+    #[error(transparent)]
+    Config(#[from] ArmConfigError),
     /// The credential gave no token: `az` missing, or nobody signed in.
-    #[error("no ARM token: {0}")]
-    SignIn(String),
+    #[error(transparent)]
+    SignIn(#[from] SignInError),
     /// 401: the token is expired, for another tenant, or not a token.
     #[error("{operation}: ARM answered 401 {code}: {message}")]
     Unauthorized {
@@ -139,6 +139,39 @@ pub enum ArmError {
         operation: &'static str,
         reason: String,
     },
+}
+
+/// Why no request to ARM can be made: a reason of our own, or the failed part's error.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ArmConfigError {
+    /// An endpoint we refuse (not a base URL, http off loopback, another scheme).
+    #[error("{0}")]
+    Endpoint(String),
+    /// An endpoint that is not a URL at all.
+    #[error("ARM endpoint '{text}': {source}")]
+    NotAUrl {
+        text: String,
+        #[source]
+        source: url::ParseError,
+    },
+    /// The process's one HTTP client could not be built.
+    #[error(transparent)]
+    HttpClient(#[from] HttpClientError),
+}
+
+/// The credential gave no usable token. Its error is kept as the source; the text shows its
+/// first line only (`az`'s own advice follows on further lines), redacted.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SignInError {
+    #[error("no ARM token: {}", first_line(.0))]
+    Credential(#[source] Arc<azure_core::Error>),
+    #[error("no ARM token: the token is not a valid header value")]
+    BadToken,
+}
+
+fn first_line(e: &azure_core::Error) -> String {
+    let text = crate::redact::redact(&e.to_string());
+    text.lines().next().unwrap_or_default().to_string()
 }
 
 fn wait_text(retry_after: &Option<Duration>) -> String {
@@ -378,27 +411,19 @@ impl ArmClient {
     async fn attempt(&self, operation: &'static str, url: &Url) -> Attempt {
         let http = match self.http.client() {
             Ok(h) => h,
-            Err(e) => return Attempt::Fail(ArmError::Config(e.to_string())),
+            Err(e) => return Attempt::Fail(ArmConfigError::HttpClient(e.clone()).into()),
         };
         let token = match &self.auth {
             ArmAuth::StaticToken(t) => t.expose().to_string(),
             // Asked per attempt: the credential caches, and renews one that expired meanwhile.
             ArmAuth::Credential(c) => match c.get_token(&[ARM_SCOPE], None).await {
                 Ok(t) => t.token.secret().to_string(),
-                Err(e) => {
-                    let text = crate::redact::redact(&e.to_string());
-                    let first = text.lines().next().unwrap_or_default().to_string();
-                    return Attempt::Fail(ArmError::SignIn(first));
-                }
+                Err(e) => return Attempt::Fail(SignInError::Credential(Arc::new(e)).into()),
             },
         };
         let mut bearer = match HeaderValue::from_str(&format!("Bearer {token}")) {
             Ok(v) => v,
-            Err(_) => {
-                return Attempt::Fail(ArmError::SignIn(
-                    "the token is not a valid header value".into(),
-                ))
-            }
+            Err(_) => return Attempt::Fail(SignInError::BadToken.into()),
         };
         bearer.set_sensitive(true);
         let request = http
@@ -490,6 +515,23 @@ pub fn error_body(status: u16, body: &[u8]) -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sign_in_failure_keeps_the_credential_error_and_shows_its_first_line() {
+        let cause = azure_core::Error::with_message(
+            azure_core::error::ErrorKind::Credential,
+            "az: not logged in https://a/b?sv=1&sig=FAKESIG\nrun az login",
+        );
+        let err = ArmError::from(SignInError::Credential(Arc::new(cause)));
+        let text = err.to_string();
+        assert!(
+            text.starts_with("no ARM token: az: not logged in"),
+            "{text}"
+        );
+        assert!(!text.contains('\n') && !text.contains("FAKESIG"), "{text}");
+        let source = std::error::Error::source(&err).map(|s| s.to_string());
+        assert!(source.is_some_and(|s| s.contains("run az login")));
+    }
 
     fn client() -> ArmClient {
         ArmClient::new(

@@ -6,27 +6,32 @@ use std::net::IpAddr;
 
 use url::Url;
 
-use super::ArmError;
+use super::{ArmConfigError, ArmError};
 
 pub const PUBLIC_ARM: &str = "https://management.azure.com";
 
 pub fn parse_endpoint(text: &str) -> Result<Url, ArmError> {
-    let url = Url::parse(text.trim())
-        .map_err(|e| ArmError::Config(format!("ARM endpoint '{text}': {e}")))?;
+    let url = Url::parse(text.trim()).map_err(|source| ArmConfigError::NotAUrl {
+        text: text.to_string(),
+        source,
+    })?;
     if url.cannot_be_a_base() || url.query().is_some() || url.fragment().is_some() {
-        return Err(ArmError::Config(format!(
+        return Err(ArmConfigError::Endpoint(format!(
             "ARM endpoint '{text}' must be a base URL without query or fragment"
-        )));
+        ))
+        .into());
     }
     match url.scheme() {
         "https" => Ok(url),
         "http" if is_loopback(&url) => Ok(url),
-        "http" => Err(ArmError::Config(format!(
+        "http" => Err(ArmConfigError::Endpoint(format!(
             "ARM endpoint '{text}': http is allowed only on a loopback address (the bearer token would travel in clear)"
-        ))),
-        other => Err(ArmError::Config(format!(
+        ))
+        .into()),
+        other => Err(ArmConfigError::Endpoint(format!(
             "ARM endpoint '{text}': scheme '{other}' is not http(s)"
-        ))),
+        ))
+        .into()),
     }
 }
 

@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 use url::Url;
 
-use super::error::{parse_error_body, scrub, TrainingError};
+use super::error::{parse_error_body, scrub, ConfigError, TrainingError};
 use super::models::{Export, Iteration, IterationPerformance, NewProject, Project};
 use super::retry::{is_retryable_status, retry_after, RetryPolicy};
 use crate::domain::{ExportFlavor, ExportPlatform, IterationId, ProjectId};
@@ -133,19 +133,20 @@ impl TrainingClient {
             || endpoint.query().is_some()
             || endpoint.fragment().is_some()
         {
-            return Err(TrainingError::Config(format!(
+            return Err(ConfigError::Invalid(format!(
                 "'{endpoint}' is not an http(s) endpoint without a query or fragment"
-            )));
+            ))
+            .into());
         }
         let mut base = endpoint.clone();
         base.path_segments_mut()
-            .map_err(|_| TrainingError::Config(format!("'{endpoint}' cannot take a path")))?
+            .map_err(|_| ConfigError::Invalid(format!("'{endpoint}' cannot take a path")))?
             .pop_if_empty()
             .extend(API_PATH);
         let auth = match auth {
             TrainingAuth::Key(secret) => {
                 let mut header = HeaderValue::from_str(secret.expose()).map_err(|_| {
-                    TrainingError::Config("the training key is not a valid header value".into())
+                    ConfigError::Invalid("the training key is not a valid header value".into())
                 })?;
                 // Kept out of reqwest's and hyper's debug output.
                 header.set_sensitive(true);
@@ -170,9 +171,8 @@ impl TrainingClient {
         settings: &TrainingSettings,
         storage: Option<&crate::storage::StorageAccount>,
     ) -> Result<Self, TrainingError> {
-        let credential_error = |e: azure_core::Error| {
-            TrainingError::Config(format!("cannot create a credential: {e}"))
-        };
+        let credential_error =
+            |e: azure_core::Error| TrainingError::from(ConfigError::Credential(Arc::new(e)));
         let shared = storage
             .and_then(|s| s.entra_credential())
             .filter(|(identity, _)| same_identity(identity, &settings.auth))
@@ -476,7 +476,7 @@ impl TrainingClient {
         };
         let http = match self.inner.http.client() {
             Ok(http) => http,
-            Err(e) => return Attempt::Fail(TrainingError::Config(e.to_string())),
+            Err(e) => return Attempt::Fail(ConfigError::HttpClient(e.clone()).into()),
         };
         let mut request = http
             .request(call.method.clone(), call.url.clone())
@@ -513,7 +513,7 @@ impl TrainingClient {
         let response = match request.send().await {
             Ok(r) => r,
             Err(e) if e.is_builder() => {
-                return Attempt::Fail(TrainingError::Config(self.scrub(&e.to_string())))
+                return Attempt::Fail(ConfigError::Request(Arc::new(e)).into())
             }
             // Connection refused or reset, TLS, a timeout of the caller's client: all may pass.
             Err(e) => return retry(None, format!("request failed: {}", one_line(&e))),
@@ -681,5 +681,20 @@ mod tests {
         let err = bad_key.unwrap_err();
         assert!(matches!(err, TrainingError::Config(_)));
         assert!(!err.to_string().contains("line"));
+    }
+
+    #[test]
+    fn a_credential_failure_is_kept_as_the_source() {
+        let cause = azure_core::Error::with_message(
+            azure_core::error::ErrorKind::Credential,
+            "no identity endpoint",
+        );
+        let err = TrainingError::from(ConfigError::Credential(Arc::new(cause)));
+        assert_eq!(
+            err.to_string(),
+            "training client configuration: cannot create a credential: no identity endpoint"
+        );
+        let source = std::error::Error::source(&err).map(|s| s.to_string());
+        assert_eq!(source.as_deref(), Some("no identity endpoint"));
     }
 }

@@ -2,13 +2,17 @@
 //! transient failure is answered 500 (the host retries the message), everything else is a
 //! value the caller decides about.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::http::HttpClientError;
+use crate::redact::redact;
+
 /// A failed Training API call. No variant ever holds the training key: every text that comes
 /// from a response or a transport error passes through [`scrub`] first.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum TrainingError {
     /// 429, 5xx, a connection or timeout failure, or a credential that could not give a token,
     /// still failing when the retries or the deadline ran out. Retrying later may succeed.
@@ -38,10 +42,27 @@ pub enum TrainingError {
         operation: &'static str,
         reason: String,
     },
-    /// The client cannot be built or the request cannot be formed (bad endpoint, a key that is
-    /// not a valid header value). Not retryable.
+    /// The client cannot be built or the request cannot be formed. Not retryable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+/// Why the training client cannot be built or a request cannot be formed. A failure of
+/// another part keeps that part's error as its source; its text is shown redacted.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ConfigError {
+    /// A reason of our own: a bad endpoint, a key that is not a valid header value.
     #[error("training client configuration: {0}")]
-    Config(String),
+    Invalid(String),
+    /// The process's one HTTP client could not be built.
+    #[error("training client configuration: {0}")]
+    HttpClient(#[from] HttpClientError),
+    /// No Entra ID credential could be made from the settings.
+    #[error("training client configuration: cannot create a credential: {}", redact(&.0.to_string()))]
+    Credential(#[source] Arc<azure_core::Error>),
+    /// reqwest could not form the request (a builder error: the URL, a header).
+    #[error("training client configuration: {}", redact(&.0.to_string()))]
+    Request(#[source] Arc<reqwest::Error>),
 }
 
 fn status_text(status: &Option<u16>) -> String {

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use super::report::{Figures, Report, TagFigures};
 
 /// Text for HTML, escaped (tag names are the user's).
-fn esc(text: &str) -> String {
+pub(super) fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -22,7 +22,7 @@ fn esc(text: &str) -> String {
     out
 }
 
-fn pct(v: f64) -> String {
+pub(super) fn pct(v: f64) -> String {
     format!("{:.1}%", v * 100.0)
 }
 

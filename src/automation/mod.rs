@@ -9,6 +9,7 @@
 //! step the service refuses for good (not exportable, a name in use) is recorded in the report
 //! and the log, and the message is done.
 
+pub mod dashboard;
 pub mod html;
 pub mod report;
 
@@ -144,6 +145,18 @@ impl Automation<'_> {
         logs.push(format!(
             "report written: {}/{{json,html}}",
             report::json_path(&report.project_id, &report.iteration_id).trim_end_matches(".json")
+        ));
+        // After the report, so the page includes it.
+        let refreshed = dashboard::refresh(self.store, project_id)
+            .await
+            .map_err(|e| AutomationError::Transient(e.to_string()))?;
+        logs.push(format!(
+            "dashboard {}: {}",
+            match refreshed {
+                dashboard::Refreshed::Written => "written",
+                dashboard::Refreshed::Unchanged => "unchanged",
+            },
+            dashboard::path(&report.project_id)
         ));
         Ok(logs)
     }

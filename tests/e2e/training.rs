@@ -129,6 +129,24 @@ async fn a_finished_training_reports_exports_and_publishes_once_under_redelivery
         !out.contains(FIXTURE_KEY),
         "the key never reaches a log line"
     );
+    // The dashboard: written by the first delivery, the same page for the other two.
+    let dashboard = format!("reports/{p}/index.html");
+    assert_eq!(
+        out.matches(&format!("dashboard written: {dashboard}"))
+            .count(),
+        1,
+        "{out}"
+    );
+    assert_eq!(
+        out.matches(&format!("dashboard unchanged: {dashboard}"))
+            .count(),
+        2,
+        "{out}"
+    );
+    let page = app.probe.blob(MODELS, &dashboard).await.unwrap().unwrap();
+    let page = String::from_utf8(page.bytes).unwrap();
+    assert_eq!(page.matches("<g class=\"point\"").count(), 1);
+    assert!(page.contains("published as <code>production</code>"));
     app.assert_empty(&[REJECTED, &format!("{TRAINING}-poison")])
         .await;
 }

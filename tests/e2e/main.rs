@@ -1,6 +1,7 @@
 //! End to end: messages into a real Azurite queue, the real binary under the dev host,
 //! outcomes read back from storage. Every wait is a poll with a deadline.
 
+mod browser;
 mod cli;
 #[path = "../support/custom_vision.rs"]
 mod custom_vision;

@@ -116,15 +116,19 @@ fn table(h: &mut String, d: &Dashboard) {
         let f = i.figures;
         let _ = write!(
             h,
-            "<tr class=\"iteration\" id=\"i-{}\"><td>{}<br><code>{}</code></td><td>{}</td>\
+            "<tr class=\"iteration\" id=\"i-{}\"><td>{}<br><code class=\"id\">{}</code></td><td>{}</td>\
              <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>",
             esc(&i.iteration_id),
             esc(&i.name),
             esc(&i.iteration_id),
-            esc(i.trained_at.as_deref().unwrap_or(match i.status.as_str() {
-                "TrainingFailed" => "failed",
-                _ => "—",
-            })),
+            esc(&i
+                .trained_at
+                .as_deref()
+                .map(|t| t.replacen('T', " ", 1))
+                .unwrap_or_else(|| match i.status.as_str() {
+                    "TrainingFailed" => "failed".into(),
+                    _ => "—".into(),
+                })),
             figure(f.map(|f| f.precision)),
             figure(f.map(|f| f.recall)),
             figure(f.and_then(|f| f.average_precision)),
@@ -167,7 +171,7 @@ fn gate(i: &IterationRow) -> String {
                 })
                 .collect();
             format!(
-                "<span class=\"refused\">refused by the gate for <code>{}</code>: {}</span>",
+                "<span class=\"refused\" title=\"not published as {}\">refused: {}</span>",
                 esc(name),
                 why.join("; ")
             )
@@ -182,8 +186,8 @@ fn gate(i: &IterationRow) -> String {
 
 const WIDTH: f64 = 720.0;
 const HEIGHT: f64 = 260.0;
-const LEFT: f64 = 44.0;
-const RIGHT: f64 = 24.0;
+const LEFT: f64 = 48.0;
+const RIGHT: f64 = 56.0;
 const TOP: f64 = 12.0;
 const BOTTOM: f64 = 44.0;
 
@@ -204,13 +208,15 @@ fn chart(d: &Dashboard) -> String {
             LEFT + plot_w * n as f64 / (points.len() - 1) as f64
         }
     };
-    let y = |v: f64| TOP + (1.0 - v.clamp(0.0, 1.0)) * plot_h;
+    let (floor, step) = y_range(d, &points);
+    let y = |v: f64| TOP + (1.0 - (v.clamp(floor, 1.0) - floor) / (1.0 - floor)) * plot_h;
     let mut s = format!(
         "<svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" width=\"{WIDTH}\" \
          height=\"{HEIGHT}\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" \
          aria-label=\"precision, recall and average precision over the iterations\">"
     );
-    for tick in [0.0, 0.25, 0.5, 0.75, 1.0] {
+    let ticks = ((1.0 - floor) / step).round() as usize;
+    for tick in (0..=ticks).map(|k| floor + step * k as f64) {
         let _ = write!(
             s,
             "<line class=\"grid\" x1=\"{LEFT}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\"/>\
@@ -298,6 +304,22 @@ fn chart(d: &Dashboard) -> String {
     s
 }
 
+/// The y axis: from a round figure under the lowest figure or bar, up to 100 %, so that
+/// iterations a few points apart do not share one line; with its tick step.
+fn y_range(d: &Dashboard, points: &[(&IterationRow, Point)]) -> (f64, f64) {
+    let lowest = points
+        .iter()
+        .flat_map(|(_, p)| [Some(p.precision), Some(p.recall), p.average_precision])
+        .flatten()
+        .chain(d.bars.iter().flat_map(|(p, r)| [*p, *r]))
+        .fold(1.0_f64, f64::min)
+        .clamp(0.0, 1.0);
+    let step = if lowest >= 0.5 { 0.1 } else { 0.25 };
+    // A step under the round figure at or under the lowest, so no point sits on the axis.
+    let floor = ((lowest / step + 1e-9).floor() - 1.0).max(0.0) * step;
+    (floor, step)
+}
+
 /// An axis label: the name, cut to fit under its point.
 fn short(name: &str) -> String {
     const MAX: usize = 16;
@@ -313,7 +335,8 @@ const STYLE: &str = "body{font:15px/1.45 system-ui,-apple-system,'Segoe UI',sans
 h1{font-size:1.5em;margin-bottom:.2em}h2{font-size:1.15em;margin-top:1.6em}\
 .ids{color:#4a5568;font-size:.9em}code{font-size:.9em}a{color:#2b6cb0}\
 table{border-collapse:collapse;margin:.5em 0}th,td{padding:.3em .8em .3em 0;text-align:left;vertical-align:top}\
-.iterations td,.iterations th{border-bottom:1px solid #e2e8f0}.refused{color:#c53030}.missed{color:#c53030}\
+.iterations td,.iterations th{border-bottom:1px solid #e2e8f0}.iterations td{white-space:nowrap}.iterations td:nth-child(7){white-space:normal}\
+code.id{font-size:.72em;color:#4a5568}.refused{color:#c53030}.missed{color:#c53030}\
 svg .grid{stroke:#e2e8f0}svg .axis{font-size:12px;fill:#4a5568}\
 svg .line{fill:none;stroke-width:2}svg .line.precision{stroke:#3182ce}svg .line.recall{stroke:#38a169}svg .line.ap{stroke:#805ad5}\
 svg circle.precision{fill:#3182ce}svg circle.recall{fill:#38a169}svg circle.ap{fill:#805ad5}\
@@ -341,8 +364,10 @@ mod tests {
         assert_eq!(html.matches("<g class=\"point\"").count(), 2);
         assert_eq!(html.matches("<circle class=\"precision\"").count(), 2);
         assert_eq!(html.matches("<polyline").count(), 3);
-        // 93 % precision of the first: 12 + 0.07 * 204 = 26.3; x at the left edge.
-        assert!(html.contains("<circle class=\"precision\" cx=\"44.0\" cy=\"26.3\""));
+        // The axis from 70 % (a step under 80 %, under the lowest figure, 81 %) to 100 %: the first's
+        // 93 % precision at 12 + (1 - 0.23 / 0.3) * 204 = 59.6, at the left edge.
+        assert!(html.contains("<circle class=\"precision\" cx=\"48.0\" cy=\"59.6\""));
+        assert!(html.contains(">70%</text>") && !html.contains(">60%</text>"));
         assert!(html.contains("precision 81.0% is 9.0 pt under 90.0%"));
         assert!(html.contains("published as <code>prod</code>"));
         // Copies by relative links, the space in the backup name encoded.
@@ -364,7 +389,7 @@ mod tests {
         let (reports, _) = two();
         let one = render(&summarise(P, &reports[..1], None, vec![]));
         assert_eq!(one.matches("<g class=\"point\"").count(), 1);
-        assert!(one.contains("cx=\"370.0\""));
+        assert!(one.contains("cx=\"356.0\""));
         assert!(!one.contains("<polyline"), "no line through one point");
         let none = render(&summarise(P, &[], None, vec![]));
         assert!(none.contains("no figures yet"));

@@ -24,6 +24,7 @@
 
 pub mod azurite;
 pub mod config;
+pub mod custom_vision;
 pub mod http;
 pub mod outputs;
 pub mod probe;

@@ -288,37 +288,6 @@ impl Browser {
             answer: answer["result"]["value"].clone(),
         }
     }
-
-    /// A PNG of the whole of `file`, `width` CSS pixels wide.
-    pub fn screenshot(&mut self, file: &Path, width: u32, out: &Path) {
-        let (session, mut seen) = self.open(file, &[], Some((width, 600)));
-        let s = Some(session.as_str());
-        let height = self.call(
-            s,
-            "Runtime.evaluate",
-            json!({"expression": "document.documentElement.scrollHeight", "returnByValue": true}),
-            &mut seen,
-        )["result"]["value"]
-            .as_u64()
-            .unwrap_or(600);
-        self.call(
-            s,
-            "Emulation.setDeviceMetricsOverride",
-            json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": false}),
-            &mut seen,
-        );
-        let shot = self.call(
-            s,
-            "Page.captureScreenshot",
-            json!({"format": "png"}),
-            &mut seen,
-        );
-        use base64::Engine as _;
-        let png = base64::engine::general_purpose::STANDARD
-            .decode(shot["data"].as_str().expect("data"))
-            .unwrap();
-        std::fs::write(out, png).unwrap();
-    }
 }
 
 impl Drop for Browser {
@@ -528,31 +497,4 @@ fn a_broken_page_is_caught() {
     assert!(errors.contains("undefinedFunction"), "{errors}");
     assert!(errors.contains("missing.png"), "{errors}");
     assert_eq!(loaded.answer["points"], json!(2));
-}
-
-/// `SCREENSHOTS=docs/img cargo test --test e2e screenshots`: the README's pictures of a
-/// dashboard and a report (a sample of five iterations). Without `SCREENSHOTS` it writes them
-/// to a scratch folder, so the capture itself is tested too.
-#[test]
-fn screenshots() {
-    let scratch = scratch_dir();
-    let out = std::env::var("SCREENSHOTS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| scratch.0.clone());
-    std::fs::create_dir_all(&out).unwrap();
-    let out = std::fs::canonicalize(out).unwrap();
-    let (reports, index) = sample(5);
-    let dashboard = write_page(
-        &scratch.0,
-        "index.html",
-        &page::render(&summarise(P, &reports, Some(&index), vec![])),
-    );
-    let report = write_page(&scratch.0, "report.html", &html::render(&reports[4]));
-    let mut browser = Browser::start();
-    for (page, png) in [(dashboard, "dashboard.png"), (report, "report.png")] {
-        let path = out.join(png);
-        browser.screenshot(&page, 1000, &path);
-        let bytes = std::fs::read(&path).unwrap();
-        assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "{png} is a PNG");
-    }
 }

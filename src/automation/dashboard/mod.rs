@@ -31,6 +31,9 @@ pub fn path(project_id: &str) -> String {
     )
 }
 
+/// The status of a row that comes from the index alone.
+pub const NO_REPORT: &str = "noReport";
+
 /// Everything the page shows, in display order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dashboard {
@@ -52,7 +55,7 @@ pub struct IterationRow {
     pub iteration_id: String,
     pub name: String,
     pub trained_at: Option<String>,
-    /// `TrainingCompleted` or `TrainingFailed`.
+    /// `TrainingCompleted` or `TrainingFailed`; [`NO_REPORT`] for a copy with no report.
     pub status: String,
     pub figures: Option<Point>,
     pub gate: Gate,
@@ -130,7 +133,7 @@ pub fn summarise(
     }
     let mut ordered: Vec<&Report> = reports.iter().collect();
     ordered.sort_by(|a, b| order_key(a).cmp(&order_key(b)));
-    let iterations: Vec<IterationRow> = ordered
+    let mut iterations: Vec<IterationRow> = ordered
         .iter()
         .map(|r| {
             let iteration = r.iteration.as_ref();
@@ -157,10 +160,39 @@ pub fn summarise(
             }
         })
         .collect();
+    // Copies of iterations with no report (exported before the automation was on): rows
+    // without figures, at the start, oldest first as the index orders them.
+    let mut unreported: Vec<IterationRow> = Vec::new();
+    for m in index
+        .map(|i| i.models.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .rev()
+    {
+        let Some(mut row_copies) = copies.remove(m.iteration_id.as_str()) else {
+            continue;
+        };
+        row_copies.sort();
+        unreported.push(IterationRow {
+            iteration_id: m.iteration_id.clone(),
+            name: m.iteration_id.clone(),
+            trained_at: None,
+            status: NO_REPORT.into(),
+            figures: None,
+            gate: Gate::None,
+            latest_for: latest_for
+                .get(m.iteration_id.as_str())
+                .cloned()
+                .unwrap_or_default(),
+            copies: row_copies,
+        });
+    }
+    unreported.append(&mut iterations);
+    let iterations = unreported;
     let name_of = |id: &str| {
         iterations
             .iter()
-            .find(|i| i.iteration_id == id)
+            .find(|i| i.iteration_id == id && i.status != NO_REPORT)
             .map(|i| i.name.clone())
     };
     let latest = index
@@ -371,5 +403,17 @@ pub(crate) mod tests {
         assert_eq!(d.iterations[1].figures, None);
         assert_eq!(d.iterations[1].gate, Gate::None);
         assert_eq!(d.unreadable.len(), 1);
+    }
+
+    #[test]
+    fn a_copy_without_a_report_still_has_its_row() {
+        let (reports, _) = two();
+        let older = "0b2c3d4e-5f60-4172-8394-a5b6c7d8e9f0";
+        let d = summarise(P, &reports, Some(&index(&[(older, "ONNX")])), vec![]);
+        assert_eq!(d.iterations.len(), 3);
+        assert_eq!(d.iterations[0].iteration_id, older);
+        assert_eq!(d.iterations[0].figures, None);
+        assert_eq!(d.iterations[0].latest_for, ["ONNX"]);
+        assert_eq!(d.iterations[0].copies.len(), 1);
     }
 }

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
-use super::{Dashboard, Gate, IterationRow, Point};
+use super::{Dashboard, Gate, IterationRow, Point, NO_REPORT};
 use crate::automation::html::{esc, pct};
 
 /// Path characters left as they are in a link; the rest (spaces in backup names) encoded.
@@ -85,12 +85,18 @@ fn summary(h: &mut String, d: &Dashboard) {
         h.push_str("<tr><th>latest</th><td>no model in the index yet</td></tr>");
     }
     for l in &d.latest {
+        let iteration = match &l.name {
+            Some(name) => format!(
+                "<a href=\"{}\">{}</a>",
+                esc(&report_link(&l.iteration_id)),
+                esc(name)
+            ),
+            None => format!("<code>{}</code>", esc(&l.iteration_id)),
+        };
         let _ = write!(
             h,
-            "<tr><th>latest {}</th><td><a href=\"{}\">{}</a> · <a href=\"{}\">copy</a>",
+            "<tr><th>latest {}</th><td>{iteration} · <a href=\"{}\">copy</a>",
             esc(&l.platform),
-            esc(&report_link(&l.iteration_id)),
-            esc(l.name.as_deref().unwrap_or(&l.iteration_id)),
             esc(&container_link(&l.path))
         );
         if let Some(alias) = &l.alias {
@@ -127,6 +133,7 @@ fn table(h: &mut String, d: &Dashboard) {
                 .map(|t| t.replacen('T', " ", 1))
                 .unwrap_or_else(|| match i.status.as_str() {
                     "TrainingFailed" => "failed".into(),
+                    NO_REPORT => "no report".into(),
                     _ => "—".into(),
                 })),
             figure(f.map(|f| f.precision)),
@@ -135,19 +142,21 @@ fn table(h: &mut String, d: &Dashboard) {
             esc(&i.latest_for.join(", ")),
             gate(i)
         );
-        let _ = write!(
-            h,
-            "<a href=\"{}\">report</a>",
-            esc(&report_link(&i.iteration_id))
-        );
+        let mut links = Vec::new();
+        if i.status != NO_REPORT {
+            links.push(format!(
+                "<a href=\"{}\">report</a>",
+                esc(&report_link(&i.iteration_id))
+            ));
+        }
         for (platform, path) in &i.copies {
-            let _ = write!(
-                h,
-                " · <a href=\"{}\">{}</a>",
+            links.push(format!(
+                "<a href=\"{}\">{}</a>",
                 esc(&container_link(path)),
                 esc(platform)
-            );
+            ));
         }
+        h.push_str(&links.join(" · "));
         h.push_str("</td></tr>");
     }
     h.push_str("</table>\n");
@@ -375,6 +384,19 @@ mod tests {
             "href=\"../../{P}/1b2c3d4e-5f60-4172-8394-a5b6c7d8e9f0/ONNX/{P}%20-%201b2c3d4e"
         )));
         assert!(html.contains("href=\"1b2c3d4e-5f60-4172-8394-a5b6c7d8e9f0.html\">report</a>"));
+    }
+
+    #[test]
+    fn a_copy_without_a_report_links_no_report() {
+        let older = "0b2c3d4e-5f60-4172-8394-a5b6c7d8e9f0";
+        let index = super::super::tests::index(&[(older, "ONNX")]);
+        let html = render(&summarise(P, &[], Some(&index), vec![]));
+        assert!(html.contains(&format!("<th>latest ONNX</th><td><code>{older}</code>")));
+        assert!(html.contains("no report"));
+        assert!(
+            !html.contains(&format!("{older}.html")),
+            "no link to a report that is not there"
+        );
     }
 
     #[test]

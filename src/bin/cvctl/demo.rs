@@ -77,7 +77,8 @@ pub async fn run(root: &Path, handler: Option<PathBuf>, out: &Path) -> Result<()
     let options = DevHostOptions {
         root: root.to_path_buf(),
         handler,
-        max_polling_interval: Some(Duration::from_millis(500)),
+        // Each notification crosses two queues (Notifications, then its function): poll often.
+        max_polling_interval: Some(Duration::from_millis(100)),
         overrides: [
             ("CV_STORAGE", connection.as_str()),
             ("CUSTOM_VISION_ENDPOINT", service.endpoint().as_str()),
@@ -292,9 +293,12 @@ async fn drive(
         "   dashboard:        {}",
         out.join(&dashboard_path).display()
     );
+    let dashboard_file = out.join(&dashboard_path);
     println!(
-        "   ({written} files; open the dashboard in a browser: file://{})",
-        out.join(&dashboard_path).display()
+        "   ({written} files; open the dashboard in a browser: {})",
+        url::Url::from_file_path(&dashboard_file)
+            .map(String::from)
+            .unwrap_or_else(|_| dashboard_file.display().to_string())
     );
 
     let rejected = probe

@@ -10,6 +10,7 @@ mod helpers;
 mod model_store;
 #[path = "../support/proxy.rs"]
 mod proxy;
+mod stand_in;
 mod training;
 mod trust;
 

@@ -2,7 +2,9 @@
 // hand in the portal, plus the Function App that reacts to the notifications.
 // Resource-group scope, so both `azd up` and `az deployment group create` deploy it.
 // Modules: app/storage.bicep (x2), app/customvision.bicep, app/identity.bicep,
-// app/monitoring.bicep, app/function.bicep, app/rbac.bicep (every role assignment).
+// app/monitoring.bicep, app/function.bicep, app/rbac.bicep (every role assignment); optional:
+// app/keyvault.bicep, app/keyvault-secret.bicep, app/eventgrid.bicep,
+// app/eventgrid-subscription.bicep (events out, docs/events-infra.md).
 targetScope = 'resourceGroup'
 
 @minLength(1)
@@ -85,6 +87,28 @@ param dataStorageSku string = 'Standard_GRS'
 @maxValue(365)
 param dataRetentionDays int = 30
 
+// ---- Events out (issue 16; docs/events-infra.md). Every sink is off by default. ----
+
+@description('Deploy an Event Grid custom topic (CloudEvents 1.0, Entra ID only) and have PublishEvents send every event to it.')
+param eventGridTopic bool = false
+
+@description('With eventGridTopic: also an example subscription that puts events whose subject ends with /latest on the queue customvision-events-latest, dead-lettering into the container customvision-events-deadletter.')
+param eventGridExampleSubscription bool = false
+
+@description('CV_WEBHOOK_URL: a Standard Webhooks endpoint (https) to send every event to; empty: no webhook.')
+param webhookUrl string = ''
+
+@secure()
+@description('CV_WEBHOOK_SECRET (whsec_...): kept in a Key Vault, the app setting is a reference to it. Needed with webhookUrl.')
+param webhookSecret string = ''
+
+@secure()
+@description('CV_WEBHOOK_SECRET_PREVIOUS during a secret rotation; empty: none.')
+param webhookSecretPrevious string = ''
+
+@description('CV_WEBHOOK_TYPES: the event types the webhook gets, comma-separated; empty: all.')
+param webhookTypes string = ''
+
 // Optional name overrides (empty: generated from abbreviations.json + resourceToken).
 param functionAppName string = ''
 param dataStorageAccountName string = ''
@@ -108,6 +132,15 @@ var notificationQueueName = 'customvision-notifications'
 var trainingQueueName = 'customvision-training'
 var exportQueueName = 'customvision-exports'
 var rejectedQueueName = 'customvision-rejected'
+// Events out: the outbox (PublishEvents triggers on it), its -poison queue, the failed queue
+// and the de-duplication markers (handler settings CV_EVENTS_*).
+var eventsQueueName = 'customvision-events'
+var eventsFailedQueueName = 'customvision-events-failed'
+var eventsDeliveredContainerName = 'customvision-events-delivered'
+// The example subscription's destination queue and dead-letter container.
+var eventsExampleQueueName = 'customvision-events-latest'
+var eventsDeadLetterContainerName = 'customvision-events-deadletter'
+var deployExampleSubscription = eventGridTopic && eventGridExampleSubscription
 var queueNames = [
   notificationQueueName
   '${notificationQueueName}-poison'
@@ -116,6 +149,9 @@ var queueNames = [
   exportQueueName
   '${exportQueueName}-poison'
   rejectedQueueName
+  eventsQueueName
+  '${eventsQueueName}-poison'
+  eventsFailedQueueName
 ]
 
 var appName = !empty(functionAppName) ? functionAppName : '${abbrs.webSitesFunctions}cv-${resourceToken}'
@@ -131,13 +167,15 @@ module dataStorage 'app/storage.bicep' = {
     location: location
     tags: tags
     skuName: dataStorageSku
-    containerNames: [
+    // The example subscription's queue and dead-letter container exist only with it.
+    containerNames: concat([
       backupContainerName
       modelStoreContainerName
       rejectedContainerName
       statusContainerName
-    ]
-    queueNames: queueNames
+      eventsDeliveredContainerName
+    ], deployExampleSubscription ? [eventsDeadLetterContainerName] : [])
+    queueNames: concat(queueNames, deployExampleSubscription ? [eventsExampleQueueName] : [])
     enableDataProtection: true
     deleteRetentionDays: dataRetentionDays
   }
@@ -182,7 +220,9 @@ var customVisionAccountName = useExistingCustomVision ? existingCustomVision.nam
 var customVisionEndpoint = useExistingCustomVision ? existingCustomVision.properties.endpoint : customVision.outputs.endpoint
 var customVisionPrincipalId = useExistingCustomVision ? existingCustomVision.identity.principalId : customVision.outputs.principalId
 
-module keyVault 'app/keyvault.bicep' = if (trainingKeyInKeyVault) {
+// One vault for the training key and the webhook secrets, whichever is used.
+var useWebhookSecret = !empty(webhookSecret)
+module keyVault 'app/keyvault.bicep' = if (trainingKeyInKeyVault || useWebhookSecret) {
   name: 'keyVault'
   params: {
     name: '${abbrs.keyVaultVaults}cv-${take(resourceToken, 17)}'
@@ -195,6 +235,58 @@ module keyVault 'app/keyvault.bicep' = if (trainingKeyInKeyVault) {
 var trainingKeySettings = trainingKeyInKeyVault ? {
   CUSTOM_VISION_TRAINING_KEY: '@Microsoft.KeyVault(VaultName=${keyVault.outputs.name};SecretName=${keyVault.outputs.secretName})'
 } : {}
+
+var useWebhookSecretPrevious = useWebhookSecret && !empty(webhookSecretPrevious)
+module webhookKvSecret 'app/keyvault-secret.bicep' = if (useWebhookSecret) {
+  name: 'webhookSecret'
+  params: {
+    keyVaultName: keyVault.outputs.name
+    name: 'webhook-secret'
+    value: webhookSecret
+  }
+}
+
+module webhookKvSecretPrevious 'app/keyvault-secret.bicep' = if (useWebhookSecretPrevious) {
+  name: 'webhookSecretPrevious'
+  params: {
+    keyVaultName: keyVault.outputs.name
+    name: 'webhook-secret-previous'
+    value: webhookSecretPrevious
+  }
+}
+
+module eventGrid 'app/eventgrid.bicep' = if (eventGridTopic) {
+  name: 'eventGrid'
+  params: {
+    name: '${abbrs.eventGridDomainsTopics}cv-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+// Events out: the sinks the app has, each only when configured. CV_EVENTS_RETRY_SCHEDULE is
+// never set here: the handler's default schedule applies. The Event Grid connection is named
+// like the identity-based Functions connections (CV_STORAGE__*): __credential + __clientId.
+var eventGridSettings = eventGridTopic ? {
+  CV_EVENTGRID__topicEndpointUri: eventGrid.outputs.endpoint
+  CV_EVENTGRID__credential: 'managedidentity'
+  CV_EVENTGRID__clientId: identity.outputs.clientId
+} : {}
+var webhookUrlSettings = empty(webhookUrl) ? {} : {
+  CV_WEBHOOK_URL: webhookUrl
+}
+var webhookTypesSettings = empty(webhookTypes) ? {} : {
+  CV_WEBHOOK_TYPES: webhookTypes
+}
+// Key Vault references (versionless SecretUri), resolved by the platform with the app's identity
+// (keyVaultReferenceIdentity); the secret itself is in no setting, output or log.
+var webhookSecretSettings = useWebhookSecret ? {
+  CV_WEBHOOK_SECRET: '@Microsoft.KeyVault(SecretUri=${webhookKvSecret.outputs.uri})'
+} : {}
+var webhookSecretPreviousSettings = useWebhookSecretPrevious ? {
+  CV_WEBHOOK_SECRET_PREVIOUS: '@Microsoft.KeyVault(SecretUri=${webhookKvSecretPrevious.outputs.uri})'
+} : {}
+var webhookSettings = union(webhookUrlSettings, webhookTypesSettings, webhookSecretSettings, webhookSecretPreviousSettings)
 
 module identity 'app/identity.bicep' = {
   name: 'functionIdentity'
@@ -239,12 +331,15 @@ module rbac 'app/rbac.bicep' = {
       notificationQueueName
       trainingQueueName
       exportQueueName
+      eventsQueueName
     ]
     sendOnlyQueueNames: [
       '${notificationQueueName}-poison'
       '${trainingQueueName}-poison'
       '${exportQueueName}-poison'
       rejectedQueueName
+      '${eventsQueueName}-poison'
+      eventsFailedQueueName
     ]
     customVisionPrincipalId: customVisionPrincipalId
     functionPrincipalId: identity.outputs.principalId
@@ -252,6 +347,29 @@ module rbac 'app/rbac.bicep' = {
     userPrincipalType: principalType
     widenCustomVisionRolesToAccount: widenCustomVisionRolesToAccount
     keyVaultName: trainingKeyInKeyVault ? keyVault.outputs.name : ''
+    eventsQueueName: eventsQueueName
+    eventsFailedQueueName: eventsFailedQueueName
+    eventsDeliveredContainerName: eventsDeliveredContainerName
+    eventGridTopicName: eventGridTopic ? eventGrid.outputs.name : ''
+    eventGridTopicPrincipalId: deployExampleSubscription ? eventGrid.outputs.principalId : ''
+    eventsExampleQueueName: deployExampleSubscription ? eventsExampleQueueName : ''
+    eventsDeadLetterContainerName: deployExampleSubscription ? eventsDeadLetterContainerName : ''
+    webhookKeyVaultName: useWebhookSecret ? keyVault.outputs.name : ''
+    webhookSecretNames: concat(useWebhookSecret ? [webhookKvSecret.outputs.name] : [], useWebhookSecretPrevious ? [webhookKvSecretPrevious.outputs.name] : [])
+  }
+}
+
+// After the topic identity's two roles: the subscription delivers with that identity.
+module eventGridSubscription 'app/eventgrid-subscription.bicep' = if (deployExampleSubscription) {
+  name: 'eventGridSubscription'
+  dependsOn: [
+    rbac
+  ]
+  params: {
+    topicName: eventGrid.outputs.name
+    dataStorageAccountName: dataStorage.outputs.name
+    queueName: eventsExampleQueueName
+    deadLetterContainerName: eventsDeadLetterContainerName
   }
 }
 
@@ -272,7 +390,7 @@ module function 'app/function.bicep' = {
     hostStorageTableEndpoint: hostStorage.outputs.tableEndpoint
     deploymentContainerName: deploymentContainerName
     applicationInsightsConnectionString: monitoring.outputs.applicationInsightsConnectionString
-    appSettings: union(trainingKeySettings, {
+    appSettings: union(trainingKeySettings, eventGridSettings, webhookSettings, {
       CV_NOTIFICATION_QUEUE: notificationQueueName
       CV_TRAINING_QUEUE: trainingQueueName
       CV_EXPORT_QUEUE: exportQueueName
@@ -297,6 +415,9 @@ module function 'app/function.bicep' = {
       CV_STORAGE__clientId: identity.outputs.clientId
       CV_STORAGE__blobServiceUri: dataStorage.outputs.blobEndpoint
       CV_STORAGE__queueServiceUri: dataStorage.outputs.queueEndpoint
+      CV_EVENTS_QUEUE: eventsQueueName
+      CV_EVENTS_FAILED_QUEUE: eventsFailedQueueName
+      CV_EVENTS_DELIVERED_CONTAINER: eventsDeliveredContainerName
     })
   }
 }
@@ -328,3 +449,12 @@ output MODEL_STORE_CONTAINER string = modelStoreContainerName
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
 output KEY_VAULT_NAME string = trainingKeyInKeyVault ? keyVault.outputs.name : ''
 output CV_STATUS_CONTAINER string = statusContainerName
+// Events out: the queues and container `cvctl events ...` uses, and the topic endpoint for
+// `cvctl events test-fire --direct` (empty when no topic). The webhook URL and secret are not
+// outputs: a URL can carry a credential, and outputs are kept in the deployment history.
+output CV_EVENTS_QUEUE string = eventsQueueName
+output CV_EVENTS_FAILED_QUEUE string = eventsFailedQueueName
+output CV_EVENTS_DELIVERED_CONTAINER string = eventsDeliveredContainerName
+output EVENTGRID_TOPIC_NAME string = eventGridTopic ? eventGrid.outputs.name : ''
+output EVENTGRID_TOPIC_ENDPOINT string = eventGridTopic ? eventGrid.outputs.endpoint : ''
+output EVENTS_EXAMPLE_QUEUE string = deployExampleSubscription ? eventsExampleQueueName : ''

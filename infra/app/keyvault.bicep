@@ -3,6 +3,8 @@
 // its managed identity. The app setting CUSTOM_VISION_TRAINING_KEY is then a Key Vault
 // reference; the key is put in by whoever deploys (infra/README.md), never by this template,
 // so it appears in no deployment history or output.
+// Also created for the webhook signing secrets (main.bicep webhookSecret, issue 16), which
+// keyvault-secret.bicep puts in from @secure() parameters.
 
 param name string
 param location string = resourceGroup().location

@@ -40,6 +40,29 @@ param keyVaultName string = ''
 @description('Give the Custom Vision identity its two roles on the whole data account instead of the backup container and notification queue.')
 param widenCustomVisionRolesToAccount bool = false
 
+// ---- Events out (issue 16) ----
+
+@description('Container PublishEvents keeps its per-sink de-duplication markers in.')
+param eventsDeliveredContainerName string
+@description('The outbox queue: triggers PublishEvents; the store functions and the handler write it.')
+param eventsQueueName string
+@description('Where PublishEvents moves an event that was refused or ran out of retries.')
+param eventsFailedQueueName string
+
+@description('The Event Grid custom topic; empty when none is deployed.')
+param eventGridTopicName string = ''
+@description('Principal id of the topic\'s system-assigned identity; empty: no example subscription.')
+param eventGridTopicPrincipalId string = ''
+@description('Queue the example subscription delivers to (with eventGridTopicPrincipalId).')
+param eventsExampleQueueName string = ''
+@description('Container the example subscription dead-letters into (with eventGridTopicPrincipalId).')
+param eventsDeadLetterContainerName string = ''
+
+@description('Key Vault holding the webhook secrets; empty when no webhook secret is given.')
+param webhookKeyVaultName string = ''
+@description('Names of the webhook secrets in that vault.')
+param webhookSecretNames array = []
+
 // Built-in role definition ids (identical in every tenant).
 var roles = {
   storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
@@ -53,11 +76,19 @@ var roles = {
   storageBlobDataReader: '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1'
   keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
   keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
+  storageQueueDataReader: '19e7f393-937e-4f77-808e-94535e297925'
+  // MicrosoftDocs/azure-docs articles/role-based-access-control/built-in-roles/integration.md
+  // (commit ebcc6966a7046d3791c4edb32d29bb9332c2e7d6): dataActions
+  // Microsoft.EventGrid/events/send/action only; actions are reads.
+  eventGridDataSender: 'd5a91429-5739-47e2-a06b-3470a27159e7'
 }
 
 var useKeyVault = !empty(keyVaultName)
 
 var grantUser = !empty(userPrincipalId)
+var useTopic = !empty(eventGridTopicName)
+var useExampleSubscription = useTopic && !empty(eventGridTopicPrincipalId)
+var useWebhookSecrets = !empty(webhookKeyVaultName)
 
 resource dataAccount 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: dataStorageAccountName
@@ -88,6 +119,16 @@ resource statusContainer 'Microsoft.Storage/storageAccounts/blobServices/contain
   name: statusContainerName
 }
 
+resource eventsDeliveredContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' existing = {
+  parent: dataBlobService
+  name: eventsDeliveredContainerName
+}
+
+resource eventsDeadLetterContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' existing = if (useExampleSubscription) {
+  parent: dataBlobService
+  name: eventsDeadLetterContainerName
+}
+
 resource dataQueueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' existing = {
   parent: dataAccount
   name: 'default'
@@ -96,6 +137,21 @@ resource dataQueueService 'Microsoft.Storage/storageAccounts/queueServices@2023-
 resource notificationQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' existing = {
   parent: dataQueueService
   name: notificationQueueName
+}
+
+resource eventsQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' existing = {
+  parent: dataQueueService
+  name: eventsQueueName
+}
+
+resource eventsFailedQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' existing = {
+  parent: dataQueueService
+  name: eventsFailedQueueName
+}
+
+resource eventsExampleQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' existing = if (useExampleSubscription) {
+  parent: dataQueueService
+  name: eventsExampleQueueName
 }
 
 resource triggerQueues 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' existing = [for queueName in triggerQueueNames: {
@@ -123,6 +179,19 @@ resource customVision 'Microsoft.CognitiveServices/accounts@2023-05-01' existing
 resource keyVault 'Microsoft.KeyVault/vaults@2023-07-01' existing = if (useKeyVault) {
   name: keyVaultName
 }
+
+resource eventGridTopic 'Microsoft.EventGrid/topics@2025-02-15' existing = if (useTopic) {
+  name: eventGridTopicName
+}
+
+resource webhookVault 'Microsoft.KeyVault/vaults@2023-07-01' existing = if (useWebhookSecrets) {
+  name: webhookKeyVaultName
+}
+
+resource webhookSecrets 'Microsoft.KeyVault/vaults/secrets@2023-07-01' existing = [for secretName in webhookSecretNames: if (useWebhookSecrets) {
+  parent: webhookVault
+  name: secretName
+}]
 
 // ---- Custom Vision system-assigned identity: writes backups and notifications ----
 
@@ -314,13 +383,80 @@ resource fnCustomVisionTrainer 'Microsoft.Authorization/roleAssignments@2022-04-
 }
 
 // The training key through a Key Vault reference: read secrets, nothing else. The vault holds
-// that one secret, so vault scope is secret scope (the secret is created after deployment).
+// that one secret, so vault scope is secret scope (the secret is created after deployment);
+// with a webhook secret it holds those too, which the app reads anyway (fnWebhookSecretsUser).
 resource fnKeyVaultSecretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (useKeyVault) {
   name: guid(keyVault.id, functionPrincipalId, roles.keyVaultSecretsUser)
   scope: keyVault
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsUser)
     principalId: functionPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// ---- Function App: events out (issue 16) ----
+// The outbox is in triggerQueueNames (Contributor: PublishEvents triggers on it, the store
+// functions' queue output writes it, and the handler re-enqueues with a visibility delay, Put
+// Message with visibilitytimeout); its -poison queue and the failed queue are in
+// sendOnlyQueueNames (Message Sender: the host's poison move, the handler's Put Message).
+
+// Per-sink de-duplication markers: read (exists?) and write small blobs, no tags: Contributor.
+resource fnEventsDeliveredBlob 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(eventsDeliveredContainer.id, functionPrincipalId, roles.storageBlobDataContributor)
+  scope: eventsDeliveredContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
+    principalId: functionPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Publish to the topic with an Entra token (the topic has local auth off). On the topic only,
+// never the resource group: EventGrid Data Sender there could publish to every topic in it.
+resource fnEventGridSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (useTopic) {
+  name: guid(eventGridTopic.id, functionPrincipalId, roles.eventGridDataSender)
+  scope: eventGridTopic
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.eventGridDataSender)
+    principalId: functionPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// The webhook secrets' Key Vault references: read those secrets, and only those (secret scope;
+// each secret is created by keyvault-secret.bicep before this module).
+resource fnWebhookSecretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for (secretName, i) in webhookSecretNames: if (useWebhookSecrets) {
+  name: guid(webhookSecrets[i].id, functionPrincipalId, roles.keyVaultSecretsUser)
+  scope: webhookSecrets[i]
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsUser)
+    principalId: functionPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}]
+
+// ---- Event Grid topic system-assigned identity: the example subscription's delivery ----
+// The roles MicrosoftDocs/azure-docs articles/event-grid/add-identity-roles.md names for a
+// custom topic's identity: Storage Queue Data Message Sender on the destination queue, Storage
+// Blob Data Contributor for the dead-letter blobs; each on its one queue or container.
+
+resource topicExampleQueueSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (useExampleSubscription) {
+  name: guid(eventsExampleQueue.id, eventGridTopicPrincipalId, roles.storageQueueDataMessageSender)
+  scope: eventsExampleQueue
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataMessageSender)
+    principalId: eventGridTopicPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource topicDeadLetterBlob 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (useExampleSubscription) {
+  name: guid(eventsDeadLetterContainer.id, eventGridTopicPrincipalId, roles.storageBlobDataContributor)
+  scope: eventsDeadLetterContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
+    principalId: eventGridTopicPrincipalId
     principalType: 'ServicePrincipal'
   }
 }
@@ -386,6 +522,65 @@ resource userKeyVaultSecretsOfficer 'Microsoft.Authorization/roleAssignments@202
   scope: keyVault
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsOfficer)
+    principalId: userPrincipalId
+    principalType: userPrincipalType
+  }
+}
+
+// ---- Deploying user: the events commands ----
+
+// `cvctl events test-fire` (through the outbox) and `cvctl events redeliver` put messages on
+// the outbox: Put Message only.
+resource userEventsQueueSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (grantUser) {
+  name: guid(eventsQueue.id, userPrincipalId, roles.storageQueueDataMessageSender)
+  scope: eventsQueue
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataMessageSender)
+    principalId: userPrincipalId
+    principalType: userPrincipalType
+  }
+}
+
+// `cvctl events failed` reads the failed queue; `redeliver` takes each event off it (Get
+// Messages, Delete Message) after putting it back on the outbox.
+resource userEventsFailedQueue 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (grantUser) {
+  name: guid(eventsFailedQueue.id, userPrincipalId, roles.storageQueueDataContributor)
+  scope: eventsFailedQueue
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataContributor)
+    principalId: userPrincipalId
+    principalType: userPrincipalType
+  }
+}
+
+// `cvctl verify` checks that a ping left the outbox: its delivery markers.
+resource userEventsDeliveredReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (grantUser) {
+  name: guid(eventsDeliveredContainer.id, userPrincipalId, roles.storageBlobDataReader)
+  scope: eventsDeliveredContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataReader)
+    principalId: userPrincipalId
+    principalType: userPrincipalType
+  }
+}
+
+// `cvctl events test-fire --direct` publishes to the topic with the caller's own token.
+resource userEventGridSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (grantUser && useTopic) {
+  name: guid(eventGridTopic.id, userPrincipalId, roles.eventGridDataSender)
+  scope: eventGridTopic
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.eventGridDataSender)
+    principalId: userPrincipalId
+    principalType: userPrincipalType
+  }
+}
+
+// Peek what the example subscription delivered (read only).
+resource userEventsExampleQueueReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (grantUser && useExampleSubscription) {
+  name: guid(eventsExampleQueue.id, userPrincipalId, roles.storageQueueDataReader)
+  scope: eventsExampleQueue
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataReader)
     principalId: userPrincipalId
     principalType: userPrincipalType
   }

@@ -23,6 +23,10 @@ ALLOWED_ROLES: dict[str, tuple[str, str]] = {
     "cognitiveServicesCustomVisionContributor": ("c1ff6cc2-c111-46fe-8896-e0ef812ad9f3", "Cognitive Services Custom Vision Contributor"),
     "keyVaultSecretsUser": ("4633458b-17de-408a-b874-0445c86b69e6", "Key Vault Secrets User"),
     "keyVaultSecretsOfficer": ("b86a8fe4-44ce-4948-aee5-eccb2c155cd7", "Key Vault Secrets Officer"),
+    # MicrosoftDocs/azure-docs articles/role-based-access-control/built-in-roles/integration.md
+    # (commit ebcc6966a7046d3791c4edb32d29bb9332c2e7d6), "EventGrid Data Sender": data action
+    # Microsoft.EventGrid/events/send/action; its actions are reads (topics, domains, ...).
+    "eventGridDataSender": ("d5a91429-5739-47e2-a06b-3470a27159e7", "EventGrid Data Sender"),
 }
 
 # Data roles that must be scoped to a container or queue (not an account) unless the

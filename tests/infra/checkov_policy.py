@@ -24,6 +24,8 @@ REVIEWED_INLINE_SKIPS: dict[str, str] = {
     "CKV_AZURE_213": "Health check: no HTTP endpoint to probe.",
     "CKV_AZURE_109": "Key Vault firewall: the Function App (Flex, no VNet) resolves Key Vault references over the public endpoint; RBAC-only access and a secrets-read role protect it.",
     "CKV_AZURE_189": "Key Vault public network access stays enabled for the same reason as CKV_AZURE_109.",
+    "CKV_AZURE_193": "Event Grid topic public network access: the Function App (Flex, no VNet) publishes over the public endpoint; local auth is off, so only an Entra token with EventGrid Data Sender on the topic gets in.",
+    "CKV_AZURE_41": "Key Vault secret expiry: the webhook secret is rotated by redeploying (old value as webhookSecretPrevious); an expiry would fail the app's Key Vault reference and stop the signing.",
 }
 
 # Failed (not suppressed) checks accepted without an inline comment: none.

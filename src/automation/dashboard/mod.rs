@@ -132,7 +132,7 @@ pub fn summarise(
         }
     }
     let mut ordered: Vec<&Report> = reports.iter().collect();
-    ordered.sort_by(|a, b| order_key(a).cmp(&order_key(b)));
+    ordered.sort_by_key(|r| order_key(r));
     let mut iterations: Vec<IterationRow> = ordered
         .iter()
         .map(|r| {

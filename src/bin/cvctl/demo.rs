@@ -97,7 +97,7 @@ pub async fn run(root: &Path, handler: Option<PathBuf>, out: &Path) -> Result<()
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut host = tokio::spawn(devhost::run(options, stopped));
     let result = tokio::select! {
-        r = drive(&ctx, &connection, &service, &out) => r,
+        r = drive(&ctx, &connection, &service, out) => r,
         r = &mut host => Err(CliError::check(format!("the dev host stopped early: {:?}", r.map_err(|e| e.to_string())))),
     };
     let _ = stop.send(true);

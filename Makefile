@@ -44,7 +44,7 @@ package-check: $(AZURITE) package
 ## `make unit`), one test at a time, printing its FIGURES lines (docs/reliability.md); the
 ## whole output in target/reliability.log.
 reliability: $(AZURITE)
-	set -o pipefail; cargo test --test reliability -- --nocapture --test-threads=1 2>&1 \
+	set -o pipefail; cargo test --test suite reliability:: -- --nocapture --test-threads=1 2>&1 \
 	  | tee target/reliability.log | grep -E '^(FIGURES|test |test result|thread )'
 
 ## The same with the long load: 1,000 notifications.

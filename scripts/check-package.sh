@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make package-check`: the tests of what is deployed and how, on the package `make package`
 # built. tests/deploy (pytest, in .venv-deploy/) checks the zip, the folder, azure.yaml,
-# .funcignore, docs/deploy.md and the postprovision wait; tests/package.rs starts the packaged
+# .funcignore, docs/deploy.md and the postprovision wait; tests/suite/package.rs starts the packaged
 # handler on Azurite. Run from the repository root after `make package`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +20,6 @@ fi
 
 status=0
 "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/deploy "$@" || status=$?
-cargo test --test package -- --ignored || status=$?
+cargo test --test suite package:: -- --ignored || status=$?
 ls -l build/package.zip build/package/handler
 exit $status

@@ -6,9 +6,10 @@ use std::sync::{Arc, OnceLock};
 use azure_core::http::{AsyncRawResponse, HttpClient, Request};
 
 /// The client could not be built (the platform's root certificates, the TLS provider).
+/// Kept once for the process (an `Arc`: every caller gets the same failure, with its source).
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("cannot build the HTTP client: {0}")]
-pub struct HttpClientError(String);
+pub struct HttpClientError(#[source] Arc<reqwest::Error>);
 
 /// The process's one HTTP client, shared by every SDK client, the token credential and the
 /// Training API: one certificate load, one connection pool. Building it reads the platform's
@@ -17,7 +18,7 @@ pub struct HttpClientError(String);
 /// after.
 #[derive(Clone, Debug, Default)]
 pub struct SharedHttp {
-    client: Arc<OnceLock<Result<reqwest::Client, String>>>,
+    client: Arc<OnceLock<Result<reqwest::Client, HttpClientError>>>,
     /// Whole-request deadline, when set.
     total: Option<std::time::Duration>,
 }
@@ -47,10 +48,10 @@ impl SharedHttp {
                 if let Some(total) = self.total {
                     builder = builder.timeout(total);
                 }
-                builder.build().map_err(|e| e.to_string())
+                builder.build().map_err(|e| HttpClientError(Arc::new(e)))
             })
             .as_ref()
-            .map_err(|e| HttpClientError(e.clone()))
+            .map_err(Clone::clone)
     }
 
     /// Builds the client on a blocking thread now, so the first invocation finds it ready.
@@ -58,7 +59,7 @@ impl SharedHttp {
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
             if let Err(e) = this.client() {
-                tracing::error!("cannot build the HTTP client: {e}");
+                tracing::error!("{}", crate::error_chain::Chain(&e));
             }
         });
     }

@@ -3,37 +3,53 @@
 //! tool for people).
 //!
 //! The data path, top to bottom:
-//! - [`server`]: the HTTP face the host talks to (chunked bodies, timeouts, JSON answers);
+//! - `server` (private): the HTTP face the host talks to (chunked bodies, timeouts, JSON answers);
 //! - [`envelope`]: the host's invocation request and response, and their decoding quirks;
 //! - [`notification`]: the message contract, parsed into [`domain`] ids and its statuses;
 //! - [`functions`]: one module per function folder, parse → decide → act, and the
 //!   dead-letter record;
 //! - [`export`] and [`model_store`]: a finished export, copied and tagged, the `latest` alias
 //!   and the index; [`automation`] with [`training`]: a finished training's report, exports and
-//!   publish through the Training API;
+//!   publish through the Training API, and the project's dashboard;
 //! - [`storage`]: the storage clients, Shared Key and SAS, and the server-side copy both the
-//!   export and the `latest` alias make ([`storage::copy`]); under it, [`SharedHttp`], the
+//!   export and the `latest` alias make (`storage::copy`); under it, [`SharedHttp`], the
 //!   process's one HTTP client (also the Training API's and ARM's).
 //!
 //! Under everything: [`domain`], the values Custom Vision names (project and iteration ids,
 //! export platforms and flavors), each built only by parsing, one per file.
 //!
 //! Beside it: [`settings`] (read once, a bad one named; the Training API's and the automation's
-//! too, and `local.settings.json` for local runs), [`naming`] (blob names, paths, tags; every stored name once, in [`naming::stored`]),
-//! [`redact`] (no secret leaves as text), [`base64text`] (base64 as .NET reads it), [`seed`] (the
-//! seed document's examples), [`startup`] (the `handler` binary's wiring), [`devhost`] (the
-//! local stand-in for the Functions host, used by `cvctl` and the tests), and [`arm`] (the few
-//! Azure Resource Manager reads behind `cvctl preflight`).
+//! too, and `local.settings.json` for local runs), [`naming`] (blob names, paths, tags; every
+//! stored name once, in [`naming::stored`]), [`redact`] (no secret leaves as text), [`error_chain`] (an error and its
+//! causes, for a log line),
+//! [`telemetry`] (the tracing set-up, its writer redacting each line), [`base64text`] (base64
+//! as .NET reads it), [`seed`] (the seed document's examples), [`startup`] (the `handler`
+//! binary's wiring), [`devhost`] (the local stand-in for the Functions host, used by `cvctl`
+//! and the tests), and [`arm`] (the few Azure Resource Manager reads behind `cvctl preflight`).
 //!
 //! Layers point down only: `functions` → `export` → `model_store` → `storage` → `settings` →
 //! `domain`; `scripts/module-cycles.py` (in `make lint`) fails on any cycle between top-level
 //! modules.
+//!
+//! Visibility, as mini-redis's `lib.rs` keeps it: a module's API is re-exported at its root
+//! (`training::TrainingClient`, `model_store::ModelIndex`, `storage::quoted_etag`), and its
+//! submodules are `pub(crate)` unless the binaries, benches, fuzz targets or tests name them
+//! (`arm::{flex, permissions, providers, skus}`, `devhost::{azurite, custom_vision, probe}`, `export::{hint,
+//! in_place}`, `naming::stored`, `settings::hosts`, `storage::sas`). `server` is private:
+//! only `startup` reaches it; `automation` is public for its report (`report`, `html`) and
+//! dashboard modules, which `cvctl demo` reads and the browser test renders. A reach into
+//! another module's internals from outside the crate does not compile.
+
+// Module docs link their crate-private submodules on purpose: they are the map for readers of
+// the code (`cargo doc --document-private-items` renders them).
+#![allow(rustdoc::private_intra_doc_links)]
 pub mod arm;
 pub mod automation;
 pub mod base64text;
 pub mod devhost;
 pub mod domain;
 pub mod envelope;
+pub mod error_chain;
 pub mod export;
 pub mod functions;
 mod http;
@@ -42,10 +58,11 @@ pub mod naming;
 pub mod notification;
 pub mod redact;
 pub mod seed;
-pub mod server;
+mod server;
 pub mod settings;
 pub mod startup;
 pub mod storage;
+pub mod telemetry;
 pub mod training;
 
 pub use http::{http_client, HttpClientError, SharedHttp};

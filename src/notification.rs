@@ -342,8 +342,7 @@ mod tests {
     use super::*;
 
     const ZERO: &str = "00000000-0000-0000-0000-000000000000";
-    const P: &str = "9a8b7c6d-1234-4e5f-8a9b-0c1d2e3f4a5b";
-    const I: &str = "1b2c3d4e-5f60-4172-8394-a5b6c7d8e9f0";
+    use crate::domain::examples::{ITERATION as I, PROJECT as P};
 
     use crate::seed::{
         CONNECTION_TEST as MD_CONNECTION_TEST, EXPORT_TEMPLATE as MD_EXPORT_TEMPLATE,

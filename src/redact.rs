@@ -4,17 +4,15 @@
 //! SAS signatures, account keys and API keys can reach a string through a URL (a `modelUri`, a
 //! copy source), a header dump or an SDK error, and in any encoding on the way: a URL inside
 //! another URL's query (`sig%3D`, `sig%253D`), JSON inside JSON (`sig\u003d`, `{\"sig\":…}`),
-//! an escaped name (`%73ig=`). Rather than trusting every call site, the log writer runs each
-//! line through [`redact`], and so does every reason and every kept message the handler
-//! returns.
+//! an escaped name (`%73ig=`). Rather than trusting every call site, the log writer
+//! ([`crate::telemetry`]) runs each line through [`redact`], and so does every reason and every
+//! kept message the handler returns.
 //!
 //! How: the text is decoded into a *view* (percent escapes and JSON escapes undone, repeatedly,
 //! until nothing changes), and every byte of the view remembers where it came from in the text.
 //! Names are matched in the view, without regard to case; each secret value found there is
 //! replaced in the original text, over the bytes its view came from, whatever their encoding.
 //! A text without escapes is its own view, and costs one scan.
-
-use std::io::{self, Write};
 
 const REDACTED: &str = "REDACTED";
 
@@ -315,51 +313,6 @@ pub fn redact_message(text: &str) -> String {
         }
         None => plain,
     }
-}
-
-/// A `tracing_subscriber` writer that redacts each write before it reaches stdout.
-#[derive(Clone, Copy, Default)]
-pub struct RedactingStdout;
-
-impl Write for RedactingStdout {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let text = String::from_utf8_lossy(buf);
-        io::stdout().lock().write_all(redact(&text).as_bytes())?;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        io::stdout().flush()
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for RedactingStdout {
-    type Writer = RedactingStdout;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        *self
-    }
-}
-
-/// Installs the process-wide subscriber: stdout, redacted, filtered by `RUST_LOG` (a level, or
-/// `target=level` pairs such as `info,hyper=warn`), `info` by default.
-pub fn init_tracing() {
-    use tracing_subscriber::layer::SubscriberExt as _;
-    use tracing_subscriber::util::SubscriberInitExt as _;
-    let filter = std::env::var("RUST_LOG")
-        .ok()
-        .and_then(|v| v.parse::<tracing_subscriber::filter::Targets>().ok())
-        .unwrap_or_else(|| {
-            tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO)
-        });
-    let layer = tracing_subscriber::fmt::layer()
-        .with_writer(RedactingStdout)
-        .with_ansi(false)
-        .with_target(false);
-    let _ = tracing_subscriber::registry()
-        .with(layer)
-        .with(filter)
-        .try_init();
 }
 
 #[cfg(test)]

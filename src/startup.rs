@@ -6,17 +6,39 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use crate::error_chain::Chain;
 use crate::functions::App;
 use crate::http::http_client;
-use crate::settings::Settings;
-use crate::storage::StorageAccount;
-use crate::training::TrainingClient;
-use crate::{redact, server};
+use crate::settings::{Settings, SettingsError};
+use crate::storage::{StorageAccount, StorageError};
+use crate::training::{TrainingClient, TrainingError};
+use crate::{server, telemetry};
+
+/// Why the handler could not start; logged with its causes, and the process exits 1.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("setting FUNCTIONS_CUSTOMHANDLER_PORT is required (the Functions host sets it)")]
+    NoPort,
+    #[error("setting FUNCTIONS_CUSTOMHANDLER_PORT is not a port number")]
+    BadPort(#[source] std::num::ParseIntError),
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Training(#[from] TrainingError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
 
 /// The whole binary: a runtime, [`run`], an exit code. A start-up failure is logged on
 /// stdout, which the host writes to its log stream.
 pub fn main() -> ExitCode {
-    redact::init_tracing();
+    telemetry::init_tracing();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -29,36 +51,32 @@ pub fn main() -> ExitCode {
     };
     match runtime.block_on(run()) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            tracing::error!("{}", redact::redact(&message));
+        Err(e) => {
+            tracing::error!("{}", Chain(&e));
             ExitCode::FAILURE
         }
     }
 }
 
-pub async fn run() -> Result<(), String> {
+pub async fn run() -> Result<(), StartupError> {
     let port: u16 = std::env::var("FUNCTIONS_CUSTOMHANDLER_PORT")
-        .map_err(|_| {
-            "setting FUNCTIONS_CUSTOMHANDLER_PORT is required (the Functions host sets it)"
-                .to_string()
-        })?
+        .map_err(|_| StartupError::NoPort)?
         .parse()
-        .map_err(|_| "setting FUNCTIONS_CUSTOMHANDLER_PORT is not a port number".to_string())?;
-    let settings = Settings::from_env().map_err(|e| e.to_string())?;
+        .map_err(StartupError::BadPort)?;
+    let settings = Settings::from_env()?;
     // Once per process: the HTTP client (certificates, connection pool) and the SDK clients.
     let http = http_client();
-    let account = StorageAccount::new(&settings.storage, &http).map_err(|e| e.to_string())?;
+    let account = StorageAccount::new(&settings.storage, &http)?;
     let training = settings
         .training
         .as_ref()
         .map(|t| TrainingClient::from_settings(http.clone(), t, Some(&account)))
-        .transpose()
-        .map_err(|e| e.to_string())?;
+        .transpose()?;
     // Loopback only: the host is the one and only client.
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        .map_err(|source| StartupError::Listen { addr, source })?;
     tracing::info!(
         export_action = ?settings.export_action,
         backup_container = %settings.backup_container,

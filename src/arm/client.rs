@@ -3,8 +3,8 @@
 //! waiting what `Retry-After` asks, and ends within [`ArmPolicy::total_deadline`] either way.
 //!
 //! Each operation names its source (the OpenAPI document in Azure/azure-rest-api-specs, or
-//! the azure-cli code that makes the same call); `tests/preflight_contract.rs` holds the table
-//! the requests are checked against.
+//! the azure-cli code that makes the same call); `tests/suite/preflight_contract.rs` holds the
+//! table the requests are checked against.
 
 use std::fmt;
 use std::sync::Arc;
@@ -16,6 +16,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 use url::Url;
 
+use crate::error_chain::one_line;
 use crate::http::SharedHttp;
 use crate::settings::Secret;
 use crate::training::retry::{is_retryable_status, retry_after};
@@ -410,7 +411,7 @@ impl ArmClient {
                 return Attempt::Retry {
                     throttled: false,
                     retry_after: None,
-                    reason: error_chain(&e),
+                    reason: one_line(&e),
                 }
             }
         };
@@ -422,7 +423,7 @@ impl ArmClient {
                 return Attempt::Retry {
                     throttled: false,
                     retry_after: None,
-                    reason: format!("answer {status} cut short: {}", error_chain(&e)),
+                    reason: format!("answer {status} cut short: {}", one_line(&e)),
                 }
             }
         };
@@ -484,17 +485,6 @@ pub fn error_body(status: u16, body: &[u8]) -> (String, String) {
         message.push('…');
     }
     (crate::redact::redact(&code), message)
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    crate::redact::redact(&text)
 }
 
 #[cfg(test)]

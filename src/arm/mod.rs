@@ -11,16 +11,16 @@
 //!   [`skus`] (the Custom Vision SKU offered in the region).
 //!
 //! Every path, query and api-version is cited where it is built ([`client`]), and
-//! `tests/preflight_contract.rs` checks each request against the operations of the official
-//! OpenAPI documents (Azure/azure-rest-api-specs).
+//! `tests/suite/preflight_contract.rs` checks each request against the operations of the
+//! official OpenAPI documents (Azure/azure-rest-api-specs).
 
-pub mod client;
-pub mod endpoint;
+pub(crate) mod client;
+pub(crate) mod endpoint;
 pub mod flex;
 pub mod permissions;
 pub mod providers;
 pub mod skus;
-pub mod verdict;
+pub(crate) mod verdict;
 
 pub use client::{ArmAuth, ArmClient, ArmError, ArmPolicy, ARM_SCOPE};
 pub use endpoint::{parse_endpoint, PUBLIC_ARM};

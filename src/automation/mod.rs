@@ -9,6 +9,8 @@
 //! step the service refuses for good (not exportable, a name in use) is recorded in the report
 //! and the log, and the message is done.
 
+// Public: `cvctl demo` reads the reports and the dashboard, and the browser test renders
+// them.
 pub mod dashboard;
 pub mod html;
 pub mod report;
@@ -23,23 +25,23 @@ use time::OffsetDateTime;
 
 use crate::domain::{IterationId, ProjectId};
 use crate::notification::TrainingStatus;
-use crate::redact::redact;
 use crate::settings::automation::AutomationSettings;
-use crate::storage::list_blobs;
+use crate::storage::{list_blobs, StorageActionError};
 use crate::training::{ExportState, Iteration, TrainingClient, TrainingError};
 use report::{ExportLine, Figures, IterationSummary, Previous, PublishLine, Report};
 
+/// A failure worth a retry of the whole message: only a Training API failure that
+/// [`TrainingError::retry_later`] says may pass, or a storage request of the report, ever
+/// becomes one; a step the service refuses for good is a line of the report instead.
 #[derive(Debug, thiserror::Error)]
 pub enum AutomationError {
-    /// Worth a retry of the whole message.
-    #[error("{0}")]
-    Transient(String),
-}
-
-impl From<TrainingError> for AutomationError {
-    fn from(e: TrainingError) -> Self {
-        Self::Transient(e.to_string())
-    }
+    #[error(transparent)]
+    Training(#[from] TrainingError),
+    #[error(transparent)]
+    Storage(#[from] StorageActionError),
+    /// The project's dashboard could not be read or written.
+    #[error(transparent)]
+    Dashboard(#[from] dashboard::DashboardError),
 }
 
 pub struct Automation<'a> {
@@ -147,9 +149,7 @@ impl Automation<'_> {
             report::json_path(&report.project_id, &report.iteration_id).trim_end_matches(".json")
         ));
         // After the report, so the page includes it.
-        let refreshed = dashboard::refresh(self.store, project_id)
-            .await
-            .map_err(|e| AutomationError::Transient(e.to_string()))?;
+        let refreshed = dashboard::refresh(self.store, project_id).await?;
         logs.push(format!(
             "dashboard {}: {}",
             match refreshed {
@@ -174,7 +174,7 @@ impl Automation<'_> {
         let prefix = format!("{}/{project_id}/", report::REPORTS_PREFIX);
         let listed = list_blobs(self.store, &prefix)
             .await
-            .map_err(storage_failed("list reports"))?;
+            .map_err(StorageActionError::of("list reports"))?;
         let earlier = listed
             .into_iter()
             .filter(|b| b.name.ends_with(".json"))
@@ -192,9 +192,9 @@ impl Automation<'_> {
                 .body
                 .collect()
                 .await
-                .map_err(storage_failed("read a report"))?,
+                .map_err(StorageActionError::of("read a report"))?,
             Err(e) if e.http_status() == Some(StatusCode::NotFound) => return Ok(None),
-            Err(e) => return Err(storage_failed("read a report")(e)),
+            Err(e) => return Err(StorageActionError::of("read a report")(e).into()),
         };
         let Ok(old) = serde_json::from_slice::<Report>(&bytes) else {
             return Ok(None);
@@ -427,7 +427,7 @@ impl Automation<'_> {
             };
             blob.upload(RequestContent::from(body), Some(options))
                 .await
-                .map_err(storage_failed("write the report"))?;
+                .map_err(StorageActionError::of("write the report"))?;
         }
         Ok(())
     }
@@ -437,8 +437,4 @@ fn now() -> String {
     OffsetDateTime::now_utc()
         .format(&Rfc3339)
         .unwrap_or_default()
-}
-
-fn storage_failed(action: &'static str) -> impl Fn(azure_core::Error) -> AutomationError {
-    move |e| AutomationError::Transient(format!("{action} failed: {}", redact(&e.to_string())))
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::settings::{AZURITE_ACCOUNT, AZURITE_KEY};
+use crate::settings::azurite_connection_string;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AzuriteError {
@@ -196,11 +196,7 @@ impl Azurite {
 
     /// A full connection string (the well-known development key, not a secret).
     pub fn connection_string(&self) -> String {
-        format!(
-            "DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};\
-             BlobEndpoint=http://127.0.0.1:{}/{AZURITE_ACCOUNT};QueueEndpoint=http://127.0.0.1:{}/{AZURITE_ACCOUNT};",
-            self.blob_port, self.queue_port
-        )
+        azurite_connection_string(self.blob_port, self.queue_port)
     }
 }
 

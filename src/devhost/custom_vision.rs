@@ -422,7 +422,7 @@ fn route_of(method: &str, path: &str) -> Option<Route> {
 /// The service writes `null` for a string it has no value for (`thumbnailUri`, `publishName`,
 /// `downloadUri`: the SDK's recorded sessions); the contract (swagger 2.0, no `x-nullable`)
 /// types those members as strings and leaves them optional. The stand-in's own answers leave
-/// them out, which both allow (Prism in proxy mode checks it: `tests/e2e/stand_in.rs`); a
+/// them out, which both allow (Prism in proxy mode checks it: `tests/suite/e2e/stand_in.rs`); a
 /// canned answer goes out as written, nulls and all, for the tests that decode them.
 fn without_nulls(mut canned: Canned) -> Canned {
     fn strip(v: &mut Value) {

@@ -23,10 +23,10 @@
 //! Production and `func start` use the real host, not this.
 
 pub mod azurite;
-pub mod config;
+pub(crate) mod config;
 pub mod custom_vision;
-pub mod http;
-pub mod outputs;
+pub(crate) mod http;
+pub(crate) mod outputs;
 pub mod probe;
 mod worker;
 
@@ -61,8 +61,19 @@ pub enum DevHostError {
     Config(#[from] config::ConfigError),
     #[error(transparent)]
     LocalSettings(#[from] crate::settings::JsonFileError),
-    #[error("connection {name}: {reason}")]
-    Connection { name: String, reason: String },
+    #[error("connection {name}: {source}")]
+    Connection {
+        name: String,
+        #[source]
+        source: crate::settings::SettingsError,
+    },
+    #[error("connection {name}: {source}")]
+    Account {
+        name: String,
+        /// Boxed: a storage error is large, and this one is rare.
+        #[source]
+        source: Box<crate::storage::StorageError>,
+    },
     #[error("cannot start the handler {path}: {source}")]
     Spawn {
         path: PathBuf,
@@ -74,8 +85,13 @@ pub enum DevHostError {
     HandlerExited(std::process::ExitStatus),
     #[error("the handler exited {RESTART_LIMIT} times within {RESTART_WINDOW:?} (last: {0}); stopping, as the host does")]
     TooManyRestarts(std::process::ExitStatus),
-    #[error("{0}")]
-    Storage(String),
+    #[error("cannot wait for the handler: {0}")]
+    Wait(#[source] std::io::Error),
+    #[error("no free port for the handler: {0}")]
+    NoFreePort(#[source] std::io::Error),
+    /// Storage the dev host prepares (queues, containers) could not be reached or made.
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
 }
 
 /// Knobs for tests and the demo; `None` keeps what `host.json` says.
@@ -138,16 +154,17 @@ pub async fn run(
         if let Some(a) = accounts.get(name) {
             return Ok(a.clone());
         }
-        let conn = StorageConnection::from_settings(name, &|k| settings.get(k)).map_err(|e| {
-            DevHostError::Connection {
-                name: name.into(),
-                reason: e.to_string(),
-            }
-        })?;
+        let conn =
+            StorageConnection::from_settings(name, &|k| settings.get(k)).map_err(|source| {
+                DevHostError::Connection {
+                    name: name.into(),
+                    source,
+                }
+            })?;
         let account =
-            StorageAccount::new(&conn, &storage_http).map_err(|e| DevHostError::Connection {
+            StorageAccount::new(&conn, &storage_http).map_err(|source| DevHostError::Account {
                 name: name.into(),
-                reason: e.to_string(),
+                source: Box::new(source),
             })?;
         accounts.insert(name.to_string(), account.clone());
         Ok(account)
@@ -181,10 +198,7 @@ pub async fn run(
         for blob in &function.blob_outputs {
             let account = account_for(&blob.connection)?;
             let container = blob.path.split('/').next().unwrap_or_default();
-            account
-                .ensure_container(container)
-                .await
-                .map_err(storage_failed)?;
+            account.ensure_container(container).await?;
             blob_outputs.push((blob.clone(), account));
         }
         runtimes.push(Arc::new(Runtime {
@@ -203,10 +217,7 @@ pub async fn run(
     if let Ok(account) = account_for("CV_STORAGE") {
         for key in ["CV_BACKUP_CONTAINER", "MODEL_STORE_CONTAINER"] {
             if let Some(name) = settings.get(key) {
-                account
-                    .ensure_container(&name)
-                    .await
-                    .map_err(storage_failed)?;
+                account.ensure_container(&name).await?;
             }
         }
     }
@@ -242,16 +253,12 @@ fn current(base_url: &std::sync::RwLock<String>) -> String {
     base_url.read().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
-fn storage_failed(e: crate::storage::StorageError) -> DevHostError {
-    DevHostError::Storage(e.to_string())
-}
-
 async fn ensure_queue(
     account: &StorageAccount,
     name: &str,
 ) -> Result<Arc<QueueClient>, DevHostError> {
-    account.ensure_queue(name).await.map_err(storage_failed)?;
-    account.queue(name).map_err(storage_failed)
+    account.ensure_queue(name).await?;
+    Ok(account.queue(name)?)
 }
 
 /// Like the host's listener: back off exponentially while the queue is empty, up to

@@ -15,11 +15,11 @@ use serde_json::Value;
 
 use crate::base64text::decode_dotnet;
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum OutputError {
     /// The host's `JToken.Parse` throws on such a string, and the invocation fails.
     #[error("a string output looks like JSON but does not parse: {0}")]
-    BadJson(String),
+    BadJson(#[source] serde_json::Error),
 }
 
 /// The messages a queue output binding writes for `value`.
@@ -29,8 +29,7 @@ pub fn queue_messages(value: &Value) -> Result<Vec<String>, OutputError> {
         Value::String(s) => match decode_dotnet(s) {
             Some(bytes) => vec![String::from_utf8_lossy(&bytes).into_owned()],
             None if is_json(s) => {
-                let parsed: Value =
-                    serde_json::from_str(s).map_err(|e| OutputError::BadJson(e.to_string()))?;
+                let parsed: Value = serde_json::from_str(s).map_err(OutputError::BadJson)?;
                 match parsed {
                     Value::Array(items) => items.iter().map(token_to_string).collect(),
                     other => vec![token_to_string(&other)],

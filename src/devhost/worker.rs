@@ -65,7 +65,7 @@ pub(super) async fn supervise(
             status = child.wait() => {
                 let status = match status {
                     Ok(s) => s,
-                    Err(e) => return Err(DevHostError::Storage(e.to_string())),
+                    Err(e) => return Err(DevHostError::Wait(e)),
                 };
                 let now = tokio::time::Instant::now();
                 if exits.last().is_some_and(|last| now - *last > RESTART_WINDOW) {
@@ -105,7 +105,7 @@ pub(super) async fn start_handler(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let port = azurite::free_ports::<1>().map_err(|e| DevHostError::Storage(e.to_string()))?[0];
+        let port = azurite::free_ports::<1>().map_err(DevHostError::NoFreePort)?[0];
         let base_url = format!("http://127.0.0.1:{port}");
         let mut child = spawn_handler(options, host, settings, port)?;
         match wait_ready(http, &base_url, &mut child, Duration::from_secs(30)).await {

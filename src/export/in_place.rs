@@ -13,10 +13,10 @@ use azure_core::http::StatusCode;
 use azure_storage_blob::models::BlobClientSetMetadataOptions;
 use azure_storage_blob::BlobContainerClient;
 
-use super::{storage_error, ExportError};
+use super::ExportError;
 use crate::storage::copy::set_tags;
 use crate::storage::decide::{merged, quoted_etag};
-use crate::storage::{list_one, Listed};
+use crate::storage::{list_one, Listed, StorageActionError};
 
 /// Metadata writes lost in a row before the invocation gives up (the host retries it).
 const ATTEMPTS: usize = 8;
@@ -71,26 +71,22 @@ pub async fn ensure(
                     .headers()
                     .get_optional_str(&azure_core::http::headers::HeaderName::from_static("etag"))
                     .map(quoted_etag)
-                    .ok_or_else(|| ExportError::Storage {
-                        action: "set metadata".into(),
-                        reason: "the answer has no ETag".into(),
-                    });
+                    .ok_or(ExportError::NoEtag);
             }
             Err(e) if e.http_status() == Some(StatusCode::PreconditionFailed) => {
                 current = list_one(container, name)
                     .await
-                    .map_err(storage_error("read backup"))?
-                    .ok_or_else(|| ExportError::Storage {
-                        action: "set metadata".into(),
-                        reason: format!("'{name}' was deleted while being tagged"),
+                    .map_err(StorageActionError::of("read backup"))?
+                    .ok_or_else(|| ExportError::DeletedWhileTagged {
+                        name: name.to_string(),
                     })?
                     .into();
             }
-            Err(e) => return Err(storage_error("set metadata")(e)),
+            Err(e) => return Err(StorageActionError::of("set metadata")(e).into()),
         }
     }
-    Err(ExportError::Storage {
-        action: "set metadata".into(),
-        reason: format!("lost {ATTEMPTS} conditional writes in a row on '{name}'"),
+    Err(ExportError::Contended {
+        name: name.to_string(),
+        attempts: ATTEMPTS,
     })
 }

@@ -3,10 +3,10 @@
 
 use azure_storage_blob::BlobContainerClient;
 
-use super::{storage_error, ExportError};
+use super::ExportError;
 use crate::domain::{IterationId, ProjectId};
 use crate::naming::ExportedModel;
-use crate::storage::{list_blobs, Listed};
+use crate::storage::{list_blobs, Listed, StorageActionError};
 
 /// The `hinted` backup (from `modelUri`) when it is there; otherwise every blob named
 /// `{projectId} - {iterationId}.<platform or zip>`: the message does not say which platform
@@ -22,7 +22,7 @@ pub async fn backups(
     if let Some(backup) = hinted {
         let listed = list_blobs(container, &backup.name)
             .await
-            .map_err(storage_error("list backups"))?;
+            .map_err(StorageActionError::of("list backups"))?;
         if let Some(found) = listed.into_iter().find(|b| b.name == backup.name) {
             return Ok(vec![(backup, found)]);
         }
@@ -36,7 +36,7 @@ pub async fn backups(
     for candidate in [prefix.clone(), prefix.to_uppercase()] {
         let found: Vec<_> = list_blobs(container, &candidate)
             .await
-            .map_err(storage_error("list backups"))?
+            .map_err(StorageActionError::of("list backups"))?
             .into_iter()
             .filter_map(|listed| {
                 ExportedModel::from_backup_name(

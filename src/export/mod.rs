@@ -16,8 +16,8 @@
 
 pub mod hint;
 pub mod in_place;
-pub mod locate;
-pub mod sas;
+pub(crate) mod locate;
+pub(crate) mod sas;
 
 use std::collections::HashMap;
 
@@ -28,17 +28,16 @@ use crate::domain::{IterationId, ProjectId};
 use crate::model_store::{index, latest, ModelStoreError, OrderBy, OrderKey, StoredModel};
 use crate::naming::stored::{KIND_BACKUP, KIND_MODEL};
 use crate::naming::{ExportedModel, Origin, Platform};
-use crate::redact::redact;
 use crate::settings::Settings;
 use crate::storage::copy::{self, CopyError, CopyState};
 use crate::storage::decide::quoted_etag;
-use crate::storage::{StorageAccount, StorageError};
-use crate::training::TrainingClient;
+use crate::storage::{StorageAccount, StorageActionError, StorageError};
+use crate::training::{TrainingClient, TrainingError};
 use hint::Hint;
 
 /// Failures of an export. All but [`ExportError::Rejected`] are worth a retry (a blob that is
 /// not there yet, a storage hiccup, a copy still running); the host's `maxDequeueCount` bounds
-/// the retries and then keeps the message in `-poison`.
+/// the retries and then keeps the message in `-poison`. [`ExportError::retry_later`] says which.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
     /// Permanent: the same message can never succeed. Answered 200 with a rejected record.
@@ -46,18 +45,33 @@ pub enum ExportError {
     Rejected { reason: String },
     #[error("no backup blob '{prefix}<platform>' in container '{container}' yet")]
     BackupNotFound { container: String, prefix: String },
-    #[error("{action} failed: {reason}")]
-    Storage { action: String, reason: String },
+    #[error(transparent)]
+    Storage(#[from] StorageActionError),
+    /// Tagging in place answered without the new ETag the copy must record.
+    #[error("set metadata failed: the answer has no ETag")]
+    NoEtag,
+    #[error("set metadata failed: '{name}' was deleted while being tagged")]
+    DeletedWhileTagged { name: String },
+    #[error("set metadata failed: lost {attempts} conditional writes in a row on '{name}'")]
+    Contended { name: String, attempts: usize },
     #[error(transparent)]
     Client(#[from] StorageError),
     /// The Training API failed in a way a retry may fix (it orders `latest` and vouches for a
     /// SAS source, so the export waits for it).
-    #[error("{0}")]
-    Training(String),
+    #[error(transparent)]
+    Training(#[from] TrainingError),
     #[error(transparent)]
     Copy(#[from] CopyError),
     #[error(transparent)]
     ModelStore(#[from] ModelStoreError),
+}
+
+impl ExportError {
+    /// Whether the host should retry the message (a non-2xx answer), rather than keep it as
+    /// a rejected record.
+    pub fn retry_later(&self) -> bool {
+        !matches!(self, Self::Rejected { .. })
+    }
 }
 
 /// What happened to one model.
@@ -143,7 +157,7 @@ impl ExportProcessor<'_> {
                 Ok(iteration) => iteration.trained_at,
                 // A creation time never outranks a trainedAt (model_store::OrderKey), so falling
                 // back on a passing failure would order this model wrongly for good: wait.
-                Err(e) if e.retry_later() => return Err(ExportError::Training(e.to_string())),
+                Err(e) if e.retry_later() => return Err(e.into()),
                 // The service will never say (the iteration is gone): the copy is still the job.
                 Err(e) => {
                     report.lines.push(format!(
@@ -416,11 +430,4 @@ impl ExportProcessor<'_> {
 /// Backups are the trusted source: they may replace a copy of another source (a re-export).
 fn trusted(found: Vec<(ExportedModel, SourceState)>) -> Vec<(ExportedModel, SourceState, bool)> {
     found.into_iter().map(|(m, s)| (m, s, true)).collect()
-}
-
-pub(crate) fn storage_error(action: &'static str) -> impl Fn(azure_core::Error) -> ExportError {
-    move |e| ExportError::Storage {
-        action: action.to_string(),
-        reason: redact(&e.to_string()),
-    }
 }

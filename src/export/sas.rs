@@ -15,11 +15,11 @@ use std::collections::HashMap;
 use azure_storage_blob::models::BlobClientGetPropertiesResultHeaders;
 use url::Url;
 
-use super::{storage_error, ExportError, SourceState};
+use super::{ExportError, SourceState};
 use crate::domain::{ExportPlatform, IterationId, ProjectId};
 use crate::naming::ExportedModel;
 use crate::storage::decide::quoted_etag;
-use crate::storage::{error_code, StorageAccount};
+use crate::storage::{error_code, StorageAccount, StorageActionError};
 use crate::training::TrainingClient;
 
 /// Who vouches for a SAS source.
@@ -61,7 +61,7 @@ pub async fn vouch(
     };
     let exports = match client.get_exports(project_id, iteration_id).await {
         Ok(exports) => exports,
-        Err(e) if e.retry_later() => return Err(ExportError::Training(e.to_string())),
+        Err(e) if e.retry_later() => return Err(e.into()),
         Err(e) => {
             return Err(ExportError::Rejected {
                 reason: format!(
@@ -118,11 +118,11 @@ pub(super) async fn read(
                 Some(status) => ExportError::Rejected {
                     reason: rejection(model, status, error_code(&e)),
                 },
-                None => storage_error("read the SAS source")(e),
+                None => StorageActionError::of("read the SAS source")(e).into(),
             });
         }
     };
-    let read = storage_error("read the SAS source");
+    let read = StorageActionError::of("read the SAS source");
     Ok(SourceState {
         url: url.clone(),
         etag: props

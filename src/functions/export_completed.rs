@@ -3,7 +3,7 @@
 
 use super::{FunctionError, Invocation};
 use crate::envelope::InvocationResponse;
-use crate::export::{ExportError, ExportProcessor};
+use crate::export::ExportProcessor;
 use crate::notification::{ExportStatus, Notification};
 
 pub async fn handle(invocation: &Invocation<'_>) -> Result<InvocationResponse, FunctionError> {
@@ -57,13 +57,10 @@ pub async fn handle(invocation: &Invocation<'_>) -> Result<InvocationResponse, F
             // With the training automation on, the project's dashboard shows `latest` and the
             // copies: rewritten (when it changed) now that they may have.
             if app.training.is_some() {
-                let store = app
-                    .account
-                    .container(&app.settings.model_store_container)
-                    .map_err(|e| FunctionError::Transient(e.to_string()))?;
+                let store = app.account.container(&app.settings.model_store_container)?;
                 let refreshed = crate::automation::dashboard::refresh(&store, project_id)
                     .await
-                    .map_err(|e| FunctionError::Transient(e.to_string()))?;
+                    .map_err(crate::automation::AutomationError::from)?;
                 if refreshed == crate::automation::dashboard::Refreshed::Written {
                     response = response.log(format!(
                         "dashboard written: {}",
@@ -73,13 +70,13 @@ pub async fn handle(invocation: &Invocation<'_>) -> Result<InvocationResponse, F
             }
             Ok(response)
         }
-        Err(ExportError::Rejected { reason }) => {
+        Err(e) if e.retry_later() => Err(e.into()),
+        Err(e) => {
             // What was logged before the verdict stays with it.
-            let mut rejected = invocation.reject(&text, &reason);
+            let mut rejected = invocation.reject(&text, &e.to_string());
             rejected.logs.splice(0..0, response.logs);
             Ok(rejected)
         }
-        Err(e) => Err(FunctionError::Transient(e.to_string())),
     }
 }
 

@@ -10,17 +10,19 @@
 //! Stdout (tracing) carries start-up and the reason for a non-2xx answer, where `Logs` is
 //! dropped.
 
-pub mod export_completed;
-pub mod notifications;
-pub mod outputs;
-pub mod rejected;
-pub mod training_completed;
+pub(crate) mod export_completed;
+pub(crate) mod notifications;
+pub(crate) mod outputs;
+pub(crate) mod rejected;
+pub(crate) mod training_completed;
 
 use std::time::Duration;
 
+use crate::automation::AutomationError;
 use crate::envelope::{EnvelopeError, InvocationRequest, InvocationResponse, TRIGGER_BINDING};
+use crate::export::ExportError;
 use crate::settings::Settings;
-use crate::storage::StorageAccount;
+use crate::storage::{StorageAccount, StorageError};
 
 /// Output binding names shared by the function.json files.
 pub const TRAINING_OUTPUT: &str = "trainingEvents";
@@ -119,6 +121,8 @@ impl Invocation<'_> {
     }
 }
 
+/// Why an invocation is answered non-2xx; the causes stay attached (`source()`) for the log
+/// line ([`crate::error_chain`]), and every `Display` is redacted where it shows a cause.
 #[derive(Debug, thiserror::Error)]
 pub enum FunctionError {
     /// The host sent something that is not an invocation of this function.
@@ -126,9 +130,35 @@ pub enum FunctionError {
     Envelope(#[from] EnvelopeError),
     #[error(transparent)]
     UnknownFunction(#[from] UnknownFunction),
-    /// Worth retrying: storage not reachable, a backup blob not there yet.
-    #[error("{0}")]
-    Transient(String),
+    /// An export that may yet succeed: a backup blob not there yet, storage not reachable.
+    #[error(transparent)]
+    Export(#[from] ExportError),
+    /// The automation after a training: the Training API or the report's storage.
+    #[error(transparent)]
+    Automation(#[from] AutomationError),
+    /// A storage client that could not be made.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("{function} ran out of its {:.1} s budget (functionTimeout less a margin); the retry carries on where it stopped", .budget.as_secs_f64())]
+    OutOfBudget {
+        function: Function,
+        budget: Duration,
+    },
+}
+
+impl FunctionError {
+    /// Whether the host should retry the message: it does on any non-2xx answer, so this is
+    /// what the server answers 500 for. An envelope or a route that is not ours is the host's
+    /// (or a caller's) mistake, answered 400/404; a message we can never process is not an
+    /// error at all (a rejected record, answered 200).
+    pub fn retry_later(&self) -> bool {
+        match self {
+            Self::Envelope(_) | Self::UnknownFunction(_) => false,
+            Self::Export(_) | Self::Automation(_) | Self::Storage(_) | Self::OutOfBudget { .. } => {
+                true
+            }
+        }
+    }
 }
 
 impl App {
@@ -152,10 +182,10 @@ impl App {
         tokio::time::timeout(self.budget, work)
             .await
             .unwrap_or_else(|_| {
-                Err(FunctionError::Transient(format!(
-                    "{function} ran out of its {:.1} s budget (functionTimeout less a margin); the retry carries on where it stopped",
-                    self.budget.as_secs_f64()
-                )))
+                Err(FunctionError::OutOfBudget {
+                    function,
+                    budget: self.budget,
+                })
             })
     }
 }
@@ -167,10 +197,12 @@ pub(crate) mod test_support {
     /// An app whose storage is a port nothing listens on: pure functions never notice, and
     /// any storage call fails as in an outage.
     pub fn app() -> App {
-        let cs = format!(
-            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={};BlobEndpoint=http://127.0.0.1:9/devstoreaccount1;QueueEndpoint=http://127.0.0.1:9/devstoreaccount1;",
-            crate::settings::AZURITE_KEY
-        );
+        app_on(9)
+    }
+
+    /// An app whose storage (blob and queue) is whatever listens on `port` of loopback.
+    pub fn app_on(port: u16) -> App {
+        let cs = crate::settings::azurite_connection_string(port, port);
         let settings = Settings::from_lookup(&|k| (k == "CV_STORAGE").then(|| cs.clone())).unwrap();
         let account = StorageAccount::new(&settings.storage, &crate::http::http_client()).unwrap();
         App {
@@ -228,25 +260,17 @@ mod tests {
                 open.push(socket);
             }
         });
-        let cs = format!(
-            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={};BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;QueueEndpoint=http://127.0.0.1:{port}/devstoreaccount1;",
-            crate::settings::AZURITE_KEY
-        );
-        let settings = Settings::from_lookup(&|k| (k == "CV_STORAGE").then(|| cs.clone())).unwrap();
-        let account = StorageAccount::new(&settings.storage, &crate::http::http_client()).unwrap();
-        let app = App {
-            settings,
-            account,
-            training: None,
-            budget: Duration::from_millis(300),
-        };
+        let mut app = test_support::app_on(port);
+        app.budget = Duration::from_millis(300);
         let message = r#"{"version":"1.0","type":"Export","Content":{"projectId":"9a8b7c6d-1234-4e5f-8a9b-0c1d2e3f4a5b","iterationId":"0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0","exportStatus":"ExportCompleted"}}"#;
         let answer = app
             .invoke(Function::ExportCompleted, &test_support::request(message))
             .await;
         held.abort();
         match answer {
-            Err(FunctionError::Transient(reason)) => {
+            Err(e @ FunctionError::OutOfBudget { .. }) => {
+                assert!(e.retry_later());
+                let reason = e.to_string();
                 assert!(reason.contains("ran out of its 0.3 s budget"), "{reason}")
             }
             other => panic!("expected a transient error, got {other:?}"),

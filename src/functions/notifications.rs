@@ -91,8 +91,7 @@ mod tests {
     use crate::functions::{App, REJECTED_OUTPUT};
     use serde_json::json;
 
-    const P: &str = "9a8b7c6d-1234-4e5f-8a9b-0c1d2e3f4a5b";
-    const I: &str = "1b2c3d4e-5f60-4172-8394-a5b6c7d8e9f0";
+    use crate::domain::examples::{ITERATION as I, PROJECT as P};
 
     fn run(app: &App, req: &InvocationRequest) -> Result<InvocationResponse, FunctionError> {
         handle(&Invocation {

@@ -49,10 +49,7 @@ async fn act(
     let Some(client) = &app.training else {
         return Ok(log_only(event));
     };
-    let store = app
-        .account
-        .container(&app.settings.model_store_container)
-        .map_err(|e| FunctionError::Transient(e.to_string()))?;
+    let store = app.account.container(&app.settings.model_store_container)?;
     let automation = crate::automation::Automation {
         client,
         settings: &app.settings.automation,
@@ -61,7 +58,7 @@ async fn act(
     automation
         .after_training(event.project_id, event.iteration_id, event.status)
         .await
-        .map_err(|e| FunctionError::Transient(e.to_string()))
+        .map_err(FunctionError::from)
 }
 
 /// A failed training is the user's news, not this function's failure: a warning, answered 200.

@@ -310,7 +310,7 @@ fn lost_race(e: &azure_core::Error) -> bool {
 mod tests {
     use super::*;
 
-    const P: &str = "9a8b7c6d-1234-4e5f-8a9b-0c1d2e3f4a5b";
+    use crate::domain::examples::PROJECT as P;
 
     fn entry(iteration: &str, platform: &str, time: &str) -> IndexEntry {
         IndexEntry {

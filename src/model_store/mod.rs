@@ -8,10 +8,11 @@
 //! can therefore never move either backwards.
 
 mod find;
-pub mod index;
-pub mod latest;
+pub(crate) mod index;
+pub(crate) mod latest;
 
 pub use find::{find_models, FoundKind, FoundModel, ModelFilter};
+pub use index::{rebuild, IndexEntry, ModelIndex};
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -20,19 +21,15 @@ use time::OffsetDateTime;
 
 use crate::domain::{IterationId, ProjectId};
 use crate::naming::stored::{ITERATION_ID_KEY, ORDER_AT_KEY, ORDER_BY_KEY};
-use crate::redact::redact;
 use crate::storage::copy::CopyError;
-use crate::storage::StorageError;
+use crate::storage::{StorageActionError, StorageError};
 
 /// Failures of the alias and the index. All are worth a retry (the host retries the message).
 #[derive(Debug, thiserror::Error)]
 pub enum ModelStoreError {
     /// A request failed. Shown redacted, as every storage error.
-    #[error("{action} failed: {}", redact(&.source.to_string()))]
-    Request {
-        action: &'static str,
-        source: azure_core::Error,
-    },
+    #[error(transparent)]
+    Request(#[from] StorageActionError),
     /// Other writers won every conditional write in a row.
     #[error("{action} failed: lost {attempts} conditional writes in a row on '{path}'")]
     Contended {
@@ -51,7 +48,7 @@ pub enum ModelStoreError {
 impl ModelStoreError {
     /// `map_err(ModelStoreError::request("read index"))`.
     pub fn request(action: &'static str) -> impl Fn(azure_core::Error) -> Self {
-        move |source| Self::Request { action, source }
+        move |source| Self::Request(StorageActionError { action, source })
     }
 }
 

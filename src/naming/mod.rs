@@ -339,8 +339,7 @@ mod tests {
     use super::stored::{KIND_MODEL, SOURCE_ETAG_KEY};
     use super::*;
 
-    const P: &str = "9a8b7c6d-1234-4e5f-8a9b-0c1d2e3f4a5b";
-    const I: &str = "1b2c3d4e-5f60-4172-8394-a5b6c7d8e9f0";
+    use crate::domain::examples::{ITERATION as I, PROJECT as P};
 
     fn ids() -> (ProjectId, IterationId) {
         (ProjectId::parse(P).unwrap(), IterationId::parse(I).unwrap())

@@ -124,7 +124,7 @@ mod tests {
                 "cvorderby"
             ]
         );
-        let p = ProjectId::parse("9a8b7c6d-1234-4e5f-8a9b-0c1d2e3f4a5b").unwrap();
+        let p = ProjectId::parse(crate::domain::examples::PROJECT).unwrap();
         assert_eq!(
             latest_path(p, "ONNX", "onnx"),
             format!("{p}/latest/ONNX/model.onnx")

@@ -7,8 +7,8 @@
 //! - [`transport`]: connections (kept alive, header-read timeout) and JSON for hyper's own
 //!   parse-error answers.
 
-pub mod body;
-pub mod transport;
+pub(crate) mod body;
+pub(crate) mod transport;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -23,6 +23,7 @@ use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 
 use crate::envelope::{InvocationRequest, InvocationResponse};
+use crate::error_chain::Chain;
 use crate::functions::{App, Function, FunctionError};
 use crate::redact::redact;
 use body::{read_capped, BodyError};
@@ -113,7 +114,7 @@ where
                 BodyError::Stalled(_) => StatusCode::REQUEST_TIMEOUT,
                 BodyError::Broken(_) => StatusCode::BAD_REQUEST,
             };
-            return failure(status, &function, &invocation_id, &e.to_string());
+            return failure(status, &function, &invocation_id, &e);
         }
     };
     let span =
@@ -131,28 +132,34 @@ where
             let status = match error {
                 FunctionError::Envelope(_) => StatusCode::BAD_REQUEST,
                 FunctionError::UnknownFunction(_) => StatusCode::NOT_FOUND,
-                FunctionError::Transient(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                // Worth a retry (`FunctionError::retry_later`): a non-2xx answer is what makes
+                // the host retry.
+                FunctionError::Export(_)
+                | FunctionError::Automation(_)
+                | FunctionError::Storage(_)
+                | FunctionError::OutOfBudget { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             };
-            failure(status, &function, &invocation_id, &error.to_string())
+            failure(status, &function, &invocation_id, &error)
         }
     }
 }
 
-/// A non-2xx answer. The host drops `Logs` then, so stdout is where the reason survives; it
-/// is in the body too, for whoever reads the answer.
+/// A non-2xx answer. The host drops `Logs` then, so stdout is where the reason survives, with
+/// its chain of causes ([`Chain`]); the reason alone is in the body too, for whoever reads the
+/// answer.
 fn failure(
     status: StatusCode,
     function: &str,
     invocation_id: &str,
-    reason: &str,
+    error: &dyn std::error::Error,
 ) -> warp::reply::Response {
-    let reason = format!("{function}: {reason}");
+    let reason = format!("{function}: {error}");
+    let chain = Chain(error).to_string();
     tracing::error!(
         function,
         invocation_id,
         status = status.as_u16(),
-        "{}",
-        redact(&reason)
+        "{function}: {chain}"
     );
     invocation_reply(status, InvocationResponse::default().log(reason))
 }

@@ -5,10 +5,10 @@ use std::fmt;
 
 use url::Url;
 
-pub mod automation;
+pub(crate) mod automation;
 pub mod hosts;
 mod local;
-pub mod training;
+pub(crate) mod training;
 
 pub use local::{read_json, AppSettings, JsonFileError};
 
@@ -26,6 +26,16 @@ pub const DEFAULT_STATUS_CONTAINER: &str = "customvision-status";
 pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
 pub const AZURITE_KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+/// The connection string of the well-known Azurite account on loopback ports: the dev host's
+/// Azurite, and the tests' unreachable or misbehaving "storage".
+pub fn azurite_connection_string(blob_port: u16, queue_port: u16) -> String {
+    format!(
+        "DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};\
+         BlobEndpoint=http://127.0.0.1:{blob_port}/{AZURITE_ACCOUNT};\
+         QueueEndpoint=http://127.0.0.1:{queue_port}/{AZURITE_ACCOUNT};"
+    )
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SettingsError {

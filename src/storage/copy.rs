@@ -17,7 +17,7 @@ use azure_storage_blob::{BlobClient, BlobContainerClient};
 use url::Url;
 
 use super::decide::{judge_existing, merged, quoted_etag, Existing};
-use super::{error_code, list_one};
+use super::{error_code, list_one, StorageActionError};
 use crate::redact::redact;
 
 /// How long one invocation waits for a server-side copy before handing back to the host.
@@ -28,11 +28,8 @@ pub const COPY_DEADLINE: Duration = Duration::from_secs(120);
 #[derive(Debug, thiserror::Error)]
 pub enum CopyError {
     /// A request failed. Shown redacted: a copy source URL may carry a SAS.
-    #[error("{action} failed: {}", redact(&.source.to_string()))]
-    Request {
-        action: &'static str,
-        source: azure_core::Error,
-    },
+    #[error(transparent)]
+    Request(#[from] StorageActionError),
     #[error("copy of '{source_name}' to '{destination}' ended {status}: {description}")]
     Failed {
         source_name: String,
@@ -51,13 +48,13 @@ pub enum CopyError {
 impl CopyError {
     /// `map_err(CopyError::request("set tags"))`.
     pub fn request(action: &'static str) -> impl Fn(azure_core::Error) -> Self {
-        move |source| Self::Request { action, source }
+        move |source| Self::Request(StorageActionError { action, source })
     }
 
     /// The storage error beneath, if a request failed.
     pub fn request_error(&self) -> Option<&azure_core::Error> {
         match self {
-            Self::Request { source, .. } => Some(source),
+            Self::Request(e) => Some(&e.source),
             _ => None,
         }
     }

@@ -8,10 +8,13 @@
 //! each container or queue client is made once and reused. Credentials are applied per
 //! request by policies, so a kept client never carries one that expires.
 
-pub mod copy;
-pub mod decide;
+pub(crate) mod copy;
+pub(crate) mod decide;
+mod error;
 pub mod sas;
-pub mod shared_key;
+pub(crate) mod shared_key;
+
+pub use decide::quoted_etag;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -30,20 +33,9 @@ use time::{Duration, OffsetDateTime};
 
 use self::sas::SasPolicy;
 use crate::http::SharedHttp;
-use crate::redact::redact;
 use crate::settings::{StorageAuth, StorageConnection};
 
-#[derive(Debug, thiserror::Error)]
-pub enum StorageError {
-    #[error("storage connection has no {0} endpoint")]
-    NoEndpoint(&'static str),
-    #[error("cannot create a storage credential: {0}")]
-    Credential(String),
-    #[error("cannot create a storage client: {0}")]
-    Client(String),
-    #[error("{0}")]
-    Request(String),
-}
+pub use error::{StorageActionError, StorageError};
 
 /// One storage account, blob and/or queue side. Cheap to clone: clones share the clients.
 #[derive(Clone)]
@@ -63,7 +55,7 @@ struct Inner {
 }
 
 impl StorageAccount {
-    /// `http` is the process's client ([`http_client`]); every SDK client made here, and the
+    /// `http` is the process's client ([`crate::http_client`]); every SDK client made here, and the
     /// token credential, send through it.
     pub fn new(connection: &StorageConnection, http: &SharedHttp) -> Result<Self, StorageError> {
         let transport = Transport::new(Arc::new(http.clone()));
@@ -77,7 +69,7 @@ impl StorageAccount {
             StorageAuth::SharedKey { account, key } => {
                 let key = base64::engine::general_purpose::STANDARD
                     .decode(key.expose())
-                    .map_err(|_| StorageError::Credential("AccountKey is not base64".into()))?;
+                    .map_err(StorageError::KeyNotBase64)?;
                 signing = Some(Arc::new(shared_key::SharedKeyPolicy::new(account, key)));
                 None
             }
@@ -93,13 +85,13 @@ impl StorageAccount {
                     client_options: base_options.clone(),
                 };
                 let credential = ManagedIdentityCredential::new(Some(options))
-                    .map_err(|e| StorageError::Credential(redact(&e.to_string())))?;
+                    .map_err(StorageError::Credential)?;
                 Some(credential)
             }
             StorageAuth::DeveloperTools => {
                 let credential =
                     DeveloperToolsCredential::new(Some(DeveloperToolsCredentialOptions::default()))
-                        .map_err(|e| StorageError::Credential(redact(&e.to_string())))?;
+                        .map_err(StorageError::Credential)?;
                 Some(credential)
             }
         };
@@ -141,7 +133,7 @@ impl StorageAccount {
         };
         let client = Arc::new(
             BlobContainerClient::new(url, self.0.credential.clone(), Some(options))
-                .map_err(|e| StorageError::Client(redact(&e.to_string())))?,
+                .map_err(StorageError::Client)?,
         );
         Ok(lock(&self.0.containers)
             .entry(name.to_string())
@@ -161,7 +153,7 @@ impl StorageAccount {
         };
         let client = Arc::new(
             QueueClient::new(url, self.0.credential.clone(), Some(options))
-                .map_err(|e| StorageError::Client(redact(&e.to_string())))?,
+                .map_err(StorageError::Client)?,
         );
         Ok(lock(&self.0.queues)
             .entry(name.to_string())
@@ -173,10 +165,14 @@ impl StorageAccount {
     /// queues and the handler's roles do not reach the account level.
     pub async fn ensure_queue(&self, name: &str) -> Result<(), StorageError> {
         let q = self.queue(name)?;
-        if !q.exists().await.map_err(request_error("queue exists"))? {
+        if !q
+            .exists()
+            .await
+            .map_err(StorageError::request("queue exists"))?
+        {
             q.create(None)
                 .await
-                .map_err(request_error("create queue"))?;
+                .map_err(StorageError::request("create queue"))?;
         }
         Ok(())
     }
@@ -187,11 +183,11 @@ impl StorageAccount {
         if !c
             .exists()
             .await
-            .map_err(request_error("container exists"))?
+            .map_err(StorageError::request("container exists"))?
         {
             c.create(None)
                 .await
-                .map_err(request_error("create container"))?;
+                .map_err(StorageError::request("create container"))?;
         }
         Ok(())
     }
@@ -221,7 +217,7 @@ impl StorageAccount {
             ..Default::default()
         };
         azure_storage_blob::BlobClient::new(url.clone(), None, Some(options))
-            .map_err(|e| StorageError::Client(redact(&e.to_string())))
+            .map_err(StorageError::Client)
     }
 
     /// The same URL without any credential in it: what is safe to record or show.
@@ -324,10 +320,6 @@ pub async fn blob_tags(
     blob: &azure_storage_blob::BlobClient,
 ) -> azure_core::Result<std::collections::HashMap<String, String>> {
     Ok(blob.get_tags(None).await?.into_model()?.into())
-}
-
-fn request_error(action: &'static str) -> impl Fn(azure_core::Error) -> StorageError {
-    move |e| StorageError::Request(redact(&format!("{action}: {e}")))
 }
 
 /// Bounded SDK retries: the Functions host retries the whole invocation anyway, and an

@@ -20,6 +20,7 @@ use super::error::{parse_error_body, scrub, TrainingError};
 use super::models::{Export, Iteration, IterationPerformance, NewProject, Project};
 use super::retry::{is_retryable_status, retry_after, RetryPolicy};
 use crate::domain::{ExportFlavor, ExportPlatform, IterationId, ProjectId};
+use crate::error_chain::one_line;
 use crate::http::SharedHttp;
 use crate::settings::training::{TrainingAuthSettings, TrainingSettings};
 use crate::settings::Secret;
@@ -504,7 +505,7 @@ impl TrainingClient {
                 return Attempt::Fail(TrainingError::Config(self.scrub(&e.to_string())))
             }
             // Connection refused or reset, TLS, a timeout of the caller's client: all may pass.
-            Err(e) => return retry(None, format!("request failed: {}", error_chain(&e))),
+            Err(e) => return retry(None, format!("request failed: {}", one_line(&e))),
         };
         let status = response.status().as_u16();
         let wait = retry_after(response.headers(), SystemTime::now());
@@ -513,7 +514,7 @@ impl TrainingClient {
             Err(e) => {
                 return retry(
                     Some(status),
-                    format!("answer {status} cut short: {}", error_chain(&e)),
+                    format!("answer {status} cut short: {}", one_line(&e)),
                 )
             }
         };
@@ -555,18 +556,6 @@ impl Call {
             body: None,
         }
     }
-}
-
-/// reqwest's top-level message ("error sending request") hides the cause (refused, reset).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]

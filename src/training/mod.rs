@@ -10,12 +10,12 @@
 //! Its settings, [`TrainingSettings`], are read with the rest in [`crate::settings::training`].
 //!
 //! Paths, parameters and shapes follow `shared/specs/customvision-training-v3.3.json`;
-//! `tests/training_contract.rs` checks every request against it with Stoplight Prism.
+//! `tests/suite/training_contract.rs` checks every request against it with Stoplight Prism.
 
-pub mod client;
-pub mod error;
-pub mod models;
-pub mod retry;
+pub(crate) mod client;
+pub(crate) mod error;
+pub(crate) mod models;
+pub(crate) mod retry;
 
 pub use crate::settings::training::{TrainingAuthSettings, TrainingSettings};
 pub use client::{TrainingAuth, TrainingClient, COGNITIVE_SERVICES_SCOPE};

@@ -1,6 +1,6 @@
 """`make package`: build/package/ and build/package.zip hold exactly what the host runs, with
 the modes Core Tools gives them, and the handler is a static x86-64 ELF. The start-up and
-`GET /` check of the same binary is tests/package.rs."""
+`GET /` check of the same binary is tests/suite/package.rs."""
 
 import hashlib
 import json

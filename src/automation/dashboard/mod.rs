@@ -17,7 +17,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::report::{Miss, Report};
-use crate::model_store::index::ModelIndex;
+use crate::model_store::ModelIndex;
 
 pub use store::{refresh, DashboardError, Refreshed};
 

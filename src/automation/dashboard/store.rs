@@ -22,11 +22,9 @@ use sha2::{Digest, Sha256};
 use super::{page, path, summarise, Dashboard, DASHBOARD_FILE};
 use crate::automation::report::{Report, REPORTS_PREFIX};
 use crate::domain::{IterationId, ProjectId};
-use crate::model_store::index::ModelIndex;
+use crate::model_store::ModelIndex;
 use crate::naming::stored::index_path;
-use crate::redact::redact;
-use crate::storage::decide::quoted_etag;
-use crate::storage::list_blobs;
+use crate::storage::{list_blobs, quoted_etag, StorageActionError};
 
 /// Metadata on the page: the SHA-256 of its bytes, hex.
 pub const DIGEST_KEY: &str = "cvdigest";
@@ -37,20 +35,14 @@ const READS: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DashboardError {
-    #[error("dashboard: {action} failed: {reason}")]
-    Storage {
-        action: &'static str,
-        reason: String,
-    },
+    #[error("dashboard: {0}")]
+    Storage(#[from] StorageActionError),
     #[error("dashboard: {path} kept changing: {attempts} writes lost the race")]
     Contended { path: String, attempts: usize },
 }
 
 fn storage(action: &'static str) -> impl Fn(azure_core::Error) -> DashboardError {
-    move |e| DashboardError::Storage {
-        action,
-        reason: redact(&e.to_string()),
-    }
+    move |e| DashboardError::Storage(StorageActionError::of(action)(e))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

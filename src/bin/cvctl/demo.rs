@@ -20,7 +20,7 @@ use customvision_events::devhost::custom_vision::{
 use customvision_events::devhost::probe::{wait_for, Probe};
 use customvision_events::devhost::{self, DevHostOptions};
 use customvision_events::domain::ProjectId;
-use customvision_events::model_store::index::ModelIndex;
+use customvision_events::model_store::ModelIndex;
 use customvision_events::naming::stored::index_path;
 
 use crate::context::{CliError, Context};

@@ -104,7 +104,7 @@ fn sibling_handler() -> Option<PathBuf> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    customvision_events::redact::init_tracing();
+    customvision_events::telemetry::init_tracing();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

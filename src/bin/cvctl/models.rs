@@ -8,7 +8,7 @@ use azure_core::http::StatusCode;
 use serde::Serialize;
 
 use customvision_events::domain::{IterationId, ProjectId};
-use customvision_events::model_store::index::ModelIndex;
+use customvision_events::model_store::ModelIndex;
 use customvision_events::model_store::{
     find_models, FoundKind, ModelFilter, ModelStoreError, OrderKey,
 };
@@ -204,8 +204,8 @@ pub fn print(listing: &Listing, json: bool) {
 /// A failed store query: a request sorted as [`storage_failure`] sorts it.
 fn store_failure(store_name: &str, e: ModelStoreError) -> CliError {
     match e {
-        ModelStoreError::Request { action, source } => {
-            storage_failure(&format!("{action} in {store_name}"), &source)
+        ModelStoreError::Request(e) => {
+            storage_failure(&format!("{} in {store_name}", e.action), &e.source)
         }
         other => CliError::check(other.to_string()),
     }

@@ -3,6 +3,7 @@
 
 mod browser;
 mod cli;
+mod dashboard;
 mod model_store;
 mod stand_in;
 mod training;

@@ -103,6 +103,12 @@ fn sibling_handler() -> Option<PathBuf> {
 }
 
 fn main() -> ExitCode {
+    // Rust ignores SIGPIPE, so `cvctl … | head -1` would panic on its next print. Back to the
+    // default: a closed pipe ends cvctl quietly, as it ends any Unix tool.
+    // SAFETY: at the very start of main, before any thread exists; SIG_DFL is always valid.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     customvision_events::telemetry::init_tracing();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

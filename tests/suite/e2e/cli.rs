@@ -497,3 +497,38 @@ fn stand_in_address(o: &str) -> String {
     let start = o.find(prefix).expect("the stand-in's address") + prefix.len();
     o[start..].split('/').next().unwrap().to_string()
 }
+
+/// `cvctl … | head -1`: the reader goes away, and cvctl ends as Unix tools do (by SIGPIPE, or
+/// done), never with Rust's "failed printing to stdout" panic.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_closed_pipe_ends_cvctl_quietly_not_with_a_panic() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+
+    let (_azurite, _probe, connection) = storage_only().await;
+    let (p, _) = ids();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cvctl"));
+    command
+        .arg("--root")
+        .arg(root())
+        .args(["--set", &format!("CV_STORAGE={connection}")])
+        .args(["simulate", "connection-test", "--project", &p])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let out = tokio::task::spawn_blocking(move || {
+        let mut child = command.spawn().unwrap();
+        // The reader is gone before cvctl writes its first line.
+        drop(child.stdout.take());
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        out.status.success() || out.status.signal() == Some(libc::SIGPIPE),
+        "{:?} {stderr}",
+        out.status
+    );
+}

@@ -10,7 +10,8 @@ $(AZURITE): package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
-## Azurite + dev host + handler, the seed's notifications end to end; stops what it started.
+## Azurite + the Custom Vision stand-in + dev host + handler: two trainings, their reports, exports,
+## copies, `latest`, the gate and the dashboard (written to target/demo/); stops what it started.
 demo: $(AZURITE)
 	cargo build --quiet --bins
 	target/debug/cvctl demo

@@ -9,8 +9,8 @@
 //! - [`functions`]: one module per function folder, parse → decide → act, and the
 //!   dead-letter record;
 //! - [`export`] and [`model_store`]: a finished export, copied and tagged, the `latest` alias
-//!   and the index; `automation` (private) with [`training`]: a finished training's report, exports and
-//!   publish through the Training API;
+//!   and the index; [`automation`] with [`training`]: a finished training's report, exports and
+//!   publish through the Training API, and the project's dashboard;
 //! - [`storage`]: the storage clients, Shared Key and SAS, and the server-side copy both the
 //!   export and the `latest` alias make (`storage::copy`); under it, [`SharedHttp`], the
 //!   process's one HTTP client (also the Training API's and ARM's).
@@ -39,16 +39,17 @@
 //! Visibility, as mini-redis's `lib.rs` keeps it: a module's API is re-exported at its root
 //! (`training::TrainingClient`, `model_store::ModelIndex`, `storage::quoted_etag`), and its
 //! submodules are `pub(crate)` unless the binaries, benches, fuzz targets or tests name them
-//! (`arm::{flex, permissions, providers, skus}`, `devhost::{azurite, probe}`, `export::{hint,
-//! in_place}`, `naming::stored`, `settings::hosts`, `storage::sas`). `server` and `automation`
-//! are private: only `startup`, `functions` and `backfill` reach them. A reach into another module's
-//! internals from outside the crate does not compile.
+//! (`arm::{flex, permissions, providers, skus}`, `devhost::{azurite, custom_vision, probe}`, `export::{hint,
+//! in_place}`, `naming::stored`, `settings::hosts`, `storage::sas`). `server` is private:
+//! only `startup` reaches it; `automation` is public for its report (`report`, `html`) and
+//! dashboard modules, which `cvctl demo` reads and the browser test renders. A reach into
+//! another module's internals from outside the crate does not compile.
 
 // Module docs link their crate-private submodules on purpose: they are the map for readers of
 // the code (`cargo doc --document-private-items` renders them).
 #![allow(rustdoc::private_intra_doc_links)]
 pub mod arm;
-mod automation;
+pub mod automation;
 pub mod backfill;
 pub mod base64text;
 pub mod devhost;

@@ -1,13 +1,14 @@
 //! The report as a static page: the same figures, a bar per tag in inline SVG, the previous
-//! iteration's figures beside them. No scripts, no external assets: it opens from a storage
-//! browser as it is.
+//! iteration's figures beside them, a link to the project's dashboard beside it
+//! ([`super::dashboard`]). No scripts, no external assets: it opens from a storage browser as
+//! it is.
 
 use std::fmt::Write as _;
 
 use super::report::{Figures, Report, TagFigures};
 
 /// Text for HTML, escaped (tag names are the user's).
-fn esc(text: &str) -> String {
+pub(super) fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -22,7 +23,7 @@ fn esc(text: &str) -> String {
     out
 }
 
-fn pct(v: f64) -> String {
+pub(super) fn pct(v: f64) -> String {
     format!("{:.1}%", v * 100.0)
 }
 
@@ -59,7 +60,8 @@ pub fn render(report: &Report) -> String {
     );
     let _ = writeln!(
         h,
-        "<p class=\"ids\">project <code>{}</code> · iteration <code>{}</code> · generated {}</p>",
+        "<p class=\"ids\">project <code>{}</code> · iteration <code>{}</code> · generated {} · \
+         <a href=\"index.html\">all iterations</a></p>",
         esc(&report.project_id),
         esc(&report.iteration_id),
         esc(&report.generated_at)
@@ -340,10 +342,10 @@ mod tests {
             "no scripts, and user text is escaped"
         );
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
-        assert!(
-            !html.contains("src=") && !html.contains("href="),
-            "no external assets"
-        );
+        assert!(!html.contains("src="), "no external assets");
+        // One link: to the project's dashboard beside it.
+        assert_eq!(html.matches("href=").count(), 1);
+        assert!(html.contains("<a href=\"index.html\">all iterations</a>"));
         // Two tags, a precision and a recall bar each, full width 420 at 100 %.
         assert_eq!(html.matches("class=\"p\"><title>").count(), 2);
         assert_eq!(html.matches("class=\"r\"><title>").count(), 2);

@@ -9,8 +9,11 @@
 //! step the service refuses for good (not exportable, a name in use) is recorded in the report
 //! and the log, and the message is done.
 
-pub(crate) mod html;
-pub(crate) mod report;
+// Public: `cvctl demo` reads the reports and the dashboard, and the browser test renders
+// them.
+pub mod dashboard;
+pub mod html;
+pub mod report;
 
 use std::collections::HashMap;
 
@@ -36,6 +39,9 @@ pub enum AutomationError {
     Training(#[from] TrainingError),
     #[error(transparent)]
     Storage(#[from] StorageActionError),
+    /// The project's dashboard could not be read or written.
+    #[error(transparent)]
+    Dashboard(#[from] dashboard::DashboardError),
 }
 
 /// What a training's automation did: its log lines, and what the events are built from.
@@ -162,6 +168,16 @@ impl Automation<'_> {
         logs.push(format!(
             "report written: {}/{{json,html}}",
             report::json_path(&report.project_id, &report.iteration_id).trim_end_matches(".json")
+        ));
+        // After the report, so the page includes it.
+        let refreshed = dashboard::refresh(self.store, project_id).await?;
+        logs.push(format!(
+            "dashboard {}: {}",
+            match refreshed {
+                dashboard::Refreshed::Written => "written",
+                dashboard::Refreshed::Unchanged => "unchanged",
+            },
+            dashboard::path(&report.project_id)
         ));
         Ok(TrainingOutcome {
             project_id,

@@ -24,6 +24,7 @@
 
 pub mod azurite;
 pub(crate) mod config;
+pub mod custom_vision;
 pub(crate) mod http;
 pub(crate) mod outputs;
 pub mod probe;

@@ -64,6 +64,20 @@ pub async fn handle(invocation: &Invocation<'_>) -> Result<InvocationResponse, F
             for line in report.lines {
                 response = response.log(line);
             }
+            // With the training automation on, the project's dashboard shows `latest` and the
+            // copies: rewritten (when it changed) now that they may have.
+            if app.training.is_some() {
+                let store = app.account.container(&app.settings.model_store_container)?;
+                let refreshed = crate::automation::dashboard::refresh(&store, project_id)
+                    .await
+                    .map_err(crate::automation::AutomationError::from)?;
+                if refreshed == crate::automation::dashboard::Refreshed::Written {
+                    response = response.log(format!(
+                        "dashboard written: {}",
+                        crate::automation::dashboard::path(&project_id.to_string())
+                    ));
+                }
+            }
             Ok(emitter.into_response(response))
         }
         Err(e) if e.retry_later() => Err(e.into()),

@@ -52,7 +52,7 @@ fn client(fixture: &CustomVisionFixture) -> TrainingClient {
 
 #[tokio::test]
 async fn get_iteration_reads_a_realistic_answer() {
-    let fixture = CustomVisionFixture::start().await;
+    let fixture = CustomVisionFixture::start().await.unwrap();
     let (p, i) = ids();
     let it = client(&fixture).get_iteration(p, i).await.unwrap();
     assert_eq!((it.id, it.project_id), (i, p));
@@ -72,7 +72,7 @@ async fn get_iteration_reads_a_realistic_answer() {
 
 #[tokio::test]
 async fn iteration_still_training() {
-    let fixture = CustomVisionFixture::start().await;
+    let fixture = CustomVisionFixture::start().await.unwrap();
     let (p, i) = ids();
     fixture.push(
         Route::GetIteration,
@@ -89,7 +89,7 @@ async fn iteration_still_training() {
 
 #[tokio::test]
 async fn performance_with_thresholds_and_per_tag_figures() {
-    let fixture = CustomVisionFixture::start().await;
+    let fixture = CustomVisionFixture::start().await.unwrap();
     let (p, i) = ids();
     let perf = client(&fixture)
         .get_iteration_performance(p, i, Some(0.5), Some(0.3))
@@ -111,7 +111,7 @@ async fn performance_with_thresholds_and_per_tag_figures() {
 
 #[tokio::test]
 async fn get_exports_lists_exporting_and_done() {
-    let fixture = CustomVisionFixture::start().await;
+    let fixture = CustomVisionFixture::start().await.unwrap();
     let (p, i) = ids();
     fixture.push(
         Route::GetExports,
@@ -138,7 +138,7 @@ async fn get_exports_lists_exporting_and_done() {
 
 #[tokio::test]
 async fn export_sends_platform_and_flavor() {
-    let fixture = CustomVisionFixture::start().await;
+    let fixture = CustomVisionFixture::start().await.unwrap();
     let (p, i) = ids();
     let export = client(&fixture)
         .export_iteration(p, i, ExportPlatform::DockerFile, Some(ExportFlavor::Arm))
@@ -153,7 +153,7 @@ async fn export_sends_platform_and_flavor() {
 
 #[tokio::test]
 async fn export_already_queued_is_a_service_error_with_its_code() {
-    let fixture = CustomVisionFixture::start().await;
+    let fixture = CustomVisionFixture::start().await.unwrap();
     let (p, i) = ids();
     fixture.push(
         Route::ExportIteration,
@@ -175,7 +175,7 @@ async fn export_already_queued_is_a_service_error_with_its_code() {
 
 #[tokio::test]
 async fn export_while_training_is_surfaced() {
-    let fixture = CustomVisionFixture::start().await;
+    let fixture = CustomVisionFixture::start().await.unwrap();
     let (p, i) = ids();
     fixture.push(Route::ExportIteration, Canned::export_while_training());
     let err = client(&fixture)
@@ -188,7 +188,7 @@ async fn export_while_training_is_surfaced() {
 
 #[tokio::test]
 async fn publish_answers_a_boolean_and_already_published_is_a_code() {
-    let fixture = CustomVisionFixture::start().await;
+    let fixture = CustomVisionFixture::start().await.unwrap();
     let (p, i) = ids();
     let c = client(&fixture);
     assert!(c
@@ -216,7 +216,7 @@ async fn publish_answers_a_boolean_and_already_published_is_a_code() {
 
 #[tokio::test]
 async fn throttling_honours_retry_after() {
-    let fixture = CustomVisionFixture::start().await;
+    let fixture = CustomVisionFixture::start().await.unwrap();
     let (p, i) = ids();
     fixture.push(Route::GetIteration, Canned::throttled("1"));
     let started = std::time::Instant::now();
@@ -228,7 +228,7 @@ async fn throttling_honours_retry_after() {
 
 #[tokio::test]
 async fn retry_after_past_the_deadline_gives_up_at_once() {
-    let fixture = CustomVisionFixture::start().await;
+    let fixture = CustomVisionFixture::start().await.unwrap();
     let (p, i) = ids();
     fixture.push(Route::GetIteration, Canned::throttled("120"));
     let err = client(&fixture).get_iteration(p, i).await.unwrap_err();
@@ -250,7 +250,7 @@ async fn retry_after_past_the_deadline_gives_up_at_once() {
 
 #[tokio::test]
 async fn server_error_then_success() {
-    let fixture = CustomVisionFixture::start().await;
+    let fixture = CustomVisionFixture::start().await.unwrap();
     let (p, i) = ids();
     fixture.push(Route::GetExports, Canned::server_error());
     fixture.push(
@@ -271,7 +271,7 @@ async fn server_error_then_success() {
 
 #[tokio::test]
 async fn retries_are_bounded_by_attempts() {
-    let fixture = CustomVisionFixture::start().await;
+    let fixture = CustomVisionFixture::start().await.unwrap();
     let (p, _) = ids();
     fixture.set_default(Route::GetProject, Canned::server_error());
     let err = client(&fixture).get_project(p).await.unwrap_err();
@@ -282,7 +282,7 @@ async fn retries_are_bounded_by_attempts() {
 
 #[tokio::test]
 async fn deadline_exhaustion_is_transient() {
-    let fixture = CustomVisionFixture::start().await;
+    let fixture = CustomVisionFixture::start().await.unwrap();
     let (p, i) = ids();
     fixture.set_default(Route::GetIteration, Canned::server_error());
     let policy = RetryPolicy {
@@ -371,7 +371,7 @@ async fn connection_refused_is_transient() {
 
 #[tokio::test]
 async fn invalid_key_is_a_service_error_without_retries_or_the_key() {
-    let fixture = CustomVisionFixture::start().await;
+    let fixture = CustomVisionFixture::start().await.unwrap();
     let (p, i) = ids();
     let wrong_key = "expired-key-3f9a1c2e4b6d";
     let err = client_with_key(&fixture, wrong_key)
@@ -402,7 +402,7 @@ async fn invalid_key_is_a_service_error_without_retries_or_the_key() {
 /// of every log line the retries write (those of all tests in this binary, see [`logs`]).
 #[tokio::test]
 async fn the_key_never_reaches_errors_or_logs() {
-    let fixture = CustomVisionFixture::start().await;
+    let fixture = CustomVisionFixture::start().await.unwrap();
     let (p, _) = ids();
     let echo = format!("upstream rejected Training-Key {FIXTURE_KEY}");
     fixture.push(Route::GetProject, Canned::error(500, "ErrorUnknown", &echo));
@@ -456,7 +456,7 @@ impl Write for LogBuffer {
 
 #[tokio::test]
 async fn an_answer_that_is_not_the_spec_is_a_decode_error() {
-    let fixture = CustomVisionFixture::start().await;
+    let fixture = CustomVisionFixture::start().await.unwrap();
     let (p, i) = ids();
     fixture.push(Route::GetIteration, Canned::ok(json!({"unexpected": true})));
     let err = client(&fixture).get_iteration(p, i).await.unwrap_err();
@@ -467,7 +467,7 @@ async fn an_answer_that_is_not_the_spec_is_a_decode_error() {
 
 #[tokio::test]
 async fn update_project_keeps_every_setting_it_does_not_know() {
-    let fixture = CustomVisionFixture::start().await;
+    let fixture = CustomVisionFixture::start().await.unwrap();
     let (p, _) = ids();
     let mut served = bodies::project(bodies::PROJECT_ID);
     served["settings"]["futureSetting"] = json!({"mode": "strict", "levels": [1, 2]});
@@ -511,7 +511,7 @@ async fn update_project_keeps_every_setting_it_does_not_know() {
 
 #[tokio::test]
 async fn create_project_with_the_storage_extension_parameters() {
-    let fixture = CustomVisionFixture::start().await;
+    let fixture = CustomVisionFixture::start().await.unwrap();
     let c = client(&fixture);
     let new = NewProject {
         description: Some("Defect classifier & more".into()),
@@ -560,7 +560,7 @@ async fn create_project_with_the_storage_extension_parameters() {
 
 #[tokio::test]
 async fn one_client_one_kept_alive_connection() {
-    let fixture = CustomVisionFixture::start().await;
+    let fixture = CustomVisionFixture::start().await.unwrap();
     let (p, i) = ids();
     let c = client(&fixture);
     let clone = c.clone();
@@ -596,7 +596,7 @@ impl azure_core::credentials::TokenCredential for FakeCredential {
 
 #[tokio::test]
 async fn entra_id_bearer_token_instead_of_a_key() {
-    let fixture = CustomVisionFixture::start().await;
+    let fixture = CustomVisionFixture::start().await.unwrap();
     fixture.accept_bearer();
     let credential = Arc::new(FakeCredential {
         scopes: Mutex::new(Vec::new()),
@@ -622,7 +622,7 @@ async fn entra_id_bearer_token_instead_of_a_key() {
 /// chunked body decoded, no key → the gateway's 401.
 #[tokio::test]
 async fn fixture_keeps_connections_alive_and_reads_chunked_bodies() {
-    let fixture = CustomVisionFixture::start().await;
+    let fixture = CustomVisionFixture::start().await.unwrap();
     let mut s = tokio::net::TcpStream::connect(fixture.addr())
         .await
         .unwrap();

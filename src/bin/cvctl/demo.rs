@@ -1,20 +1,58 @@
-//! `cvctl demo` (`make demo`): the whole flow on a private Azurite, start to finish, with the
-//! tool's own commands: `simulate` writes the seed's notifications and a backup blob, the dev
-//! host runs the functions, `models` shows what landed in the model store.
+//! `cvctl demo` (`make demo`): the whole product on a private Azurite and a local stand-in for
+//! Custom Vision (`devhost::custom_vision`, the Training API behaviour fixture of the tests),
+//! start to finish, with the tool's own commands. Two iterations are trained, the second below
+//! the publish bar; the training automation writes the reports and the dashboard, asks for the
+//! exports and publishes the first; the stand-in finishes the exports as the service does (a
+//! backup blob and an Export notification, written by `simulate`); `ExportCompleted` copies
+//! them into the model store and moves `latest`. The demo prints the copies, `latest`, the
+//! gate's decisions and the paths of the reports and the dashboard, downloaded to a local
+//! folder a browser opens; then it stops everything it started.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use customvision_events::automation::dashboard;
+use customvision_events::automation::report::{self, Report};
 use customvision_events::devhost::azurite::Azurite;
+use customvision_events::devhost::custom_vision::{
+    bodies, CustomVisionFixture, Route, Trained, FIXTURE_KEY,
+};
 use customvision_events::devhost::probe::{wait_for, Probe};
 use customvision_events::devhost::{self, DevHostOptions};
 use customvision_events::domain::ProjectId;
+use customvision_events::model_store::ModelIndex;
 use customvision_events::naming::stored::index_path;
 
 use crate::context::{CliError, Context};
 use crate::{models, simulate};
 
-pub async fn run(root: &Path, handler: Option<std::path::PathBuf>) -> Result<(), CliError> {
+/// The gate the demo configures: the first iteration passes it, the second does not.
+const PUBLISH_NAME: &str = "demo";
+const MIN_PRECISION: &str = "0.9";
+const MIN_RECALL: &str = "0.85";
+/// Two trainings: name, `trainedAt`, precision, recall, average precision.
+const ITERATIONS: [(&str, &str, f64, f64, f64); 2] = [
+    (
+        "Iteration 1",
+        "2026-11-27T09:12:40.517Z",
+        0.9302326,
+        0.8888889,
+        0.9437,
+    ),
+    (
+        "Iteration 2",
+        "2026-11-28T16:40:50.102Z",
+        0.8648649,
+        0.9142857,
+        0.9221,
+    ),
+];
+const WAIT: Duration = Duration::from_secs(60);
+
+pub async fn run(root: &Path, handler: Option<PathBuf>, out: &Path) -> Result<(), CliError> {
+    // Absolute, so the printed paths open from anywhere.
+    let out = &std::path::absolute(out)
+        .map_err(|e| CliError::check(format!("{}: {e}", out.display())))?;
     println!("== starting Azurite (in memory, on ports the OS picks)");
     let azurite = Azurite::start(root)
         .map_err(|e| CliError::unreachable(e.to_string(), "run `npm ci` (make demo does)"))?;
@@ -24,103 +62,158 @@ pub async fn run(root: &Path, handler: Option<std::path::PathBuf>) -> Result<(),
         &[format!("CV_STORAGE={connection}")],
         crate::context::DEFAULT_TIMEOUT,
     )?;
-
+    let service = CustomVisionFixture::start()
+        .await
+        .map_err(|e| CliError::check(format!("the Custom Vision stand-in: {e}")))?;
     println!(
-        "== starting the dev host and the handler (functions from {})",
+        "== starting the Custom Vision stand-in (the Training API v3.3 behaviour fixture) at {}",
+        service.endpoint()
+    );
+    println!(
+        "== starting the dev host and the handler (functions from {}), the training automation on:\n   \
+         AUTO_EXPORT_PLATFORMS=ONNX PUBLISH_NAME={PUBLISH_NAME} PUBLISH_MIN_PRECISION={MIN_PRECISION} PUBLISH_MIN_RECALL={MIN_RECALL}",
         root.display()
     );
     let options = DevHostOptions {
         root: root.to_path_buf(),
         handler,
-        max_polling_interval: Some(Duration::from_millis(500)),
-        overrides: vec![("CV_STORAGE".into(), connection.clone())],
+        // Each notification crosses two queues (Notifications, then its function): poll often.
+        max_polling_interval: Some(Duration::from_millis(100)),
+        overrides: [
+            ("CV_STORAGE", connection.as_str()),
+            ("CUSTOM_VISION_ENDPOINT", service.endpoint().as_str()),
+            ("CUSTOM_VISION_TRAINING_KEY", FIXTURE_KEY),
+            ("AUTO_EXPORT_PLATFORMS", "ONNX"),
+            ("PUBLISH_NAME", PUBLISH_NAME),
+            ("PREDICTION_RESOURCE_ID", bodies::PREDICTION_ID),
+            ("PUBLISH_MIN_PRECISION", MIN_PRECISION),
+            ("PUBLISH_MIN_RECALL", MIN_RECALL),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
         ..Default::default()
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut host = tokio::spawn(devhost::run(options, stopped));
     let result = tokio::select! {
-        r = drive(&ctx, &connection) => r,
+        r = drive(&ctx, &connection, &service, out) => r,
         r = &mut host => Err(CliError::check(format!("the dev host stopped early: {:?}", r.map_err(|e| e.to_string())))),
     };
     let _ = stop.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(10), host).await;
+    drop(service);
     drop(azurite);
-    println!("== stopped the dev host, the handler and Azurite");
+    println!("== stopped the dev host, the handler, the Custom Vision stand-in and Azurite");
     result
 }
 
-async fn drive(ctx: &Context, connection: &str) -> Result<(), CliError> {
+async fn drive(
+    ctx: &Context,
+    connection: &str,
+    service: &CustomVisionFixture,
+    out: &Path,
+) -> Result<(), CliError> {
+    let probe = Probe::from_connection_string(connection).map_err(CliError::check)?;
+    let store = ctx.settings.model_store_container.clone();
     let project = uuid::Uuid::new_v4().to_string();
-    let iteration = uuid::Uuid::new_v4().to_string();
-    let ids = || simulate::Ids {
-        project: Some(project.clone()),
-        iteration: Some(iteration.clone()),
-    };
-    for (what, kind) in [
-        (
-            "ConnectionTest",
-            simulate::Kind::ConnectionTest {
+    let project_id = ProjectId::parse(&project).map_err(|e| CliError::check(e.to_string()))?;
+    println!("== cvctl simulate: the seed's ConnectionTest for project {project}");
+    simulate::run(
+        ctx,
+        &simulate::Args {
+            kind: simulate::Kind::ConnectionTest {
                 project: Some(project.clone()),
             },
-        ),
-        (
-            "Training",
-            simulate::Kind::Training {
-                ids: ids(),
-                failed: false,
-            },
-        ),
-        (
-            "Export, with a 1 MiB backup blob",
-            simulate::Kind::Export {
-                ids: ids(),
-                failed: false,
-                platform: "ONNX".into(),
-                backup_size: Some(1 << 20),
-                sas: false,
-            },
-        ),
-    ] {
-        println!("== cvctl simulate: the seed's {what}");
-        let written = simulate::run(ctx, &simulate::Args { kind }).await?;
-        if let Some(blob) = written.blob {
-            println!("   wrote backup blob {blob}");
-        }
-    }
-    let probe = Probe::from_connection_string(connection).map_err(CliError::check)?;
-    let index = index_path(ProjectId::parse(&project).map_err(|e| CliError::check(e.to_string()))?);
-    wait_for(
-        "the model store's index",
-        Duration::from_secs(60),
-        || async {
-            Ok(probe
-                .blob(&ctx.settings.model_store_container, &index)
-                .await?
-                .map(|_| ()))
         },
     )
+    .await?;
+    let mut iterations = Vec::new();
+    for (name, trained_at, precision, recall, average_precision) in ITERATIONS {
+        let iteration = uuid::Uuid::new_v4().to_string();
+        service.train(
+            &project,
+            &iteration,
+            Trained {
+                name: name.into(),
+                trained_at: trained_at.into(),
+                performance: bodies::performance_of(precision, recall, average_precision),
+            },
+        );
+        println!(
+            "\n== Custom Vision trains {name} ({iteration}): precision {precision:.4}, recall {recall:.4}"
+        );
+        let ids = || simulate::Ids {
+            project: Some(project.clone()),
+            iteration: Some(iteration.clone()),
+        };
+        println!("== cvctl simulate: its Training notification (TrainingCompleted)");
+        simulate::run(
+            ctx,
+            &simulate::Args {
+                kind: simulate::Kind::Training {
+                    ids: ids(),
+                    failed: false,
+                },
+            },
+        )
+        .await?;
+        // The automation has run when the report is there and the export was asked for.
+        let report_path = report::json_path(&project, &iteration);
+        wait_for("the training report", WAIT, || async {
+            let asked = service
+                .requests_to(Route::ExportIteration)
+                .iter()
+                .any(|r| r.path.contains(&iteration));
+            let report = probe.blob(&store, &report_path).await?;
+            Ok((asked && report.is_some()).then_some(()))
+        })
+        .await
+        .map_err(CliError::check)?;
+        for (platform, _) in service.finish_exports(&project, &iteration) {
+            println!("== Custom Vision finishes the {platform} export: cvctl simulate writes the 1 MiB backup blob and the Export notification");
+            simulate::run(
+                ctx,
+                &simulate::Args {
+                    kind: simulate::Kind::Export {
+                        ids: ids(),
+                        failed: false,
+                        platform,
+                        backup_size: Some(1 << 20),
+                        sas: false,
+                    },
+                },
+            )
+            .await?;
+        }
+        let index = index_path(project_id);
+        wait_for("the export in the model store's index", WAIT, || async {
+            let Some(blob) = probe.blob(&store, &index).await? else {
+                return Ok(None);
+            };
+            let index: Option<ModelIndex> = serde_json::from_slice(&blob.bytes).ok();
+            Ok(index
+                .filter(|i| i.models.iter().any(|m| m.iteration_id == iteration))
+                .map(|_| ()))
+        })
+        .await
+        .map_err(CliError::check)?;
+        iterations.push((name, iteration));
+    }
+    // The dashboard is rewritten after each report and each export: wait for the last one's.
+    let (_, newest) = &iterations[iterations.len() - 1];
+    let dashboard_path = dashboard::path(&project);
+    let latest_row = format!("<th>latest ONNX</th><td><a href=\"{newest}.html\">");
+    wait_for("the dashboard with the newest export", WAIT, || async {
+        Ok(probe
+            .blob(&store, &dashboard_path)
+            .await?
+            .filter(|b| String::from_utf8_lossy(&b.bytes).contains(&latest_row))
+            .map(|_| ()))
+    })
     .await
     .map_err(CliError::check)?;
-    let copy = format!("{project}/{iteration}/ONNX/{project} - {iteration}.ONNX");
-    let state = probe
-        .blob(&ctx.settings.model_store_container, &copy)
-        .await
-        .map_err(CliError::check)?
-        .ok_or_else(|| CliError::check(format!("no copy at {copy}")))?;
-    println!(
-        "\n== the copy {}/{copy}",
-        ctx.settings.model_store_container
-    );
-    let mut tags: Vec<_> = state.tags.iter().collect();
-    tags.sort();
-    for (k, v) in tags {
-        println!("   tag       {k} = {v}");
-    }
-    let mut metadata: Vec<_> = state.metadata.iter().collect();
-    metadata.sort();
-    for (k, v) in metadata {
-        println!("   metadata  {k} = {v}");
-    }
+
     println!("\n== cvctl models --project {project}");
     let listing = models::list(
         ctx,
@@ -133,10 +226,117 @@ async fn drive(ctx: &Context, connection: &str) -> Result<(), CliError> {
     )
     .await?;
     models::print(&listing, false);
+
+    println!("\n== latest ({store}/{})", index_path(project_id));
+    let index: ModelIndex = probe
+        .blob(&store, &index_path(project_id))
+        .await
+        .map_err(CliError::check)?
+        .and_then(|b| serde_json::from_slice(&b.bytes).ok())
+        .ok_or_else(|| CliError::check("no index"))?;
+    for (platform, latest) in &index.latest {
+        let name = iterations
+            .iter()
+            .find(|(_, id)| *id == latest.iteration_id)
+            .map(|(n, _)| *n)
+            .unwrap_or("?");
+        println!(
+            "   {platform}: {name} ({}), alias {}",
+            latest.iteration_id,
+            latest.alias.as_deref().unwrap_or("off")
+        );
+    }
+
+    println!("\n== the gate (PUBLISH_NAME={PUBLISH_NAME}, precision >= {MIN_PRECISION}, recall >= {MIN_RECALL})");
+    for (name, iteration) in &iterations {
+        let report: Report = probe
+            .blob(&store, &report::json_path(&project, iteration))
+            .await
+            .map_err(CliError::check)?
+            .and_then(|b| serde_json::from_slice(&b.bytes).ok())
+            .ok_or_else(|| CliError::check(format!("no report of {name}")))?;
+        let decision = match &report.publish {
+            Some(p) if p.missed.is_empty() => format!("{} as '{}'", p.outcome, p.name),
+            Some(p) => format!(
+                "{}: {}",
+                p.outcome,
+                p.missed
+                    .iter()
+                    .map(|m| m.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            None => "no publish step".into(),
+        };
+        println!("   {name}: {decision}");
+    }
+    let publishes = service.requests_to(Route::PublishIteration);
+    println!(
+        "   PublishIteration calls the service received: {}",
+        publishes.len()
+    );
+
+    // EVENTS HOOK (issue 16): once the events land, print the project's events here.
+
+    let written = download(&probe, &store, &project, out).await?;
+    println!(
+        "\n== the reports and the dashboard, with the copies they link to, in {}",
+        out.display()
+    );
+    for (name, iteration) in &iterations {
+        println!(
+            "   report {name}:  {}",
+            out.join(report::html_path(&project, iteration)).display()
+        );
+    }
+    println!(
+        "   dashboard:        {}",
+        out.join(&dashboard_path).display()
+    );
+    let dashboard_file = out.join(&dashboard_path);
+    println!(
+        "   ({written} files; open the dashboard in a browser: {})",
+        url::Url::from_file_path(&dashboard_file)
+            .map(String::from)
+            .unwrap_or_else(|_| dashboard_file.display().to_string())
+    );
+
     let rejected = probe
         .peek("customvision-rejected")
         .await
         .map_err(CliError::check)?;
     println!("\n   rejected messages: {}", rejected.len());
     Ok(())
+}
+
+/// The project's part of the model store (its copies, aliases, index, reports and dashboard),
+/// into `out` under the same names, so the dashboard's relative links work from the folder.
+/// Nothing in `out` is removed: each demo's project is a new GUID, so runs sit side by side.
+async fn download(
+    probe: &Probe,
+    store: &str,
+    project: &str,
+    out: &Path,
+) -> Result<usize, CliError> {
+    let mut written = 0;
+    for name in probe.list(store).await.map_err(CliError::check)? {
+        let ours = name.starts_with(&format!("{project}/"))
+            || name.starts_with(&format!("{}/{project}/", report::REPORTS_PREFIX));
+        // Blob names are ours (GUIDs and fixed words): still, never a path out of `out`.
+        if !ours || name.split('/').any(|s| s == ".." || s.is_empty()) {
+            continue;
+        }
+        let Some(blob) = probe.blob(store, &name).await.map_err(CliError::check)? else {
+            continue;
+        };
+        let path = out.join(&name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| CliError::check(format!("{}: {e}", parent.display())))?;
+        }
+        std::fs::write(&path, &blob.bytes)
+            .map_err(|e| CliError::check(format!("{}: {e}", path.display())))?;
+        written += 1;
+    }
+    Ok(written)
 }

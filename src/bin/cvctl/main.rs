@@ -83,6 +83,10 @@ enum Command {
         /// The handler executable (default: `handler` beside this one).
         #[arg(long, value_name = "PATH")]
         handler: Option<PathBuf>,
+        /// Where the reports, the dashboard and the copies they link to are written
+        /// (default: target/demo under the root).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
     },
     /// Print shell completions.
     Completions {
@@ -220,8 +224,9 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 .await
                 .map_err(|e| CliError::check(e.to_string()))?;
         }
-        Command::Demo { handler } => {
-            demo::run(&root, handler.or_else(sibling_handler)).await?;
+        Command::Demo { handler, out } => {
+            let out = out.unwrap_or_else(|| root.join("target").join("demo"));
+            demo::run(&root, handler.or_else(sibling_handler), &out).await?;
         }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "cvctl", &mut std::io::stdout());

@@ -64,7 +64,7 @@ async fn backfill_brings_three_iterations_in_and_a_second_run_changes_nothing() 
     for c in [BACKUPS, MODELS, CV_EXPORTS] {
         probe.create_container(c).await.unwrap();
     }
-    let cv = CustomVisionFixture::start().await;
+    let cv = CustomVisionFixture::start().await.unwrap();
     let (p, _) = ids();
     let [a, b, c, d] = [0; 4].map(|_| uuid::Uuid::new_v4().to_string());
     // Oldest first: A, B, C; D is still training.
@@ -312,7 +312,7 @@ async fn backfill_waits_only_as_long_as_asked_and_names_what_is_still_exporting(
     for c in [BACKUPS, MODELS] {
         probe.create_container(c).await.unwrap();
     }
-    let cv = CustomVisionFixture::start().await;
+    let cv = CustomVisionFixture::start().await.unwrap();
     let (p, i) = ids();
     cv.add_iteration(
         &p,

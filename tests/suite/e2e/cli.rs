@@ -167,7 +167,7 @@ async fn usage_errors_exit_2_and_unreachable_services_exit_3() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn integrate_keeps_the_other_settings_and_dry_run_sends_nothing() {
-    let fixture = CustomVisionFixture::start().await;
+    let fixture = CustomVisionFixture::start().await.unwrap();
     let endpoint = fixture.endpoint().to_string();
     let api = [
         ("CUSTOM_VISION_ENDPOINT", endpoint.as_str()),
@@ -265,7 +265,7 @@ fn project_pointing_at(connection: &str, id: &str) -> Canned {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn verify_passes_when_everything_is_wired() {
-    let fixture = CustomVisionFixture::start().await;
+    let fixture = CustomVisionFixture::start().await.unwrap();
     let app = spawn_app(&[]).await;
     let (p, _) = ids();
     fixture.set_default(Route::GetProject, project_pointing_at(app.connection(), &p));
@@ -312,7 +312,7 @@ async fn verify_passes_when_everything_is_wired() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn verify_names_each_failure_with_its_fix() {
-    let fixture = CustomVisionFixture::start().await;
+    let fixture = CustomVisionFixture::start().await.unwrap();
     let (_azurite, probe, connection) = storage_only().await;
     let (p, _) = ids();
     let endpoint = fixture.endpoint().to_string();
@@ -400,6 +400,102 @@ async fn verify_names_each_failure_with_its_fix() {
     );
     let run = cvctl(&[("CV_STORAGE", &closed)], &["verify", "--project", &p]).await;
     assert_eq!(run.code, 3, "{}{}", run.stdout, run.stderr);
+}
+
+/// `cvctl demo` (`make demo`): two trainings against the Custom Vision stand-in, the first
+/// published and the second refused by the gate, both exported and copied; the output says
+/// so, the folder it names holds the reports and the dashboard, every link of the dashboard
+/// opens a file in it, and the stand-in it started is gone afterwards.
+#[tokio::test(flavor = "multi_thread")]
+async fn demo_shows_copies_latest_the_gate_the_reports_and_the_dashboard() {
+    let out = std::env::temp_dir().join(format!("cv-demo-{}", uuid::Uuid::new_v4()));
+    let run = cvctl(&[], &["demo", "--out", out.to_str().unwrap()]).await;
+    let o = &run.stdout;
+    assert_eq!(run.code, 0, "{o}{}", run.stderr);
+    let id_after = |prefix: &str| {
+        let start = o
+            .find(prefix)
+            .unwrap_or_else(|| panic!("no '{prefix}' in\n{o}"))
+            + prefix.len();
+        o[start..start + 36].to_string()
+    };
+    let first = id_after("== Custom Vision trains Iteration 1 (");
+    let second = id_after("== Custom Vision trains Iteration 2 (");
+    let project = id_after("ConnectionTest for project ");
+    for line in [
+        "   Iteration 1: published as 'demo'",
+        "   Iteration 2: belowBar: precision 0.8649 is 0.0351 under the bar of 0.9000",
+        "   PublishIteration calls the service received: 1",
+        &format!("   ONNX: Iteration 2 ({second}), alias {project}/latest/ONNX/model.ONNX"),
+        "   rejected messages: 0",
+        "== stopped the dev host, the handler, the Custom Vision stand-in and Azurite",
+    ] {
+        assert!(o.lines().any(|l| l == line), "no line '{line}' in\n{o}");
+    }
+    // `cvctl models`: both copies, the second marked latest.
+    let listed: Vec<&str> = o
+        .lines()
+        .filter(|l| l.starts_with(&first) || l.starts_with(&second))
+        .collect();
+    assert_eq!(listed.len(), 2, "{o}");
+    assert!(
+        listed[0].starts_with(&second) && listed[0].ends_with("← latest"),
+        "{o}"
+    );
+    // The files it names, and the dashboard's links inside the folder.
+    let reports = out.join("reports").join(&project);
+    for (iteration, name) in [(&first, "Iteration 1"), (&second, "Iteration 2")] {
+        let report = reports.join(format!("{iteration}.html"));
+        assert!(
+            o.contains(&format!("report {name}:  {}", report.display())),
+            "{o}"
+        );
+        assert!(report.is_file());
+    }
+    let dashboard = reports.join("index.html");
+    assert!(
+        o.contains(&format!("dashboard:        {}", dashboard.display())),
+        "{o}"
+    );
+    let page = std::fs::read_to_string(&dashboard).unwrap();
+    assert_eq!(page.matches("<g class=\"point\"").count(), 2);
+    assert!(page.contains(&format!(
+        "<th>published</th><td><a href=\"{first}.html\">Iteration 1</a>"
+    )));
+    assert!(page.contains(&format!(
+        "<th>latest ONNX</th><td><a href=\"{second}.html\">Iteration 2</a>"
+    )));
+    let links: Vec<&str> = page
+        .split("href=\"")
+        .skip(1)
+        .map(|rest| &rest[..rest.find('"').unwrap()])
+        .collect();
+    assert!(links.len() >= 7, "{links:?}");
+    for link in links {
+        let decoded = percent_encoding::percent_decode_str(link)
+            .decode_utf8()
+            .unwrap();
+        let target = reports.join(decoded.as_ref());
+        assert!(
+            target.is_file(),
+            "the link {link} opens nothing: {}",
+            target.display()
+        );
+    }
+    // Everything it started has stopped: the stand-in's port refuses.
+    let endpoint = stand_in_address(o);
+    assert!(
+        std::net::TcpStream::connect(endpoint.as_str()).is_err(),
+        "the stand-in at {endpoint} still answers"
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+/// `127.0.0.1:PORT` of the stand-in, as the demo prints it.
+fn stand_in_address(o: &str) -> String {
+    let prefix = "behaviour fixture) at http://";
+    let start = o.find(prefix).expect("the stand-in's address") + prefix.len();
+    o[start..].split('/').next().unwrap().to_string()
 }
 
 /// `cvctl … | head -1`: the reader goes away, and cvctl ends as Unix tools do (by SIGPIPE, or

@@ -684,7 +684,7 @@ async fn figures_events_per_export_cpu_and_latency() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_training_emits_its_report_and_the_gates_decision() {
     use crate::support::custom_vision::{bodies, CustomVisionFixture, FIXTURE_KEY};
-    let fixture = CustomVisionFixture::start().await;
+    let fixture = CustomVisionFixture::start().await.unwrap();
     let sinks = Sinks::start().await;
     let endpoint = fixture.endpoint().to_string();
     let gate = |min_precision: &'static str| {

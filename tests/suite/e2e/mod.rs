@@ -2,10 +2,13 @@
 //! outcomes read back from storage. Every wait is a poll with a deadline.
 
 mod backfill;
+mod browser;
 mod cli;
+mod dashboard;
 mod events;
 mod model_store;
 mod pull;
+mod stand_in;
 mod training;
 mod trust;
 

@@ -55,7 +55,7 @@ async fn report_of(app: &TestApp, p: &str, i: &str) -> (Value, String) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_finished_training_reports_exports_and_publishes_once_under_redelivery() {
-    let fixture = CustomVisionFixture::start().await;
+    let fixture = CustomVisionFixture::start().await.unwrap();
     let app = spawn_with(
         &fixture,
         &[
@@ -129,13 +129,31 @@ async fn a_finished_training_reports_exports_and_publishes_once_under_redelivery
         !out.contains(FIXTURE_KEY),
         "the key never reaches a log line"
     );
+    // The dashboard: written by the first delivery, the same page for the other two.
+    let dashboard = format!("reports/{p}/index.html");
+    assert_eq!(
+        out.matches(&format!("dashboard written: {dashboard}"))
+            .count(),
+        1,
+        "{out}"
+    );
+    assert_eq!(
+        out.matches(&format!("dashboard unchanged: {dashboard}"))
+            .count(),
+        2,
+        "{out}"
+    );
+    let page = app.probe.blob(MODELS, &dashboard).await.unwrap().unwrap();
+    let page = String::from_utf8(page.bytes).unwrap();
+    assert_eq!(page.matches("<g class=\"point\"").count(), 1);
+    assert!(page.contains("published as <code>production</code>"));
     app.assert_empty(&[REJECTED, &format!("{TRAINING}-poison")])
         .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn below_the_bar_nothing_is_published_and_the_report_says_why() {
-    let fixture = CustomVisionFixture::start().await;
+    let fixture = CustomVisionFixture::start().await.unwrap();
     let app = spawn_with(
         &fixture,
         &[
@@ -182,7 +200,7 @@ async fn below_the_bar_nothing_is_published_and_the_report_says_why() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_training_writes_a_report_of_the_failure() {
-    let fixture = CustomVisionFixture::start().await;
+    let fixture = CustomVisionFixture::start().await.unwrap();
     fixture.set_default(
         Route::GetIteration,
         crate::support::custom_vision::Canned::ok(bodies::iteration(
@@ -208,7 +226,7 @@ async fn a_failed_training_writes_a_report_of_the_failure() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_training_api_orders_latest_and_names_a_sas_sources_platform() {
-    let fixture = CustomVisionFixture::start().await;
+    let fixture = CustomVisionFixture::start().await.unwrap();
     let app = spawn_with(&fixture, &[]).await;
     // A backup: ordered by the iteration's trainedAt, not the blob's creation time.
     let (p, i) = ids();

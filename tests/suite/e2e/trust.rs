@@ -245,7 +245,7 @@ async fn without_the_api_a_sas_source_is_only_ever_a_first_copy() {
 #[tokio::test(flavor = "multi_thread")]
 async fn with_the_api_a_sas_source_is_copied_only_when_get_exports_lists_it() {
     use crate::support::custom_vision::{Canned, CustomVisionFixture, Route, FIXTURE_KEY};
-    let fixture = CustomVisionFixture::start().await;
+    let fixture = CustomVisionFixture::start().await.unwrap();
     let endpoint = fixture.endpoint().to_string();
     let app = spawn_app(&[
         ("CUSTOM_VISION_ENDPOINT", &endpoint),

@@ -53,7 +53,7 @@ fn malformed(n: usize, sig: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_load_of_mixed_notifications_loses_nothing_and_memory_stays_flat() {
     let n = total();
-    let fixture = CustomVisionFixture::start().await;
+    let fixture = CustomVisionFixture::start().await.unwrap();
     let app = spawn_with(automation(fixture.endpoint().as_str())).await;
     let handler = app.wait_handlers(1, &[]).await[0];
 

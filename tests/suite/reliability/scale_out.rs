@@ -62,7 +62,7 @@ async fn two_hosts_and_every_export_twice_give_one_copy_and_one_index_entry_each
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_hosts_and_every_training_twice_give_one_publish_each() {
-    let fixture = CustomVisionFixture::start().await;
+    let fixture = CustomVisionFixture::start().await.unwrap();
     // A recording proxy (no faults): what the service accepted, read off the wire.
     let proxy = FaultProxy::start(fixture.addr().port(), FaultPlan::none()).await;
     let mut app = spawn_with(automation(&format!("http://127.0.0.1:{}/", proxy.port))).await;

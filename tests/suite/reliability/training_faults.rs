@@ -81,7 +81,7 @@ pub fn one_of_each() -> BTreeMap<String, usize> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn trainings_survive_training_api_faults_with_one_export_each_and_one_publish() {
-    let fixture = CustomVisionFixture::start().await;
+    let fixture = CustomVisionFixture::start().await.unwrap();
     let plan = FaultPlan {
         seed: 0x5EED_0003,
         busy: 0.08,

@@ -1,12 +1,19 @@
-//! A behaviour fixture for the Custom Vision Training API v3.3: a real HTTP/1.1 server on
-//! `127.0.0.1:0` that answers like the service (bodies written from the spec's schemas, in the
-//! shapes of the service's recorded sessions) and records every request.
+//! A local stand-in for the Custom Vision Training API v3.3, as Azurite stands in for storage:
+//! a real HTTP/1.1 server on `127.0.0.1:0` that answers like the service (bodies written from
+//! the spec's schemas, `../shared/specs/customvision-training-v3.3.json`, in the shapes of the
+//! service's recorded sessions) and records every request. The tests use it as the behaviour
+//! fixture of the Training API (its answers, canned or realistic); `cvctl demo` uses it as the
+//! service a training and its exports come from.
 //!
 //! Like the real service (and unlike `warp::test`): connections are kept alive, bodies may be
 //! chunked or have a length, and a request without the right `Training-Key` (or, when allowed,
 //! a bearer token) is answered 401 by the "gateway" before any route runs. Per route, canned
 //! answers are served from a queue first, then from the route's default, then from a
-//! realistic answer built from the request.
+//! realistic answer built from the request and from what the service remembers: the
+//! iterations trained ([`CustomVisionFixture::train`]), the exports asked for (and, once
+//! [`CustomVisionFixture::finish_exports`] says so, done), the name an iteration is published
+//! under. Every request the client makes is checked against the contract itself by Prism
+//! (`tests/training_contract.rs`).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -17,11 +24,11 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use url::Url;
-
-use super::http1::{serve, Server};
 
 /// The key the fixture accepts.
 pub const FIXTURE_KEY: &str = "fixture-training-key-7c1d5b0e";
@@ -178,6 +185,18 @@ struct State {
     /// When set, an export finishes between two GetExports: listed `Exporting` once, then
     /// `Done` with the download URI this names for (project, iteration, platform).
     finisher: Option<Finisher>,
+    trained: HashMap<(String, String), Trained>,
+}
+
+/// An iteration the stand-in has trained: what GetIteration and GetIterationPerformance
+/// answer for it (without one, the answers of [`bodies`]).
+#[derive(Debug, Clone)]
+pub struct Trained {
+    pub name: String,
+    /// ISO 8601 UTC, as the service writes it (`2026-11-28T16:40:50.102Z`).
+    pub trained_at: String,
+    /// An `IterationPerformance` body ([`bodies::performance_of`]).
+    pub performance: Value,
 }
 
 type Finisher = Arc<dyn Fn(&str, &str, &str) -> String + Send + Sync>;
@@ -185,33 +204,28 @@ type Finisher = Arc<dyn Fn(&str, &str, &str) -> String + Send + Sync>;
 pub struct CustomVisionFixture {
     addr: SocketAddr,
     state: Arc<Mutex<State>>,
-    _server: Server,
+    task: JoinHandle<()>,
+}
+
+impl Drop for CustomVisionFixture {
+    fn drop(&mut self) {
+        // The accept loop owns the connection tasks (a JoinSet), so this ends them too.
+        self.task.abort();
+    }
 }
 
 impl CustomVisionFixture {
-    pub async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("local addr");
+    pub async fn start() -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
         let state = Arc::new(Mutex::new(State::default()));
-        let served = state.clone();
-        let server = Server::spawn(
-            addr,
-            serve(listener, move |connection| {
-                served.lock().expect("fixture state").connections += 1;
-                let state = served.clone();
-                service_fn(move |req| handle(req, state.clone(), connection))
-            }),
-        );
-        Self {
-            addr,
-            state,
-            _server: server,
-        }
+        let task = tokio::spawn(accept_loop(listener, state.clone()));
+        Ok(Self { addr, state, task })
     }
 
     /// `http://127.0.0.1:<port>/`, what `CUSTOM_VISION_ENDPOINT` would hold.
     pub fn endpoint(&self) -> Url {
-        Url::parse(&format!("http://{}/", self.addr)).expect("url")
+        Url::parse(&format!("http://{}/", self.addr)).expect("a socket address makes a URL")
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -266,6 +280,39 @@ impl CustomVisionFixture {
         self.lock().accept_bearer = true;
     }
 
+    /// The service has trained `iteration` of `project`: GetIteration and
+    /// GetIterationPerformance answer with its name, time and figures from now on.
+    pub fn train(&self, project: &str, iteration: &str, trained: Trained) {
+        self.lock()
+            .trained
+            .insert((project.to_string(), iteration.to_string()), trained);
+    }
+
+    /// The service has finished the exports asked for `iteration`: GetExports lists them
+    /// `Done`, with a download URI. Returns the (platform, flavor) of each one finished now,
+    /// whose model and Export notification the caller then writes, as the service does.
+    pub fn finish_exports(&self, project: &str, iteration: &str) -> Vec<(String, Option<String>)> {
+        let mut s = self.lock();
+        let Some(exports) = s
+            .exports
+            .get_mut(&(project.to_string(), iteration.to_string()))
+        else {
+            return Vec::new();
+        };
+        let mut finished = Vec::new();
+        for e in exports
+            .iter_mut()
+            .filter(|e| e["status"] == json!("Exporting"))
+        {
+            let platform = e["platform"].as_str().unwrap_or_default().to_string();
+            let done = bodies::export(&platform, "Done");
+            e["status"] = json!("Done");
+            e["downloadUri"] = done["downloadUri"].clone();
+            finished.push((platform, e["flavor"].as_str().map(str::to_string)));
+        }
+        finished
+    }
+
     pub fn requests(&self) -> Vec<Recorded> {
         self.lock().requests.clone()
     }
@@ -284,7 +331,32 @@ impl CustomVisionFixture {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().expect("fixture state")
+        lock(&self.state)
+    }
+}
+
+async fn accept_loop(listener: TcpListener, state: Arc<Mutex<State>>) {
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let connection = {
+            let mut s = lock(&state);
+            s.connections += 1;
+            s.connections - 1
+        };
+        let state = state.clone();
+        connections.spawn(async move {
+            let service = service_fn(move |req| handle(req, state.clone(), connection));
+            // hyper's HTTP/1.1 server: keep-alive on, chunked and sized bodies both decoded.
+            let _ = hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+        // Reap finished connections so the set does not grow for the fixture's life.
+        while connections.try_join_next().is_some() {}
     }
 }
 
@@ -327,7 +399,7 @@ async fn handle(
         connection,
     };
     let canned = {
-        let mut s = state.lock().expect("fixture state");
+        let mut s = lock(&state);
         s.requests.push(recorded.clone());
         let authorised = key_ok || (s.accept_bearer && bearer);
         match route {
@@ -337,7 +409,7 @@ async fn handle(
                 Some(c) => c,
                 None => match s.defaults.get(&r) {
                     Some(c) => c.clone(),
-                    None => realistic(r, &recorded, &mut s),
+                    None => without_nulls(realistic(r, &recorded, &mut s)),
                 },
             },
         }
@@ -349,9 +421,19 @@ async fn handle(
     for (k, v) in &canned.headers {
         response = response.header(k.as_str(), v.as_str());
     }
+    // A canned status or header that HTTP cannot carry is the test's mistake: a 500 says so.
     Ok(response
         .body(Full::new(Bytes::from(canned.body)))
-        .expect("response"))
+        .unwrap_or_else(|e| {
+            let mut r = Response::new(Full::new(Bytes::from(format!("fixture: {e}"))));
+            *r.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
+            r
+        }))
+}
+
+/// The state, even after a panic elsewhere held the lock (it is plain data).
+fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The route of `{method} /customvision/v3.3/training/...`, matched segment by segment.
@@ -372,6 +454,29 @@ fn route_of(method: &str, path: &str) -> Option<Route> {
         ("POST", ["projects", _, "iterations", _, "publish"]) => Some(Route::PublishIteration),
         _ => None,
     }
+}
+
+/// The service writes `null` for a string it has no value for (`thumbnailUri`, `publishName`,
+/// `downloadUri`: the SDK's recorded sessions); the contract (swagger 2.0, no `x-nullable`)
+/// types those members as strings and leaves them optional. The stand-in's own answers leave
+/// them out, which both allow (Prism in proxy mode checks it: `tests/suite/e2e/stand_in.rs`); a
+/// canned answer goes out as written, nulls and all, for the tests that decode them.
+fn without_nulls(mut canned: Canned) -> Canned {
+    fn strip(v: &mut Value) {
+        match v {
+            Value::Object(members) => {
+                members.retain(|_, m| !m.is_null());
+                members.values_mut().for_each(strip);
+            }
+            Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    if let Ok(mut body) = serde_json::from_str::<Value>(&canned.body) {
+        strip(&mut body);
+        canned.body = body.to_string();
+    }
+    canned
 }
 
 /// The answer the service would give, built from the request's ids and parameters and from
@@ -397,7 +502,8 @@ fn realistic(route: Route, req: &Recorded, state: &mut State) -> Canned {
         Route::CreateProject => {
             let mut answer = bodies::project(&uuid::Uuid::new_v4().to_string());
             answer["name"] = json!(req.query_value("name"));
-            answer["description"] = json!(req.query_value("description"));
+            // The contract requires a description (a string): none given is an empty one.
+            answer["description"] = json!(req.query_value("description").unwrap_or_default());
             for key in ["exportModelContainerUri", "notificationQueueUri"] {
                 if let Some(v) = req.query_value(key) {
                     answer["settings"][key] = json!(v);
@@ -419,6 +525,14 @@ fn realistic(route: Route, req: &Recorded, state: &mut State) -> Canned {
                 Some(i) => i.clone(),
                 None => bodies::iteration(project, iteration, "Completed"),
             };
+            if let Some(t) = state
+                .trained
+                .get(&(project.to_string(), iteration.to_string()))
+            {
+                body["name"] = json!(t.name);
+                body["trainedAt"] = json!(t.trained_at);
+                body["lastModified"] = json!(t.trained_at);
+            }
             if let Some(name) = state
                 .published
                 .get(&(project.to_string(), iteration.to_string()))
@@ -428,7 +542,13 @@ fn realistic(route: Route, req: &Recorded, state: &mut State) -> Canned {
             }
             Canned::ok(body)
         }
-        Route::GetIterationPerformance => Canned::ok(bodies::performance()),
+        Route::GetIterationPerformance => Canned::ok(
+            state
+                .trained
+                .get(&(project.to_string(), iteration.to_string()))
+                .map(|t| t.performance.clone())
+                .unwrap_or_else(bodies::performance),
+        ),
         Route::ExportIteration => {
             let platform = req.query_value("platform").unwrap_or_default();
             let flavor = req.query_value("flavor");
@@ -559,6 +679,28 @@ pub mod bodies {
             "recall": 0.8888889,
             "recallStdDeviation": 0.0247,
             "averagePrecision": 0.9437
+        })
+    }
+
+    /// An `IterationPerformance` with these overall figures, its three tags around them.
+    pub fn performance_of(precision: f64, recall: f64, average_precision: f64) -> Value {
+        let tag = |id: &str, name: &str, dp: f64, dr: f64| {
+            json!({"id": id, "name": name,
+                   "precision": (precision + dp).clamp(0.0, 1.0), "precisionStdDeviation": 0.02,
+                   "recall": (recall + dr).clamp(0.0, 1.0), "recallStdDeviation": 0.03,
+                   "averagePrecision": (average_precision + (dp + dr) / 2.0).clamp(0.0, 1.0)})
+        };
+        json!({
+            "perTagPerformance": [
+                tag("db3d0205-8822-433b-8736-2233cf27fd8f", "scratch", 0.01, -0.01),
+                tag("dd3ba379-3cc0-4f97-a04c-60f8e5e4873c", "dent", -0.07, -0.12),
+                tag("4b1e6d2a-7c0f-4f43-9d85-3f0c2e6a9b17", "ok", 0.05, 0.1)
+            ],
+            "precision": precision,
+            "precisionStdDeviation": 0.0189,
+            "recall": recall,
+            "recallStdDeviation": 0.0247,
+            "averagePrecision": average_precision
         })
     }
 

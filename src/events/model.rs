@@ -473,15 +473,17 @@ pub fn examples() -> Vec<(Fact, OffsetDateTime)> {
     let model = StoredBlob {
         project_id: P.into(),
         iteration_id: I.into(),
-        platform: "onnx".into(),
-        url: format!("https://account.blob.core.windows.net/models/{P}/{I}/onnx/model.zip"),
+        platform: "ONNX".into(),
+        url: format!(
+            "https://account.blob.core.windows.net/models/{P}/{I}/ONNX/{P}%20-%20{I}.onnx"
+        ),
         size: Some(1_234_567),
         content_md5: Some(vec![0x1b; 16]),
         source_etag: "\"0x8DC0000000000A1\"".into(),
         order: Some(order),
     };
     let latest = StoredBlob {
-        url: format!("https://account.blob.core.windows.net/models/{P}/latest/onnx/model.zip"),
+        url: format!("https://account.blob.core.windows.net/models/{P}/latest/ONNX/model.onnx"),
         ..model.clone()
     };
     let gate = Gate {
@@ -498,9 +500,9 @@ pub fn examples() -> Vec<(Fact, OffsetDateTime)> {
             Fact::ReportWritten {
                 project_id: P.into(),
                 iteration_id: I.into(),
-                url: format!("https://account.blob.core.windows.net/models/{P}/{I}/report.json"),
+                url: format!("https://account.blob.core.windows.net/models/reports/{P}/{I}.json"),
                 html_url: Some(format!(
-                    "https://account.blob.core.windows.net/models/{P}/{I}/report.html"
+                    "https://account.blob.core.windows.net/models/reports/{P}/{I}.html"
                 )),
                 etag: "\"0x8DC0000000000B2\"".into(),
             },
@@ -519,7 +521,7 @@ pub fn examples() -> Vec<(Fact, OffsetDateTime)> {
             Fact::PublishRefused {
                 project_id: P.into(),
                 iteration_id: I.into(),
-                reasons: vec!["recall 0.80 is under the bar 0.85".into()],
+                reasons: vec!["recall 0.8000 is 0.0500 under the bar of 0.8500".into()],
                 gate: Some(Gate {
                     recall: 0.8,
                     ..gate

@@ -199,7 +199,7 @@ impl Automation<'_> {
         let Some(trained_at) = iteration.trained_at else {
             return Ok(None);
         };
-        let prefix = format!("{}/{project_id}/", report::REPORTS_PREFIX);
+        let prefix = crate::naming::stored::reports_prefix(project_id);
         let listed = list_blobs(self.store, &prefix)
             .await
             .map_err(StorageActionError::of("list reports"))?;

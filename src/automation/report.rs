@@ -6,18 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::training::{Iteration, IterationPerformance};
 
-pub const REPORTS_PREFIX: &str = "reports";
-/// Metadata on a report blob: the iteration's `trainedAt`, so the previous report is found
-/// with one listing.
-pub const TRAINED_AT_KEY: &str = "cvtrainedat";
-
-pub fn json_path(project_id: &str, iteration_id: &str) -> String {
-    format!("{REPORTS_PREFIX}/{project_id}/{iteration_id}.json")
-}
-
-pub fn html_path(project_id: &str, iteration_id: &str) -> String {
-    format!("{REPORTS_PREFIX}/{project_id}/{iteration_id}.html")
-}
+// The names are defined in `naming::stored`; here under the names this module's users know.
+pub use crate::naming::stored::{
+    report_html_path as html_path, report_json_path as json_path, TRAINED_AT_KEY,
+};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

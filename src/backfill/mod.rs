@@ -125,7 +125,7 @@ impl Backfill<'_> {
             .filter(|f| f.kind == FoundKind::Model)
             .filter_map(|f| Some((f.order()?.iteration_id, f.platform())))
             .collect();
-        let prefix = format!("{}/{p}/", crate::automation::report::REPORTS_PREFIX);
+        let prefix = crate::naming::stored::reports_prefix(p);
         let reported: HashSet<IterationId> = list_blobs(&store, &prefix)
             .await
             .map_err(StorageActionError::of("list the reports"))?

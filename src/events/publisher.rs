@@ -221,5 +221,5 @@ pub fn marker_name(sink: &Sink, id: &str) -> String {
 
 /// The delivered marker of event `id` at the sink named `sink` (`eventgrid`, `webhook`).
 pub fn marker_path(sink: &str, id: &str) -> String {
-    format!("{sink}/{id}")
+    crate::naming::stored::delivered_marker_path(sink, id)
 }

@@ -1,9 +1,11 @@
 //! Every name the model store holds, defined once: the index tags (keys and `kind` values),
-//! the metadata keys, and the fixed paths of the `latest` alias and the index. Writers and
-//! readers (the export, the alias, the index rebuild, `cvctl models`) use these, never a
-//! literal, so a rename cannot leave a reader behind.
+//! the metadata keys, the fixed paths of the `latest` alias, the index, the training reports
+//! and the dashboard, and the delivered markers of events. Writers and readers (the export,
+//! the alias, the index rebuild, the reports, the backfill, `cvctl models|demo|verify`) use
+//! these, never a literal, so a rename cannot leave a reader behind.
 
 use std::collections::BTreeMap;
+use std::fmt::Display;
 
 use crate::domain::{IterationId, ProjectId};
 
@@ -34,6 +36,16 @@ pub const EXTENSION_KEY: &str = "cvextension";
 /// Where an iteration stands in "newest" (`model_store::OrderKey`).
 pub const ORDER_AT_KEY: &str = "cvorderat";
 pub const ORDER_BY_KEY: &str = "cvorderby";
+/// On a report blob: the iteration's `trainedAt`, so the previous report is found with one
+/// listing.
+pub const TRAINED_AT_KEY: &str = "cvtrainedat";
+/// On the dashboard page: the SHA-256 of its bytes, hex.
+pub const DIGEST_KEY: &str = "cvdigest";
+
+/// The folder of the training reports and dashboards, beside the projects' models.
+pub const REPORTS_PREFIX: &str = "reports";
+/// The dashboard's name beside a project's reports.
+pub const DASHBOARD_FILE: &str = "index.html";
 
 /// The tags that name a stored model: whose, which iteration, which platform, what kind.
 pub fn model_tags(
@@ -81,6 +93,32 @@ pub fn index_path(project_id: ProjectId) -> String {
     format!("{project_id}/index.json")
 }
 
+/// `reports/{projectId}/`: every report and the dashboard of one project.
+pub fn reports_prefix(project_id: impl Display) -> String {
+    format!("{REPORTS_PREFIX}/{project_id}/")
+}
+
+/// `reports/{projectId}/{iterationId}.json`.
+pub fn report_json_path(project_id: impl Display, iteration_id: impl Display) -> String {
+    format!("{}{iteration_id}.json", reports_prefix(project_id))
+}
+
+/// `reports/{projectId}/{iterationId}.html`.
+pub fn report_html_path(project_id: impl Display, iteration_id: impl Display) -> String {
+    format!("{}{iteration_id}.html", reports_prefix(project_id))
+}
+
+/// `reports/{projectId}/index.html`.
+pub fn dashboard_path(project_id: impl Display) -> String {
+    format!("{}{DASHBOARD_FILE}", reports_prefix(project_id))
+}
+
+/// `{sink}/{eventId}` in the delivered-markers container: the event went to that sink
+/// (`eventgrid`, `webhook`).
+pub fn delivered_marker_path(sink: &str, event_id: &str) -> String {
+    format!("{sink}/{event_id}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,7 +149,9 @@ mod tests {
                 SOURCE_ETAG_KEY,
                 EXTENSION_KEY,
                 ORDER_AT_KEY,
-                ORDER_BY_KEY
+                ORDER_BY_KEY,
+                TRAINED_AT_KEY,
+                DIGEST_KEY
             ],
             [
                 "cvprojectid",
@@ -121,7 +161,9 @@ mod tests {
                 "cvsourceetag",
                 "cvextension",
                 "cvorderat",
-                "cvorderby"
+                "cvorderby",
+                "cvtrainedat",
+                "cvdigest"
             ]
         );
         let p = ProjectId::parse(crate::domain::examples::PROJECT).unwrap();
@@ -130,5 +172,11 @@ mod tests {
             format!("{p}/latest/ONNX/model.onnx")
         );
         assert_eq!(index_path(p), format!("{p}/index.json"));
+        let i = crate::domain::examples::ITERATION;
+        assert_eq!(reports_prefix(p), format!("reports/{p}/"));
+        assert_eq!(report_json_path(p, i), format!("reports/{p}/{i}.json"));
+        assert_eq!(report_html_path(p, i), format!("reports/{p}/{i}.html"));
+        assert_eq!(dashboard_path(p), format!("reports/{p}/index.html"));
+        assert_eq!(delivered_marker_path("webhook", "e1"), "webhook/e1");
     }
 }

@@ -10,6 +10,8 @@ use url::Url;
 use super::{is_loopback, validate_container_name, Secret, SettingsError};
 
 pub const DEFAULT_EVENTS_QUEUE: &str = "customvision-events";
+/// Where a `RecordRejected` event's record is queued (`CV_REJECTED_QUEUE`).
+pub const DEFAULT_REJECTED_QUEUE: &str = "customvision-rejected";
 pub const DEFAULT_EVENTS_FAILED_QUEUE: &str = "customvision-events-failed";
 pub const DEFAULT_EVENTS_DELIVERED_CONTAINER: &str = "customvision-events-delivered";
 /// Standard Webhooks' schedule after the immediate first attempt: 5 s, 5 min, 30 min, 2 h,
@@ -139,7 +141,7 @@ impl EventSettings {
         };
         Ok(Self {
             queue: queue("CV_EVENTS_QUEUE", DEFAULT_EVENTS_QUEUE)?,
-            rejected_queue: queue("CV_REJECTED_QUEUE", "customvision-rejected")?,
+            rejected_queue: queue("CV_REJECTED_QUEUE", DEFAULT_REJECTED_QUEUE)?,
             failed_queue: queue("CV_EVENTS_FAILED_QUEUE", DEFAULT_EVENTS_FAILED_QUEUE)?,
             delivered_container,
             retry_schedule,

@@ -21,15 +21,7 @@ use crate::model_store::ModelIndex;
 
 pub use store::{refresh, DashboardError, Refreshed};
 
-/// The dashboard's name beside the reports.
-pub const DASHBOARD_FILE: &str = "index.html";
-
-pub fn path(project_id: &str) -> String {
-    format!(
-        "{}/{project_id}/{DASHBOARD_FILE}",
-        super::report::REPORTS_PREFIX
-    )
-}
+pub use crate::naming::stored::{dashboard_path as path, DASHBOARD_FILE};
 
 /// The status of a row that comes from the index alone.
 pub const NO_REPORT: &str = "noReport";

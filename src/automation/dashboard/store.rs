@@ -20,14 +20,13 @@ use futures::{StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
 
 use super::{page, path, summarise, Dashboard, DASHBOARD_FILE};
-use crate::automation::report::{Report, REPORTS_PREFIX};
+use crate::automation::report::Report;
 use crate::domain::{IterationId, ProjectId};
 use crate::model_store::ModelIndex;
-use crate::naming::stored::index_path;
+use crate::naming::stored::{index_path, reports_prefix};
 use crate::storage::{list_blobs, quoted_etag, StorageActionError};
 
-/// Metadata on the page: the SHA-256 of its bytes, hex.
-pub const DIGEST_KEY: &str = "cvdigest";
+use crate::naming::stored::DIGEST_KEY;
 /// Lost races before giving up; the message's retry tries again later.
 const ATTEMPTS: usize = 20;
 /// Reports read at once.
@@ -100,7 +99,7 @@ async fn gather(
     store: &BlobContainerClient,
     project_id: ProjectId,
 ) -> Result<(Dashboard, Option<Current>), DashboardError> {
-    let prefix = format!("{REPORTS_PREFIX}/{project_id}/");
+    let prefix = reports_prefix(project_id);
     let listed = list_blobs(store, &prefix)
         .await
         .map_err(storage("list the reports"))?;

@@ -302,7 +302,7 @@ async fn drive(
     );
 
     let rejected = probe
-        .peek("customvision-rejected")
+        .peek(customvision_events::settings::events::DEFAULT_REJECTED_QUEUE)
         .await
         .map_err(CliError::check)?;
     println!("\n   rejected messages: {}", rejected.len());
@@ -321,7 +321,9 @@ async fn download(
     let mut written = 0;
     for name in probe.list(store).await.map_err(CliError::check)? {
         let ours = name.starts_with(&format!("{project}/"))
-            || name.starts_with(&format!("{}/{project}/", report::REPORTS_PREFIX));
+            || name.starts_with(&customvision_events::naming::stored::reports_prefix(
+                project,
+            ));
         // Blob names are ours (GUIDs and fixed words): still, never a path out of `out`.
         if !ours || name.split('/').any(|s| s == ".." || s.is_empty()) {
             continue;

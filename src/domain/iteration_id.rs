@@ -13,7 +13,7 @@ mod tests {
 
     #[test]
     fn a_bad_id_names_its_field() {
-        let i = "1b2c3d4e-5f60-4172-8394-a5b6c7d8e9f0";
+        let i = crate::domain::examples::ITERATION;
         assert_eq!(IterationId::parse(i).unwrap().to_string(), i);
         assert_eq!(
             IterationId::parse("x"),

@@ -20,9 +20,10 @@ pub use export_platform::ExportPlatform;
 pub use iteration_id::IterationId;
 pub use project_id::ProjectId;
 
-/// The ids the unit tests use, defined once.
-#[cfg(test)]
-pub(crate) mod examples {
+/// The ids the unit tests, the integration tests and the documented examples use, defined
+/// once. Public (hidden) so `tests/` can name them too; nothing else should.
+#[doc(hidden)]
+pub mod examples {
     pub const PROJECT: &str = "9a8b7c6d-1234-4e5f-8a9b-0c1d2e3f4a5b";
     pub const ITERATION: &str = "1b2c3d4e-5f60-4172-8394-a5b6c7d8e9f0";
 }

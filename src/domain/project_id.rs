@@ -11,7 +11,7 @@ mod tests {
     use super::*;
     use crate::domain::DomainError;
 
-    const P: &str = "9a8b7c6d-1234-4e5f-8a9b-0c1d2e3f4a5b";
+    use crate::domain::examples::PROJECT as P;
 
     #[test]
     fn only_the_hyphenated_form_parses() {

@@ -266,7 +266,7 @@ pub(crate) mod tests {
     use crate::automation::report::*;
     use crate::model_store::index::IndexEntry;
 
-    pub const P: &str = "9a8b7c6d-1234-4e5f-8a9b-0c1d2e3f4a5b";
+    pub use crate::domain::examples::PROJECT as P;
 
     pub fn report(id: &str, name: &str, trained_at: &str, figures: (f64, f64)) -> Report {
         Report {
@@ -338,7 +338,7 @@ pub(crate) mod tests {
     /// Two iterations, the second refused by the gate, both exported to ONNX: the second is
     /// `latest` (trained later), the first is published.
     pub fn two() -> (Vec<Report>, ModelIndex) {
-        let a = "1b2c3d4e-5f60-4172-8394-a5b6c7d8e9f0";
+        let a = crate::domain::examples::ITERATION;
         let b = "2b2c3d4e-5f60-4172-8394-a5b6c7d8e9f0";
         let mut first = report(a, "Iteration 1", "2026-11-01T10:00:00Z", (0.93, 0.89));
         first.publish = publish("published", vec![]);

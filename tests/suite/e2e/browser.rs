@@ -323,7 +323,7 @@ const DASHBOARD_QUESTION: &str = r#"(() => {
            scripts: document.scripts.length };
 })()"#;
 
-const P: &str = "9a8b7c6d-1234-4e5f-8a9b-0c1d2e3f4a5b";
+use customvision_events::domain::examples::PROJECT as P;
 
 fn iteration_id(n: usize) -> String {
     format!("{n:08x}-5f60-4172-8394-a5b6c7d8e9f0")

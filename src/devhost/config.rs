@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::settings::{read_json, AppSettings, JsonFileError};
+use crate::settings::{read_json, AppSettings, JsonFileError, ResolveError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -17,6 +17,29 @@ pub enum ConfigError {
     File(#[from] JsonFileError),
     #[error("{path}: {reason}")]
     Invalid { path: PathBuf, reason: String },
+    #[error("{path}: {source}")]
+    Setting { path: PathBuf, source: ResolveError },
+}
+
+/// Why a `function.json` is not one the dev host can run.
+#[derive(Debug, thiserror::Error)]
+pub enum FunctionJsonError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Setting(#[from] ResolveError),
+}
+
+impl From<String> for FunctionJsonError {
+    fn from(reason: String) -> Self {
+        Self::Invalid(reason)
+    }
+}
+
+impl From<&str> for FunctionJsonError {
+    fn from(reason: &str) -> Self {
+        Self::Invalid(reason.to_string())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,8 +192,10 @@ pub fn load_functions(
         }
         let name = entry.file_name().to_string_lossy().into_owned();
         let json = read_json(&path)?;
-        let function = parse_function(&name, &json, settings)
-            .map_err(|reason| ConfigError::Invalid { path, reason })?;
+        let function = parse_function(&name, &json, settings).map_err(|e| match e {
+            FunctionJsonError::Invalid(reason) => ConfigError::Invalid { path, reason },
+            FunctionJsonError::Setting(source) => ConfigError::Setting { path, source },
+        })?;
         functions.push(function);
     }
     functions.sort_by(|a, b| a.name.cmp(&b.name));
@@ -193,10 +218,10 @@ pub fn parse_function(
     name: &str,
     json: &Value,
     settings: &AppSettings,
-) -> Result<FunctionConfig, String> {
+) -> Result<FunctionConfig, FunctionJsonError> {
     let bindings: Vec<RawBinding> =
         serde_json::from_value(json["bindings"].clone()).map_err(|e| format!("bindings: {e}"))?;
-    let queue_binding = |b: &RawBinding| -> Result<QueueBinding, String> {
+    let queue_binding = |b: &RawBinding| -> Result<QueueBinding, FunctionJsonError> {
         let raw = b
             .queue_name
             .as_deref()
@@ -210,17 +235,14 @@ pub fn parse_function(
                 .unwrap_or_else(|| "AzureWebJobsStorage".into()),
         })
     };
-    let blob_binding = |b: &RawBinding| -> Result<BlobBinding, String> {
+    let blob_binding = |b: &RawBinding| -> Result<BlobBinding, FunctionJsonError> {
         let raw = b
             .path
             .as_deref()
             .ok_or(format!("binding '{}' has no path", b.name))?;
         let path = settings.resolve(raw)?;
         if !path.contains('/') || path.starts_with('/') {
-            return Err(format!(
-                "binding '{}': path '{raw}' is not container/blob",
-                b.name
-            ));
+            return Err(format!("binding '{}': path '{raw}' is not container/blob", b.name).into());
         }
         Ok(BlobBinding {
             name: b.name.clone(),
@@ -247,7 +269,8 @@ pub fn parse_function(
                 return Err(format!(
                     "binding '{}' ({kind}, {direction}) is not supported by the dev host",
                     b.name
-                ))
+                )
+                .into())
             }
         }
     }

@@ -23,6 +23,15 @@ pub enum JsonFileError {
     },
 }
 
+/// A `%NAME%` reference the settings cannot resolve.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    #[error("unbalanced % in '{text}'")]
+    Unbalanced { text: String },
+    #[error("'{text}' names setting {name}, which is not set")]
+    NotSet { text: String, name: String },
+}
+
 /// App settings: `local.settings.json` Values overlaid by the process environment.
 #[derive(Debug, Clone, Default)]
 pub struct AppSettings {
@@ -70,19 +79,20 @@ impl AppSettings {
     }
 
     /// Resolves `%NAME%` as the host does; an unknown setting is an error, not an empty name.
-    pub fn resolve(&self, text: &str) -> Result<String, String> {
+    pub fn resolve(&self, text: &str) -> Result<String, ResolveError> {
         let mut out = String::new();
         let mut rest = text;
         while let Some(start) = rest.find('%') {
             out.push_str(&rest[..start]);
             let after = &rest[start + 1..];
-            let end = after
-                .find('%')
-                .ok_or_else(|| format!("unbalanced % in '{text}'"))?;
+            let end = after.find('%').ok_or_else(|| ResolveError::Unbalanced {
+                text: text.to_string(),
+            })?;
             let name = &after[..end];
-            let value = self
-                .get(name)
-                .ok_or_else(|| format!("'{text}' names setting {name}, which is not set"))?;
+            let value = self.get(name).ok_or_else(|| ResolveError::NotSet {
+                text: text.to_string(),
+                name: name.to_string(),
+            })?;
             out.push_str(&value);
             rest = &after[end + 1..];
         }
@@ -113,10 +123,16 @@ mod tests {
         s.set("Q", "customvision-notifications");
         assert_eq!(s.resolve("%Q%").unwrap(), "customvision-notifications");
         assert_eq!(s.resolve("plain").unwrap(), "plain");
-        assert!(s
-            .resolve("%NOT_SET_ANYWHERE_42%")
-            .unwrap_err()
-            .contains("NOT_SET_ANYWHERE_42"));
-        assert!(s.resolve("%Q").is_err());
+        assert_eq!(
+            s.resolve("%NOT_SET_ANYWHERE_42%"),
+            Err(ResolveError::NotSet {
+                text: "%NOT_SET_ANYWHERE_42%".into(),
+                name: "NOT_SET_ANYWHERE_42".into()
+            })
+        );
+        assert_eq!(
+            s.resolve("%Q"),
+            Err(ResolveError::Unbalanced { text: "%Q".into() })
+        );
     }
 }

@@ -12,7 +12,7 @@ mod local;
 pub(crate) mod training;
 
 pub use automation::ExportTarget;
-pub use local::{read_json, AppSettings, JsonFileError};
+pub use local::{read_json, AppSettings, JsonFileError, ResolveError};
 
 use automation::AutomationSettings;
 use events::EventSettings;

@@ -9,9 +9,25 @@ use azure_core::http::{RequestContent, StatusCode};
 use azure_storage_blob::models::BlobClientGetPropertiesResultHeaders;
 use azure_storage_queue::models::{QueueClientPeekMessagesOptions, QueueMessage};
 
-use crate::redact::redact;
-use crate::settings::StorageConnection;
-use crate::storage::StorageAccount;
+use crate::settings::{SettingsError, StorageConnection};
+use crate::storage::{StorageAccount, StorageActionError, StorageError};
+
+/// Why a probe could not look, or a wait ended without what it waited for.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("probe: {0}")]
+    Settings(#[source] SettingsError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Request(#[from] StorageActionError),
+    /// What a caller's own check failed on while polling (a child process's `try_wait`, a
+    /// socket).
+    #[error("probe: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("timed out after {deadline:?} waiting for {what}")]
+    TimedOut { what: String, deadline: Duration },
+}
 
 #[derive(Clone)]
 pub struct Probe {
@@ -29,39 +45,35 @@ pub struct BlobState {
     pub last_modified: Option<String>,
 }
 
-fn fail(action: &str) -> impl Fn(azure_core::Error) -> String + '_ {
-    move |e| redact(&format!("{action}: {e}"))
+fn fail(action: &'static str) -> impl Fn(azure_core::Error) -> ProbeError {
+    move |source| StorageActionError { action, source }.into()
 }
 
 impl Probe {
-    pub fn from_connection_string(cs: &str) -> Result<Self, String> {
+    pub fn from_connection_string(cs: &str) -> Result<Self, ProbeError> {
         let conn =
             StorageConnection::from_settings("PROBE", &|k| (k == "PROBE").then(|| cs.to_string()))
-                .map_err(|e| e.to_string())?;
+                .map_err(ProbeError::Settings)?;
         let http = crate::http::http_client();
-        let account = StorageAccount::new(&conn, &http).map_err(|e| e.to_string())?;
+        let account = StorageAccount::new(&conn, &http)?;
         Ok(Self { account })
     }
 
-    pub async fn create_container(&self, name: &str) -> Result<(), String> {
-        self.account
-            .ensure_container(name)
-            .await
-            .map_err(|e| e.to_string())
+    pub async fn create_container(&self, name: &str) -> Result<(), ProbeError> {
+        Ok(self.account.ensure_container(name).await?)
     }
 
-    pub async fn create_queue(&self, name: &str) -> Result<(), String> {
-        self.account
-            .ensure_queue(name)
-            .await
-            .map_err(|e| e.to_string())
+    pub async fn create_queue(&self, name: &str) -> Result<(), ProbeError> {
+        Ok(self.account.ensure_queue(name).await?)
     }
 
-    pub async fn put_blob(&self, container: &str, name: &str, bytes: &[u8]) -> Result<(), String> {
-        let c = self
-            .account
-            .container(container)
-            .map_err(|e| e.to_string())?;
+    pub async fn put_blob(
+        &self,
+        container: &str,
+        name: &str,
+        bytes: &[u8],
+    ) -> Result<(), ProbeError> {
+        let c = self.account.container(container)?;
         c.blob_client(name)
             .upload(RequestContent::from(bytes.to_vec()), None)
             .await
@@ -70,12 +82,8 @@ impl Probe {
     }
 
     /// `None` when the blob does not exist.
-    pub async fn blob(&self, container: &str, name: &str) -> Result<Option<BlobState>, String> {
-        let blob = self
-            .account
-            .container(container)
-            .map_err(|e| e.to_string())?
-            .blob_client(name);
+    pub async fn blob(&self, container: &str, name: &str) -> Result<Option<BlobState>, ProbeError> {
+        let blob = self.account.container(container)?.blob_client(name);
         let props = match blob.get_properties(None).await {
             Ok(p) => p,
             Err(e) if e.http_status() == Some(StatusCode::NotFound) => return Ok(None),
@@ -116,12 +124,9 @@ impl Probe {
     }
 
     /// Names of the blobs in a container.
-    pub async fn list(&self, container: &str) -> Result<Vec<String>, String> {
+    pub async fn list(&self, container: &str) -> Result<Vec<String>, ProbeError> {
         use futures::TryStreamExt;
-        let c = self
-            .account
-            .container(container)
-            .map_err(|e| e.to_string())?;
+        let c = self.account.container(container)?;
         let mut pager = c.list_blobs(None).map_err(fail("list"))?;
         let mut names = Vec::new();
         while let Some(item) = pager.try_next().await.map_err(fail("list"))? {
@@ -130,8 +135,8 @@ impl Probe {
         Ok(names)
     }
 
-    pub async fn send(&self, queue: &str, text: &str) -> Result<(), String> {
-        let q = self.account.queue(queue).map_err(|e| e.to_string())?;
+    pub async fn send(&self, queue: &str, text: &str) -> Result<(), ProbeError> {
+        let q = self.account.queue(queue)?;
         let message = QueueMessage {
             message_text: Some(text.to_string()),
         };
@@ -142,9 +147,9 @@ impl Probe {
     }
 
     /// Messages in the queue, visible or not (one being processed is invisible but counted).
-    pub async fn queue_len(&self, queue: &str) -> Result<usize, String> {
+    pub async fn queue_len(&self, queue: &str) -> Result<usize, ProbeError> {
         use azure_storage_queue::models::QueueClientGetPropertiesResultHeaders;
-        let q = self.account.queue(queue).map_err(|e| e.to_string())?;
+        let q = self.account.queue(queue)?;
         if !q.exists().await.map_err(fail("queue exists"))? {
             return Ok(0);
         }
@@ -159,8 +164,8 @@ impl Probe {
     }
 
     /// Up to 32 visible messages' text, left in the queue.
-    pub async fn peek(&self, queue: &str) -> Result<Vec<String>, String> {
-        let q = self.account.queue(queue).map_err(|e| e.to_string())?;
+    pub async fn peek(&self, queue: &str) -> Result<Vec<String>, ProbeError> {
+        let q = self.account.queue(queue)?;
         if !q.exists().await.map_err(fail("queue exists"))? {
             return Ok(Vec::new());
         }
@@ -181,10 +186,14 @@ impl Probe {
 }
 
 /// Polls `check` until it yields `Some`, or fails after `deadline` with `what`.
-pub async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> Result<T, String>
+pub async fn wait_for<T, F, Fut>(
+    what: &str,
+    deadline: Duration,
+    mut check: F,
+) -> Result<T, ProbeError>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<Option<T>, String>>,
+    Fut: Future<Output = Result<Option<T>, ProbeError>>,
 {
     let started = tokio::time::Instant::now();
     let mut delay = Duration::from_millis(50);
@@ -193,7 +202,10 @@ where
             return Ok(value);
         }
         if started.elapsed() > deadline {
-            return Err(format!("timed out after {deadline:?} waiting for {what}"));
+            return Err(ProbeError::TimedOut {
+                what: what.to_string(),
+                deadline,
+            });
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_millis(500));

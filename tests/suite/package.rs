@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use customvision_events::devhost::azurite::{die_with_parent, free_ports, Azurite};
-use customvision_events::devhost::probe::wait_for;
+use customvision_events::devhost::probe::{wait_for, ProbeError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn root() -> PathBuf {
@@ -46,10 +46,12 @@ async fn the_packaged_handler_starts_and_answers_the_hosts_probe() {
         "GET / on the packaged handler",
         Duration::from_secs(60),
         || {
-            let exited = child.lock().unwrap().try_wait().map_err(|e| e.to_string());
+            let exited = child.lock().unwrap().try_wait();
             async move {
                 match exited? {
-                    Some(status) => Err(format!("the handler exited: {status}")),
+                    Some(status) => {
+                        Err(std::io::Error::other(format!("the handler exited: {status}")).into())
+                    }
                     None => get_root(port).await,
                 }
             }
@@ -72,18 +74,14 @@ async fn the_packaged_handler_starts_and_answers_the_hosts_probe() {
 }
 
 /// `GET /` over a fresh connection: `None` while nothing listens, else the whole answer.
-async fn get_root(port: u16) -> Result<Option<String>, String> {
+async fn get_root(port: u16) -> Result<Option<String>, ProbeError> {
     let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
         return Ok(None);
     };
     stream
         .write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     let mut answer = Vec::new();
-    stream
-        .read_to_end(&mut answer)
-        .await
-        .map_err(|e| e.to_string())?;
+    stream.read_to_end(&mut answer).await?;
     Ok(Some(String::from_utf8_lossy(&answer).into_owned()))
 }

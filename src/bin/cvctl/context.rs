@@ -53,10 +53,11 @@ impl CliError {
         }
     }
 
-    pub fn check(message: impl Into<String>) -> Self {
+    /// A check that failed: `message` is a text or the error itself (shown as its Display).
+    pub fn check(message: impl std::fmt::Display) -> Self {
         Self {
             failure: Failure::Check,
-            message: message.into(),
+            message: message.to_string(),
             hint: None,
         }
     }

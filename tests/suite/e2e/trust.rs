@@ -444,7 +444,7 @@ async fn cvctl_within(args: &[&str], guard: std::time::Duration) -> Option<Run> 
     let mut child = command.spawn().unwrap();
     let ended = customvision_events::devhost::probe::wait_for("cvctl to end", guard, || {
         let status = child.try_wait();
-        async move { status.map_err(|e| e.to_string()) }
+        async move { Ok(status?) }
     })
     .await;
     if ended.is_err() {

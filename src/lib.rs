@@ -8,6 +8,9 @@
 //! - [`notification`]: the message contract, parsed into [`domain`] ids and its statuses;
 //! - [`functions`]: one module per function folder, parse → decide → act, and the
 //!   dead-letter record;
+//! - [`events`]: events out, a CloudEvent for every change to the model store, put on the
+//!   outbox by the store functions and delivered (Event Grid, a signed webhook) by
+//!   `PublishEvents`;
 //! - [`export`] and [`model_store`]: a finished export, copied and tagged, the `latest` alias
 //!   and the index; [`automation`] with [`training`]: a finished training's report, exports and
 //!   publish through the Training API, and the project's dashboard;
@@ -32,8 +35,8 @@
 //! and the tests), and [`arm`] (the few Azure Resource Manager reads behind `cvctl preflight`).
 //!
 //! Layers point down only: `functions` → `export` → `model_store` → `storage` → `settings` →
-//! `domain` (`backfill`, beside `functions`, → `export` and `automation`; `pull` →
-//! `model_store`); `scripts/module-cycles.py` (in `make lint`) fails on any cycle between top-level
+//! `domain`; `functions` → `events` → `storage`, `settings` (`backfill`, beside `functions`, →
+//! `export` and `automation`; `pull` → `model_store`); `scripts/module-cycles.py` (in `make lint`) fails on any cycle between top-level
 //! modules.
 //!
 //! Visibility, as mini-redis's `lib.rs` keeps it: a module's API is re-exported at its root

@@ -32,7 +32,7 @@ use context::{CliError, Context};
 #[command(
     name = "cvctl",
     version,
-    about = "Wire Custom Vision projects to storage, check the wiring, simulate notifications, list and pull the model store, backfill it",
+    about = "Wire Custom Vision projects to storage, check the wiring, simulate notifications, list and pull the model store, backfill it, test and redeliver events",
     after_help = "Settings come from local.settings.json under --root, the environment over it, and --set over both.\n\
                   Exit codes: 0 success, 1 a check failed, 2 a usage error, 3 a service could not be reached; \
                   `pull` also 4, nothing changed."

@@ -140,6 +140,9 @@ pub struct Recorded {
     pub body: Vec<u8>,
     /// The connection it came on, numbered from 0: equal numbers mean a kept-alive connection.
     pub connection: usize,
+    /// When the fixture read it: the order of arrivals and the gap between them (a retry that
+    /// honours `Retry-After`), seen from the service's side.
+    pub at: std::time::Instant,
 }
 
 impl Recorded {
@@ -397,6 +400,7 @@ async fn handle(
         headers,
         body: body.to_vec(),
         connection,
+        at: std::time::Instant::now(),
     };
     let canned = {
         let mut s = lock(&state);

@@ -302,7 +302,6 @@ async fn throttling_waits_as_retry_after_says_then_passes() {
 async fn throttling_past_the_deadline_exits_3_at_once_with_the_wait() {
     let fixture = ArmFixture::start(Scenario::default()).await;
     fixture.queue(Canned::throttled(600));
-    let started = std::time::Instant::now();
     let run = preflight(&fixture, &FULL).await;
     assert_eq!(run.code, 3, "{}\n{}", run.stdout, run.stderr);
     assert!(
@@ -311,9 +310,9 @@ async fn throttling_past_the_deadline_exits_3_at_once_with_the_wait() {
         run.stderr
     );
     assert!(run.stderr.contains("wait 600 s"), "{}", run.stderr);
+    // One request: it did not retry. Nor did it sit out the 600 s it cannot afford: `preflight`
+    // fails any run over its 90 s hang guard.
     assert_eq!(fixture.requests().len(), 1);
-    // It did not sit out the 600 s it cannot afford.
-    assert!(started.elapsed() < Duration::from_secs(60));
 }
 
 #[tokio::test]

@@ -219,11 +219,13 @@ async fn throttling_honours_retry_after() {
     let fixture = CustomVisionFixture::start().await.unwrap();
     let (p, i) = ids();
     fixture.push(Route::GetIteration, Canned::throttled("1"));
-    let started = std::time::Instant::now();
     client(&fixture).get_iteration(p, i).await.unwrap();
-    assert_eq!(fixture.requests_to(Route::GetIteration).len(), 2);
-    // The policy's own back-off is at most 40 ms: only the header explains a second's wait.
-    assert!(started.elapsed() >= Duration::from_millis(950));
+    let requests = fixture.requests_to(Route::GetIteration);
+    assert_eq!(requests.len(), 2);
+    // The order at the fixture, not a speed: the retry arrived no sooner than the header
+    // allowed. The policy's own back-off is at most 40 ms, so only the header explains it.
+    let waited = requests[1].at - requests[0].at;
+    assert!(waited >= Duration::from_millis(950), "{waited:?}");
 }
 
 #[tokio::test]
@@ -297,15 +299,15 @@ async fn deadline_exhaustion_is_transient() {
     let client = client(&fixture).with_retry_policy(policy);
     let _ = client.get_project(p).await;
     let before = fixture.requests().len();
-    let started = std::time::Instant::now();
     let err = client.get_iteration(p, i).await.unwrap_err();
     assert!(err.is_transient(), "{err}");
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "bounded by the deadline"
-    );
+    // Counted at the fixture, not timed: every attempt after the first waits at least half the
+    // 50 ms delay (the jitter's floor), so the 1.5 s deadline leaves room for 61 at most;
+    // without it, 1000.
     let n = fixture.requests().len() - before;
-    assert!((2..1000).contains(&n), "{n} attempts");
+    let shortest_wait = policy.initial_delay.as_millis() / 2;
+    let most = (policy.total_deadline.as_millis() / shortest_wait) as usize + 1;
+    assert!((2..=most).contains(&n), "{n} attempts, {most} at most");
 }
 
 #[tokio::test]
@@ -313,15 +315,21 @@ async fn a_hung_service_is_cut_by_the_deadline() {
     // Accepts connections and never answers.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let hold = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((s, _)) = listener.accept().await {
-            held.push(s);
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let hold = tokio::spawn({
+        let accepted = accepted.clone();
+        async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = listener.accept().await {
+                accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                held.push(s);
+            }
         }
     });
     let policy = RetryPolicy {
         total_deadline: Duration::from_millis(600),
         attempt_timeout: Duration::from_millis(250),
+        max_attempts: 100,
         ..quick_policy()
     };
     let c = TrainingClient::new(
@@ -331,12 +339,18 @@ async fn a_hung_service_is_cut_by_the_deadline() {
     )
     .unwrap()
     .with_retry_policy(policy);
-    let started = std::time::Instant::now();
     let (p, _) = ids();
-    let err = c.get_project(p).await.unwrap_err();
+    // A hang guard, not a speed check: without the attempt timeout the call never returns.
+    let err = tokio::time::timeout(Duration::from_secs(60), c.get_project(p))
+        .await
+        .expect("the attempt timeout cuts a hung call")
+        .unwrap_err();
     assert!(err.is_transient(), "{err}");
     assert!(err.to_string().contains("attempt timeout"), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(3));
+    // Counted at the listener: each attempt takes its 250 ms, so the 600 s deadline ends the
+    // call after 3 connections at most, far short of the 100 attempts allowed.
+    let n = accepted.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((1..=3).contains(&n), "{n} connections");
     hold.abort();
 }
 

@@ -74,7 +74,7 @@ pub async fn handle(invocation: &Invocation<'_>) -> Result<InvocationResponse, F
                 if refreshed == crate::automation::dashboard::Refreshed::Written {
                     response = response.log(format!(
                         "dashboard written: {}",
-                        crate::automation::dashboard::path(&project_id.to_string())
+                        crate::automation::dashboard::path(project_id)
                     ));
                 }
             }

@@ -55,7 +55,7 @@ pub async fn refresh(
     store: &BlobContainerClient,
     project_id: ProjectId,
 ) -> Result<Refreshed, DashboardError> {
-    let target = path(&project_id.to_string());
+    let target = path(project_id);
     let mut delay = Duration::from_millis(10);
     for _ in 0..ATTEMPTS {
         let (dashboard, current) = gather(store, project_id).await?;

@@ -32,7 +32,8 @@
 //! and the tests), and [`arm`] (the few Azure Resource Manager reads behind `cvctl preflight`).
 //!
 //! Layers point down only: `functions` → `export` → `model_store` → `storage` → `settings` →
-//! `domain` (`backfill`, beside `functions`, → `export` and `automation`; `pull` →
+//! `domain` (`backfill`, beside `functions`, → `export`, `automation` and `events`, which builds
+//! the events of both (`events::emit`); `pull` →
 //! `model_store`); `scripts/module-cycles.py` (in `make lint`) fails on any cycle between top-level
 //! modules.
 //!

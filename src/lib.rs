@@ -40,7 +40,7 @@
 //! Visibility, as mini-redis's `lib.rs` keeps it: a module's API is re-exported at its root
 //! (`training::TrainingClient`, `model_store::ModelIndex`, `storage::quoted_etag`), and its
 //! submodules are `pub(crate)` unless the binaries, benches, fuzz targets or tests name them
-//! (`arm::{flex, permissions, providers, skus}`, `devhost::{azurite, custom_vision, probe}`, `export::{hint,
+//! (`arm::{flex, permissions, providers, skus}`, `devhost::{azurite, custom_vision, probe, webhook}`, `export::{hint,
 //! in_place}`, `naming::stored`, `settings::hosts`, `storage::sas`). `server` is private:
 //! only `startup` reaches it; `automation` is public for its report (`report`, `html`) and
 //! dashboard modules, which `cvctl demo` reads and the browser test renders. A reach into

@@ -137,7 +137,7 @@ mod tests {
             br#"{"test": 2432232314}"#,
         );
         let header = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
-        assert!(verify(&[key.clone()], id, ts, body, header));
+        assert!(verify(std::slice::from_ref(&key), id, ts, body, header));
         assert!(verify(
             &[other.clone(), key.clone()],
             id,
@@ -147,11 +147,11 @@ mod tests {
         ));
         assert!(!verify(&[other], id, ts, body, header), "another key");
         assert!(
-            !verify(&[key.clone()], id, "1614265331", body, header),
+            !verify(std::slice::from_ref(&key), id, "1614265331", body, header),
             "another timestamp"
         );
         assert!(
-            !verify(&[key.clone()], id, ts, b"{}", header),
+            !verify(std::slice::from_ref(&key), id, ts, b"{}", header),
             "another body"
         );
         assert!(!verify(

@@ -11,7 +11,8 @@ $(AZURITE): package.json package-lock.json
 	@touch $@
 
 ## Azurite + the Custom Vision stand-in + dev host + handler: two trainings, their reports, exports,
-## copies, `latest`, the gate and the dashboard (written to target/demo/); stops what it started.
+## copies, `latest`, the gate, the events (to a loopback webhook receiver, signatures verified) and
+## the dashboard (written to target/demo/); stops what it started.
 demo: $(AZURITE)
 	cargo build --quiet --bins
 	target/debug/cvctl demo

@@ -35,14 +35,15 @@
 //! and the tests), and [`arm`] (the few Azure Resource Manager reads behind `cvctl preflight`).
 //!
 //! Layers point down only: `functions` → `export` → `model_store` → `storage` → `settings` →
-//! `domain`; `functions` → `events` → `storage`, `settings` (`backfill`, beside `functions`, →
-//! `export` and `automation`; `pull` → `model_store`); `scripts/module-cycles.py` (in `make lint`) fails on any cycle between top-level
-//! modules.
+//! `domain`; `functions` → `events` → `export`, `automation` (their outcomes), `storage`,
+//! `settings` (`backfill`, beside `functions`, → `export`, `automation` and `events`, which
+//! builds the events of both, `events::emit`; `pull` → `model_store`); `scripts/module-cycles.py` (in `make lint`) fails on any cycle
+//! between top-level modules.
 //!
 //! Visibility, as mini-redis's `lib.rs` keeps it: a module's API is re-exported at its root
 //! (`training::TrainingClient`, `model_store::ModelIndex`, `storage::quoted_etag`), and its
 //! submodules are `pub(crate)` unless the binaries, benches, fuzz targets or tests name them
-//! (`arm::{flex, permissions, providers, skus}`, `devhost::{azurite, custom_vision, probe}`, `export::{hint,
+//! (`arm::{flex, permissions, providers, skus}`, `devhost::{azurite, custom_vision, probe, webhook}`, `export::{hint,
 //! in_place}`, `naming::stored`, `settings::hosts`, `storage::sas`). `server` is private:
 //! only `startup` reaches it; `automation` is public for its report (`report`, `html`) and
 //! dashboard modules, which `cvctl demo` reads and the browser test renders. A reach into

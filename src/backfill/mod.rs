@@ -9,6 +9,12 @@
 //! ([`Automation::after_training`]), never publishing. What is already there is left alone,
 //! so a second run changes nothing. Throttling (429 with `Retry-After`) is the Training
 //! client's to wait out.
+//!
+//! Events: when a sink is configured (the settings `PublishEvents` reads), each copy and each
+//! report puts the events the store functions would emit for it (built by
+//! [`crate::events::emit`], so with the same deterministic ids) on the outbox queue
+//! (`CV_EVENTS_QUEUE`), right after the change, as a first delivery would: for what this run
+//! changed. A second run changes nothing and so queues nothing.
 
 mod plan;
 
@@ -19,6 +25,8 @@ use tokio::time::Instant;
 
 use crate::automation::{Automation, AutomationError};
 use crate::domain::{IterationId, ProjectId};
+use crate::events::emit::{EmitError, Events};
+use crate::events::outbox;
 use crate::export::{ExportError, ExportProcessor};
 use crate::model_store::{find_models, FoundKind, ModelFilter, ModelStoreError};
 use crate::notification::TrainingStatus;
@@ -51,6 +59,24 @@ pub enum BackfillError {
         iteration_id: IterationId,
         source: AutomationError,
     },
+    #[error("building the events failed: {0}")]
+    Events(#[from] EmitError),
+    /// The outbox queue is not there: found before anything is changed.
+    #[error("the outbox queue '{0}' (CV_EVENTS_QUEUE) does not exist")]
+    NoOutbox(String),
+}
+
+/// Puts the events collected since the first `sent` on the outbox; how many.
+async fn queue(
+    outbox: &Option<std::sync::Arc<azure_storage_queue::QueueClient>>,
+    events: &Events<'_>,
+    sent: usize,
+) -> Result<usize, BackfillError> {
+    let new = &events.events()[sent..];
+    if let Some(queue) = outbox {
+        outbox::enqueue(queue, new).await?;
+    }
+    Ok(new.len())
 }
 
 impl BackfillError {
@@ -88,6 +114,8 @@ pub struct Done {
     /// Exports refused, failed, or not copied; each with its line in the plan.
     pub failed: usize,
     pub still_exporting: usize,
+    /// Events put on the outbox queue (none when no sink is configured).
+    pub events: usize,
 }
 
 pub struct Backfill<'a> {
@@ -160,6 +188,8 @@ impl Backfill<'_> {
     ) -> Result<Done, BackfillError> {
         let p = self.project_id;
         let mut done = Done::default();
+        let mut events = Events::new(self.settings, self.account, false);
+        let outbox = self.outbox().await?;
         // 1. Request what is missing.
         for it in &mut plan.iterations {
             for e in it.exports.iter_mut().filter(|e| e.step == Step::Request) {
@@ -200,6 +230,8 @@ impl Backfill<'_> {
                     Ok(report) => {
                         done.copied += 1;
                         e.step = Step::Copied;
+                        events.export(&report.outcomes).await?;
+                        done.events += queue(&outbox, &events, done.events).await?;
                         for line in report.lines {
                             progress.line(&format!("{} ({}): {line}", it.name, it.iteration_id));
                         }
@@ -247,6 +279,8 @@ impl Backfill<'_> {
                     source,
                 })?;
             done.reports += 1;
+            events.training(&outcome)?;
+            done.events += queue(&outbox, &events, done.events).await?;
             it.has_report = true;
             it.report_written = true;
             if let Some(last) = outcome.logs.last() {
@@ -254,6 +288,26 @@ impl Backfill<'_> {
             }
         }
         Ok(done)
+    }
+
+    /// The outbox queue when events are on, checked to exist before anything changes, so
+    /// a change is never made whose events have nowhere to go.
+    async fn outbox(
+        &self,
+    ) -> Result<Option<std::sync::Arc<azure_storage_queue::QueueClient>>, BackfillError> {
+        if !self.settings.events.enabled() {
+            return Ok(None);
+        }
+        let name = &self.settings.events.queue;
+        let queue = self.account.queue(name)?;
+        let exists = queue
+            .exists()
+            .await
+            .map_err(StorageActionError::of("read the outbox queue"))?;
+        if !exists {
+            return Err(BackfillError::NoOutbox(name.clone()));
+        }
+        Ok(Some(queue))
     }
 
     async fn wait(

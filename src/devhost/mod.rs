@@ -18,7 +18,9 @@
 //! - one log stream: the handler's stdout and stderr lines, and each `Logs` entry of a 2xx
 //!   answer, printed as the host logs them.
 //!
-//! This module is the queue poller; `worker.rs` the handler process beside it.
+//! This module is the queue poller; `worker.rs` the handler process beside it. Beside them,
+//! the stand-ins a local run needs: [`azurite`], [`custom_vision`] (the Training API) and
+//! [`webhook`] (a receiver that verifies the events' signatures, for `cvctl demo`).
 //!
 //! Production and `func start` use the real host, not this.
 
@@ -28,6 +30,7 @@ pub mod custom_vision;
 pub(crate) mod http;
 pub(crate) mod outputs;
 pub mod probe;
+pub mod webhook;
 mod worker;
 
 use std::collections::HashMap;

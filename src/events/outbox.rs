@@ -12,8 +12,13 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use azure_core::http::RequestContent;
+use azure_storage_queue::models::QueueMessage;
+use azure_storage_queue::QueueClient;
+
 use super::model::CloudEvent;
 use crate::redact::redact;
+use crate::storage::StorageActionError;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OutboxError {
@@ -79,6 +84,25 @@ pub fn output_value(events: &[CloudEvent]) -> Option<Value> {
             .map(|e| serde_json::to_value(OutboxMessage::new(e.clone())).unwrap_or(Value::Null))
             .collect(),
     ))
+}
+
+/// Puts `events` on the outbox queue itself, one message each as a store function's output
+/// does: for the changes made outside a function (`cvctl backfill`) and `cvctl events
+/// test-fire`. `PublishEvents` sends them like any other.
+pub async fn enqueue(queue: &QueueClient, events: &[CloudEvent]) -> Result<(), StorageActionError> {
+    let action = "put an event on the outbox queue";
+    for event in events {
+        let content: RequestContent<QueueMessage, _> = QueueMessage {
+            message_text: Some(OutboxMessage::new(event.clone()).to_json()),
+        }
+        .try_into()
+        .map_err(StorageActionError::of(action))?;
+        queue
+            .send_message(content, None)
+            .await
+            .map_err(StorageActionError::of(action))?;
+    }
+    Ok(())
 }
 
 /// A failed event, as the failed queue keeps it: the event (its id unchanged, so a

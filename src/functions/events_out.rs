@@ -1,50 +1,29 @@
 //! The events a store function puts on its outbox output (`EVENTS_OUTPUT`,
-//! [`crate::events::outbox`]), built from what the function did.
+//! [`crate::events::outbox`]), built from what the function did by
+//! [`crate::events::emit`] (shared with `cvctl backfill`, so the same change has the same id).
 //!
 //! The redelivery rule ([`emits`]): an outcome this attempt caused is always emitted; one
 //! found already done only on a redelivery (`DequeueCount` > 1), because an earlier attempt
 //! may have made the change and died before the host wrote its outputs. The ids are the
 //! same either way. Each event's `time` is the change's: the stored blob's Last-Modified, read
-//! back here; for a failure Custom Vision reported, the queue message's insertion time.
+//! back; for a failure Custom Vision reported, the queue message's insertion time.
 
-use azure_storage_blob::models::BlobClientGetPropertiesResultHeaders;
 use time::OffsetDateTime;
 
 use super::{Invocation, EVENTS_OUTPUT};
-use crate::automation::report::Figures;
 use crate::automation::TrainingOutcome;
 use crate::envelope::InvocationResponse;
-use crate::events::model::{Gate, OrderKeyData, StoredBlob};
+pub use crate::events::emit::EmitError;
+use crate::events::emit::Events;
 use crate::events::outbox::{emits, output_value};
-use crate::events::{self, CloudEvent, Fact};
+use crate::events::Fact;
 use crate::export::ModelOutcome;
-use crate::model_store::latest::Latest;
-use crate::model_store::StoredModel;
-use crate::naming::stored::latest_path;
 use crate::redact::redact;
-use crate::storage::copy::CopyState;
-use crate::storage::StorageError;
-
-#[derive(Debug, thiserror::Error)]
-pub enum EmitError {
-    /// Reading a stored blob's Last-Modified failed: worth a retry, as the change itself is.
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-    /// The service answered without a Last-Modified.
-    #[error("'{0}' has no Last-Modified")]
-    NoTime(String),
-    #[error(transparent)]
-    Event(#[from] events::model::EventError),
-}
 
 /// Collects one invocation's events.
 pub struct Emitter<'a> {
     invocation: &'a Invocation<'a>,
-    source: String,
-    redelivery: bool,
-    /// No sink configured (events off): nothing is built, read or written.
-    enabled: bool,
-    events: Vec<CloudEvent>,
+    events: Events<'a>,
 }
 
 impl<'a> Emitter<'a> {
@@ -52,22 +31,12 @@ impl<'a> Emitter<'a> {
         let app = invocation.app;
         Self {
             invocation,
-            source: events::source(&app.settings, &app.account),
-            redelivery: emits(false, invocation.request.dequeue_count()),
-            enabled: app.settings.events.enabled(),
-            events: Vec::new(),
+            events: Events::new(
+                &app.settings,
+                &app.account,
+                emits(false, invocation.request.dequeue_count()),
+            ),
         }
-    }
-
-    fn push(&mut self, fact: &Fact, time: OffsetDateTime) -> Result<(), EmitError> {
-        if !self.enabled {
-            return Ok(());
-        }
-        let event = CloudEvent::new(&self.source, fact, time)?;
-        if !self.events.iter().any(|e| e.id == event.id) {
-            self.events.push(event);
-        }
-        Ok(())
     }
 
     /// When the queue message was first put on its queue: the time of a failure Custom
@@ -82,7 +51,7 @@ impl<'a> Emitter<'a> {
 
     pub fn failure(&mut self, fact: Fact) -> Result<(), EmitError> {
         let at = self.reported_at();
-        self.push(&fact, at)
+        self.events.push(&fact, at)
     }
 
     /// A `MessageRejected`: the reason (redacted in the event) and where the record is kept.
@@ -101,173 +70,24 @@ impl<'a> Emitter<'a> {
             blob: blob.map(|b| format!("{}/{b}", app.settings.rejected_container)),
         };
         let at = self.reported_at();
-        self.push(&fact, at)
+        self.events.push(&fact, at)
     }
 
     /// `ModelCopied` and `LatestMoved` for each model an export stored.
     pub async fn export(&mut self, outcomes: &[ModelOutcome]) -> Result<(), EmitError> {
-        let app = self.invocation.app;
-        let store_name = &app.settings.model_store_container;
-        if !self.enabled {
-            return Ok(());
-        }
-        for outcome in outcomes {
-            let Some(stored) = &outcome.stored else {
-                continue;
-            };
-            let copied = match &outcome.copy {
-                Some((_, CopyState::Copied)) => Some(true),
-                Some((_, CopyState::AlreadyPresent)) => Some(false),
-                _ => None,
-            };
-            if let Some(now) = copied {
-                if now || self.redelivery {
-                    let at = self.last_modified(store_name, &stored.path).await?;
-                    let fact = Fact::ModelCopied(self.blob(stored, &stored.path)?);
-                    self.push(&fact, at)?;
-                }
-            }
-            let moved = match &outcome.latest {
-                Some(Latest::Moved { path }) => Some((true, path)),
-                Some(Latest::Current { path }) => Some((false, path)),
-                _ => None,
-            };
-            if let Some((now, path)) = moved {
-                if now || self.redelivery {
-                    debug_assert_eq!(
-                        path,
-                        &latest_path(stored.project_id, &stored.platform, &stored.extension)
-                    );
-                    let at = self.last_modified(store_name, path).await?;
-                    let fact = Fact::LatestMoved(self.blob(stored, path)?);
-                    self.push(&fact, at)?;
-                }
-            }
-        }
-        Ok(())
+        self.events.export(outcomes).await
     }
 
     /// `ReportWritten`, and `IterationPublished` or `PublishRefused`, at the report's time.
     pub fn training(&mut self, outcome: &TrainingOutcome) -> Result<(), EmitError> {
-        let Some(written) = &outcome.written else {
-            return Ok(());
-        };
-        let app = self.invocation.app;
-        let store_name = &app.settings.model_store_container;
-        let url = |path: &str| {
-            app.account
-                .plain_blob_url(store_name, path)
-                .map(|u| u.to_string())
-                .unwrap_or_else(|_| format!("{store_name}/{path}"))
-        };
-        let (p, i) = (
-            outcome.project_id.to_string(),
-            outcome.iteration_id.to_string(),
-        );
-        // Written on every delivery: the id is the report's path, so it does not move.
-        self.push(
-            &Fact::ReportWritten {
-                project_id: p.clone(),
-                iteration_id: i.clone(),
-                url: url(&written.json_path),
-                html_url: Some(url(&written.html_path)),
-                etag: written.etag.clone(),
-            },
-            written.last_modified,
-        )?;
-        let Some(publish) = &outcome.publish else {
-            return Ok(());
-        };
-        let gate = outcome
-            .figures
-            .as_ref()
-            .map(|f| gate(f, publish.min_precision, publish.min_recall));
-        let fact = match publish.outcome.as_str() {
-            "published" => Fact::IterationPublished {
-                project_id: p,
-                iteration_id: i,
-                publish_name: publish.name.clone(),
-                gate,
-            },
-            "alreadyPublished" if self.redelivery => Fact::IterationPublished {
-                project_id: p,
-                iteration_id: i,
-                publish_name: publish.name.clone(),
-                gate,
-            },
-            "belowBar" | "failed" => Fact::PublishRefused {
-                project_id: p,
-                iteration_id: i,
-                reasons: if publish.missed.is_empty() {
-                    vec![redact(
-                        publish
-                            .detail
-                            .as_deref()
-                            .unwrap_or("the publish was refused"),
-                    )]
-                } else {
-                    publish.missed.iter().map(|m| m.to_string()).collect()
-                },
-                gate,
-            },
-            _ => return Ok(()),
-        };
-        self.push(&fact, written.last_modified)
-    }
-
-    fn blob(&self, stored: &StoredModel, path: &str) -> Result<StoredBlob, EmitError> {
-        let app = self.invocation.app;
-        let url = app
-            .account
-            .plain_blob_url(&app.settings.model_store_container, path)?;
-        Ok(StoredBlob {
-            project_id: stored.project_id.to_string(),
-            iteration_id: stored.iteration_id.to_string(),
-            platform: stored.platform.clone(),
-            url: url.to_string(),
-            size: stored.size,
-            content_md5: stored.content_md5.clone(),
-            source_etag: stored.source_etag.clone(),
-            order: Some(OrderKeyData {
-                by: stored.order.by.as_str().to_string(),
-                at: stored.order.at_text(),
-                iteration_id: stored.order.iteration_id.to_string(),
-            }),
-        })
-    }
-
-    async fn last_modified(
-        &self,
-        container: &str,
-        path: &str,
-    ) -> Result<OffsetDateTime, EmitError> {
-        let client = self.invocation.app.account.container(container)?;
-        let props = client
-            .blob_client(path)
-            .get_properties(None)
-            .await
-            .map_err(StorageError::request("read a stored blob for its event"))?;
-        props
-            .last_modified()
-            .map_err(StorageError::request("read a stored blob for its event"))?
-            .ok_or_else(|| EmitError::NoTime(format!("{container}/{path}")))
+        self.events.training(outcome)
     }
 
     /// The events as the outbox output, on `response`.
     pub fn into_response(self, mut response: InvocationResponse) -> InvocationResponse {
-        if let Some(value) = output_value(&self.events) {
+        if let Some(value) = output_value(self.events.events()) {
             response.outputs.insert(EVENTS_OUTPUT.to_string(), value);
         }
         response
-    }
-}
-
-fn gate(figures: &Figures, min_precision: f64, min_recall: f64) -> Gate {
-    Gate {
-        precision: figures.precision,
-        recall: figures.recall,
-        average_precision: figures.average_precision,
-        min_precision,
-        min_recall,
     }
 }

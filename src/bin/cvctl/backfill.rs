@@ -120,6 +120,12 @@ pub async fn run(ctx: &Context, args: &Args) -> Result<ExitCode, CliError> {
             String::new()
         },
     );
+    if ctx.settings.events.enabled() {
+        println!(
+            "events: {} queued on {} (PublishEvents sends them)",
+            done.events, ctx.settings.events.queue
+        );
+    }
     Ok(if done.failed + done.still_exporting > 0 {
         ExitCode::from(1)
     } else {
@@ -183,6 +189,10 @@ fn failure(ctx: &Context, e: BackfillError) -> CliError {
         BackfillError::Store(ModelStoreError::Request(e)) | BackfillError::Storage(e) => {
             storage_failure(&format!("{} in {store}", e.action), &e.source)
         }
+        BackfillError::NoOutbox(queue) => CliError::usage(
+            format!("the outbox queue '{queue}' (CV_EVENTS_QUEUE) does not exist"),
+            "deploy the app's queues (or create it), or unset the sinks to backfill without events",
+        ),
         other => CliError {
             failure: Failure::Check,
             message: other.to_string(),

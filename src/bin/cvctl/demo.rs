@@ -4,9 +4,13 @@
 //! the publish bar; the training automation writes the reports and the dashboard, asks for the
 //! exports and publishes the first; the stand-in finishes the exports as the service does (a
 //! backup blob and an Export notification, written by `simulate`); `ExportCompleted` copies
-//! them into the model store and moves `latest`. The demo prints the copies, `latest`, the
-//! gate's decisions and the paths of the reports and the dashboard, downloaded to a local
-//! folder a browser opens; then it stops everything it started.
+//! them into the model store and moves `latest`. Events are on: the webhook sink points at a
+//! receiver on loopback the demo starts (`devhost::webhook`, a generated `whsec_` secret, each
+//! delivery's Standard Webhooks signature verified with the library's verifier), and
+//! `PublishEvents` runs under the dev host as the other functions do. The demo prints the
+//! copies, `latest`, the gate's decisions, the events the receiver got, and the paths of the
+//! reports and the dashboard, downloaded to a local folder a browser opens; then it stops
+//! everything it started.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -18,8 +22,10 @@ use customvision_events::devhost::custom_vision::{
     bodies, CustomVisionFixture, Route, Trained, FIXTURE_KEY,
 };
 use customvision_events::devhost::probe::{wait_for, Probe};
+use customvision_events::devhost::webhook::{generate_secret, WebhookReceiver};
 use customvision_events::devhost::{self, DevHostOptions};
 use customvision_events::domain::ProjectId;
+use customvision_events::events::{CloudEvent, EventType};
 use customvision_events::model_store::ModelIndex;
 use customvision_events::naming::stored::index_path;
 
@@ -48,6 +54,15 @@ const ITERATIONS: [(&str, &str, f64, f64, f64); 2] = [
     ),
 ];
 const WAIT: Duration = Duration::from_secs(60);
+/// The events two trainings and their exports give: per iteration its copy, `latest` moving to
+/// it and its report; the first published, the second refused.
+const EXPECTED_EVENTS: [(EventType, usize); 5] = [
+    (EventType::ModelCopied, 2),
+    (EventType::LatestMoved, 2),
+    (EventType::ReportWritten, 2),
+    (EventType::IterationPublished, 1),
+    (EventType::PublishRefused, 1),
+];
 
 pub async fn run(root: &Path, handler: Option<PathBuf>, out: &Path) -> Result<(), CliError> {
     // Absolute, so the printed paths open from anywhere.
@@ -69,9 +84,18 @@ pub async fn run(root: &Path, handler: Option<PathBuf>, out: &Path) -> Result<()
         "== starting the Custom Vision stand-in (the Training API v3.3 behaviour fixture) at {}",
         service.endpoint()
     );
+    let secret = generate_secret();
+    let receiver = WebhookReceiver::start(&secret)
+        .await
+        .map_err(|e| CliError::check(format!("the webhook receiver: {e}")))?;
+    let hook = receiver.url();
+    println!(
+        "== starting a webhook receiver at {hook} (a generated whsec_ secret; it verifies each delivery's Standard Webhooks signature)"
+    );
     println!(
         "== starting the dev host and the handler (functions from {}), the training automation on:\n   \
-         AUTO_EXPORT_PLATFORMS=ONNX PUBLISH_NAME={PUBLISH_NAME} PUBLISH_MIN_PRECISION={MIN_PRECISION} PUBLISH_MIN_RECALL={MIN_RECALL}",
+         AUTO_EXPORT_PLATFORMS=ONNX PUBLISH_NAME={PUBLISH_NAME} PUBLISH_MIN_PRECISION={MIN_PRECISION} PUBLISH_MIN_RECALL={MIN_RECALL}\n   \
+         and the events: CV_WEBHOOK_URL={hook} CV_WEBHOOK_SECRET=whsec_…",
         root.display()
     );
     let options = DevHostOptions {
@@ -88,6 +112,8 @@ pub async fn run(root: &Path, handler: Option<PathBuf>, out: &Path) -> Result<()
             ("PREDICTION_RESOURCE_ID", bodies::PREDICTION_ID),
             ("PUBLISH_MIN_PRECISION", MIN_PRECISION),
             ("PUBLISH_MIN_RECALL", MIN_RECALL),
+            ("CV_WEBHOOK_URL", hook.as_str()),
+            ("CV_WEBHOOK_SECRET", secret.as_str()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -97,14 +123,15 @@ pub async fn run(root: &Path, handler: Option<PathBuf>, out: &Path) -> Result<()
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut host = tokio::spawn(devhost::run(options, stopped));
     let result = tokio::select! {
-        r = drive(&ctx, &connection, &service, out) => r,
+        r = drive(&ctx, &connection, &service, &receiver, out) => r,
         r = &mut host => Err(CliError::check(format!("the dev host stopped early: {:?}", r.map_err(|e| e.to_string())))),
     };
     let _ = stop.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(10), host).await;
+    drop(receiver);
     drop(service);
     drop(azurite);
-    println!("== stopped the dev host, the handler, the Custom Vision stand-in and Azurite");
+    println!("== stopped the dev host, the handler, the webhook receiver, the Custom Vision stand-in and Azurite");
     result
 }
 
@@ -112,6 +139,7 @@ async fn drive(
     ctx: &Context,
     connection: &str,
     service: &CustomVisionFixture,
+    receiver: &WebhookReceiver,
     out: &Path,
 ) -> Result<(), CliError> {
     let probe = Probe::from_connection_string(connection).map_err(CliError::check)?;
@@ -276,7 +304,25 @@ async fn drive(
         publishes.len()
     );
 
-    // EVENTS HOOK (issue 16): once the events land, print the project's events here.
+    // The events: PublishEvents sends each from the outbox as the functions commit them.
+    let events = wait_for("the events at the webhook receiver", WAIT, || async {
+        let got = distinct(receiver.events(), &iterations);
+        let all = EXPECTED_EVENTS
+            .iter()
+            .all(|(kind, n)| got.iter().filter(|e| e.kind() == Some(*kind)).count() >= *n);
+        Ok(all.then_some(got))
+    })
+    .await
+    .map_err(CliError::check)?;
+    println!(
+        "\n== the events the webhook receiver got, per iteration ({} distinct; signatures verified: {} delivered, {} refused)",
+        events.len(),
+        receiver.events().len(),
+        receiver.refused()
+    );
+    for event in &events {
+        println!("{}", event_line(event, &iterations));
+    }
 
     let written = download(&probe, &store, &project, out).await?;
     println!(
@@ -307,6 +353,72 @@ async fn drive(
         .map_err(CliError::check)?;
     println!("\n   rejected messages: {}", rejected.len());
     Ok(())
+}
+
+/// Each id once (delivery is at least once, and arrival order is not the changes' order),
+/// grouped per iteration in the demo's order, each group in the catalog's order of types.
+fn distinct(received: Vec<CloudEvent>, iterations: &[(&str, String)]) -> Vec<CloudEvent> {
+    let mut events: Vec<CloudEvent> = Vec::new();
+    for e in received {
+        if !events.iter().any(|x| x.id == e.id) {
+            events.push(e);
+        }
+    }
+    let key = |e: &CloudEvent| {
+        let iteration = e.data["iterationId"].as_str().unwrap_or_default();
+        (
+            iterations.iter().position(|(_, i)| i == iteration),
+            EventType::ALL.iter().position(|t| Some(*t) == e.kind()),
+        )
+    };
+    events.sort_by_key(key);
+    events
+}
+
+/// `   Type  subject  id …`, and for `latest`, the publish and the gate what they say.
+fn event_line(event: &CloudEvent, iterations: &[(&str, String)]) -> String {
+    let short = event.kind().map(EventType::short).unwrap_or("?");
+    let data = &event.data;
+    let text = |key: &str| data[key].as_str().unwrap_or_default().to_string();
+    let name = |id: &str| {
+        iterations
+            .iter()
+            .find(|(_, i)| i == id)
+            .map(|(n, _)| *n)
+            .unwrap_or("?")
+    };
+    let said = match event.kind() {
+        Some(EventType::LatestMoved) => {
+            let i = text("iterationId");
+            format!(": now {} ({i})", name(&i))
+        }
+        Some(EventType::IterationPublished) => {
+            let gate = &data["gate"];
+            let figure = |k: &str| {
+                gate[k]
+                    .as_f64()
+                    .map(|f| format!("{f:.4}"))
+                    .unwrap_or("?".into())
+            };
+            format!(
+                ": as '{}' (precision {} >= {}, recall {} >= {})",
+                text("publishName"),
+                figure("precision"),
+                figure("minPrecision"),
+                figure("recall"),
+                figure("minRecall")
+            )
+        }
+        Some(EventType::PublishRefused) => {
+            let reasons: Vec<&str> = data["reasons"]
+                .as_array()
+                .map(|r| r.iter().filter_map(|r| r.as_str()).collect())
+                .unwrap_or_default();
+            format!(": {}", reasons.join("; "))
+        }
+        _ => String::new(),
+    };
+    format!("   {short:<18} {}  id {}{said}", event.subject, event.id)
 }
 
 /// The project's part of the model store (its copies, aliases, index, reports and dashboard),

@@ -7,12 +7,11 @@
 //! - `redeliver --id ID | --all`: those events back on the outbox with their own ids (the
 //!   sinks that took them before have a delivered marker and are not sent them again).
 
-use azure_core::http::RequestContent;
-use azure_storage_queue::models::{QueueClientReceiveMessagesOptions, QueueMessage};
+use azure_storage_queue::models::QueueClientReceiveMessagesOptions;
 use serde::Serialize;
 
 use customvision_events::events::model::{CloudEvent, Fact};
-use customvision_events::events::outbox::{FailedRecord, OutboxMessage};
+use customvision_events::events::outbox::{self, FailedRecord};
 use customvision_events::events::{self, sinks};
 use customvision_events::storage::StorageAccount;
 
@@ -70,15 +69,9 @@ pub async fn put_outbox(
     let queue = account
         .queue(queue_name)
         .map_err(|e| CliError::usage(e.to_string(), "check CV_STORAGE"))?;
-    let content: RequestContent<QueueMessage, _> = QueueMessage {
-        message_text: Some(OutboxMessage::new(event.clone()).to_json()),
-    }
-    .try_into()
-    .map_err(|e: azure_core::Error| CliError::check(e.to_string()))?;
-    queue
-        .send_message(content, None)
+    outbox::enqueue(&queue, std::slice::from_ref(event))
         .await
-        .map_err(|e| storage_failure(&format!("put the event on {queue_name}"), &e))?;
+        .map_err(|e| storage_failure(&format!("put the event on {queue_name}"), &e.source))?;
     Ok(())
 }
 

@@ -97,9 +97,71 @@ pub fn signatures(keys: &[Secret], id: &str, timestamp: i64, body: &str) -> Stri
         .join(" ")
 }
 
+/// The receiving side of [`signatures`]: whether one of the `v1,` signatures of a
+/// `webhook-signature` header verifies, under one of `keys`, for `{id}.{timestamp}.{body}`
+/// (the comparison is constant-time, `Mac::verify_slice`). The timestamp's freshness is the
+/// caller's to judge.
+pub fn verify(keys: &[Secret], id: &str, timestamp: &str, body: &[u8], header: &str) -> bool {
+    let signed = [id.as_bytes(), b".", timestamp.as_bytes(), b".", body].concat();
+    let given: Vec<Vec<u8>> = header
+        .split(' ')
+        .filter_map(|s| s.strip_prefix("v1,"))
+        .filter_map(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
+        .collect();
+    keys.iter().any(|key| {
+        let Ok(key) = base64::engine::general_purpose::STANDARD.decode(key.expose()) else {
+            return false;
+        };
+        given.iter().any(|sig| {
+            Hmac::<Sha256>::new_from_slice(&key)
+                .map(|mut mac| {
+                    mac.update(&signed);
+                    mac.verify_slice(sig).is_ok()
+                })
+                .unwrap_or(false)
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn verifies_the_reference_example_and_nothing_else() {
+        let key = Secret::new("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+        let other = Secret::new("c2Vjb25kLXNlY3JldC1rZXktMjQtYnl0ZXM=");
+        let (id, ts, body) = (
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            "1614265330",
+            br#"{"test": 2432232314}"#,
+        );
+        let header = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
+        assert!(verify(std::slice::from_ref(&key), id, ts, body, header));
+        assert!(verify(
+            &[other.clone(), key.clone()],
+            id,
+            ts,
+            body,
+            &format!("v1,bm9wZQ== {header}")
+        ));
+        assert!(!verify(&[other], id, ts, body, header), "another key");
+        assert!(
+            !verify(std::slice::from_ref(&key), id, "1614265331", body, header),
+            "another timestamp"
+        );
+        assert!(
+            !verify(std::slice::from_ref(&key), id, ts, b"{}", header),
+            "another body"
+        );
+        assert!(!verify(
+            &[key],
+            id,
+            ts,
+            body,
+            "v2,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        ));
+    }
 
     #[test]
     fn signs_as_the_standard_webhooks_reference_example() {

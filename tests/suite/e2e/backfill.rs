@@ -5,12 +5,15 @@
 //! Its requests against the official contract are checked with Prism in
 //! `tests/suite/training_contract.rs`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
 
 use customvision_events::devhost::azurite::Azurite;
 use customvision_events::devhost::probe::Probe;
+use customvision_events::events::model::StoredBlob;
+use customvision_events::events::Fact;
+use customvision_events::naming::stored::SOURCE_ETAG_KEY;
 
 use crate::support::custom_vision::{bodies, Canned, CustomVisionFixture, Route, FIXTURE_KEY};
 use crate::support::helpers::*;
@@ -35,6 +38,24 @@ fn download_uri(probe: &Probe, container: &str, blob: &str) -> String {
         now + time::Duration::hours(1),
     )));
     url.to_string()
+}
+
+/// The outbox queue (`CV_EVENTS_QUEUE`'s default) and a webhook secret for the settings.
+const OUTBOX: &str = "customvision-events";
+const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// The events on the outbox, in order, as `PublishEvents` would read them.
+async fn outbox(probe: &Probe) -> Vec<Value> {
+    probe
+        .peek(OUTBOX)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let message: Value = serde_json::from_str(m).expect("an outbox message");
+            message["event"].clone()
+        })
+        .collect()
 }
 
 fn iteration(project: &str, id: &str, name: &str, status: &str, trained_at: &str) -> Value {
@@ -125,10 +146,14 @@ async fn backfill_brings_three_iterations_in_and_a_second_run_changes_nothing() 
     cv.push(Route::GetIterations, Canned::throttled("1"));
 
     let endpoint = cv.endpoint().to_string();
+    // Events on (a webhook sink; no PublishEvents runs here, so the outbox keeps them).
+    probe.create_queue(OUTBOX).await.unwrap();
     let settings = [
         ("CV_STORAGE", connection.as_str()),
         ("CUSTOM_VISION_ENDPOINT", endpoint.as_str()),
         ("CUSTOM_VISION_TRAINING_KEY", FIXTURE_KEY),
+        ("CV_WEBHOOK_URL", "http://127.0.0.1:9/hook"),
+        ("CV_WEBHOOK_SECRET", WEBHOOK_SECRET),
     ];
     let backfill = |extra: &'static [&'static str]| {
         let p = p.clone();
@@ -181,6 +206,7 @@ async fn backfill_brings_three_iterations_in_and_a_second_run_changes_nothing() 
         store_state(&probe).await.is_empty(),
         "a dry run writes nothing"
     );
+    assert!(outbox(&probe).await.is_empty(), "a dry run queues nothing");
     assert!(
         cv.requests_to(Route::GetExports)
             .iter()
@@ -286,6 +312,82 @@ async fn backfill_brings_three_iterations_in_and_a_second_run_changes_nothing() 
         assert!(!text.contains("sig="), "a download URI leaked:\n{text}");
     }
 
+    // The events the store functions would have emitted, on the outbox: per iteration, its
+    // copy and `latest` moving to it (oldest first, so three moves) and its report; each with
+    // the id the function would give, recomputed here from what the store holds.
+    assert!(
+        run.stdout
+            .contains("events: 9 queued on customvision-events"),
+        "{}",
+        run.stdout
+    );
+    let queued = outbox(&probe).await;
+    let kinds = |t: &str| queued.iter().filter(|e| e["type"] == t).count();
+    assert_eq!(kinds("CustomVisionEvents.ModelCopied"), 3, "{queued:#?}");
+    assert_eq!(kinds("CustomVisionEvents.LatestMoved"), 3, "{queued:#?}");
+    assert_eq!(kinds("CustomVisionEvents.ReportWritten"), 3, "{queued:#?}");
+    assert_eq!(queued.len(), 9, "{queued:#?}");
+    let ids: BTreeSet<&str> = queued.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 9, "each event once");
+    for (n, i) in [&a, &b, &c].iter().enumerate() {
+        let entry = &index["models"][2 - n];
+        let path = entry["path"].as_str().unwrap();
+        let copy = probe.blob(MODELS, path).await.unwrap().unwrap();
+        let copied = Fact::ModelCopied(StoredBlob {
+            project_id: p.clone(),
+            iteration_id: i.to_string(),
+            platform: "ONNX".into(),
+            url: probe
+                .account
+                .plain_blob_url(MODELS, path)
+                .unwrap()
+                .to_string(),
+            size: None,
+            content_md5: None,
+            source_etag: copy.metadata[SOURCE_ETAG_KEY].clone(),
+            order: None,
+        });
+        assert!(
+            ids.contains(copied.id().as_str()),
+            "{i}'s copy: {queued:#?}"
+        );
+        let report = Fact::ReportWritten {
+            project_id: p.clone(),
+            iteration_id: i.to_string(),
+            url: probe
+                .account
+                .plain_blob_url(MODELS, &format!("reports/{p}/{i}.json"))
+                .unwrap()
+                .to_string(),
+            html_url: None,
+            etag: String::new(),
+        };
+        assert!(
+            ids.contains(report.id().as_str()),
+            "{i}'s report: {queued:#?}"
+        );
+        let event = queued
+            .iter()
+            .find(|e| e["id"] == copied.id().as_str())
+            .unwrap();
+        assert_eq!(
+            event["subject"],
+            format!("projects/{p}/iterations/{i}/models/ONNX")
+        );
+    }
+    let last_move = queued
+        .iter()
+        .rfind(|e| e["type"] == "CustomVisionEvents.LatestMoved")
+        .unwrap();
+    assert_eq!(
+        last_move["data"]["iterationId"],
+        c.as_str(),
+        "latest ends at C"
+    );
+    for e in &queued {
+        assert!(!e.to_string().contains("sig="), "a SAS in an event: {e}");
+    }
+
     // A second run: nothing requested, copied or written.
     let before = store_state(&probe).await;
     let exports_before = cv.requests_to(Route::ExportIteration).len();
@@ -298,6 +400,11 @@ async fn backfill_brings_three_iterations_in_and_a_second_run_changes_nothing() 
         store_state(&probe).await,
         before,
         "the second run changed the store"
+    );
+    assert_eq!(
+        outbox(&probe).await,
+        queued,
+        "the second run queued events for changes it did not make"
     );
 }
 

@@ -403,11 +403,11 @@ async fn verify_names_each_failure_with_its_fix() {
 }
 
 /// `cvctl demo` (`make demo`): two trainings against the Custom Vision stand-in, the first
-/// published and the second refused by the gate, both exported and copied; the output says
-/// so, the folder it names holds the reports and the dashboard, every link of the dashboard
+/// published and the second refused by the gate, both exported and copied, their events
+/// received by a webhook with verified signatures; the output says so, the folder it names holds the reports and the dashboard, every link of the dashboard
 /// opens a file in it, and the stand-in it started is gone afterwards.
 #[tokio::test(flavor = "multi_thread")]
-async fn demo_shows_copies_latest_the_gate_the_reports_and_the_dashboard() {
+async fn demo_shows_copies_latest_the_gate_the_events_the_reports_and_the_dashboard() {
     let out = std::env::temp_dir().join(format!("cv-demo-{}", uuid::Uuid::new_v4()));
     let run = cvctl(&[], &["demo", "--out", out.to_str().unwrap()]).await;
     let o = &run.stdout;
@@ -428,10 +428,52 @@ async fn demo_shows_copies_latest_the_gate_the_reports_and_the_dashboard() {
         "   PublishIteration calls the service received: 1",
         &format!("   ONNX: Iteration 2 ({second}), alias {project}/latest/ONNX/model.ONNX"),
         "   rejected messages: 0",
-        "== stopped the dev host, the handler, the Custom Vision stand-in and Azurite",
+        "== stopped the dev host, the handler, the webhook receiver, the Custom Vision stand-in and Azurite",
     ] {
         assert!(o.lines().any(|l| l == line), "no line '{line}' in\n{o}");
     }
+    // The events, as the demo's webhook receiver got and verified them: per iteration its
+    // copy, `latest` moving to it and its report; the first published, the second refused.
+    assert!(
+        o.contains("(8 distinct; signatures verified: ") && o.contains(" delivered, 0 refused)"),
+        "{o}"
+    );
+    let event_lines = |kind: &str| -> Vec<&str> {
+        o.lines()
+            .filter(|l| l.starts_with(&format!("   {kind} ")))
+            .collect()
+    };
+    assert_eq!(event_lines("ModelCopied").len(), 2, "{o}");
+    assert_eq!(event_lines("ReportWritten").len(), 2, "{o}");
+    let moved = event_lines("LatestMoved");
+    assert_eq!(moved.len(), 2, "{o}");
+    assert!(
+        moved[0].ends_with(&format!(": now Iteration 1 ({first})"))
+            && moved[1].ends_with(&format!(": now Iteration 2 ({second})")),
+        "{o}"
+    );
+    let published = event_lines("IterationPublished");
+    assert_eq!(published.len(), 1, "{o}");
+    assert!(
+        published[0].contains(&format!("/iterations/{first}/publish  id "))
+            && published[0]
+                .ends_with(": as 'demo' (precision 0.9302 >= 0.9000, recall 0.8889 >= 0.8500)"),
+        "{o}"
+    );
+    let refused = event_lines("PublishRefused");
+    assert_eq!(refused.len(), 1, "{o}");
+    assert!(
+        refused[0].contains(&format!("/iterations/{second}/publish  id "))
+            && refused[0].ends_with(": precision 0.8649 is 0.0351 under the bar of 0.9000"),
+        "{o}"
+    );
+    assert!(
+        o.split("whsec_")
+            .skip(1)
+            .all(|rest| !rest
+                .starts_with(|c: char| c.is_ascii_alphanumeric() || c == '+' || c == '/')),
+        "the webhook secret was printed:\n{o}"
+    );
     // `cvctl models`: both copies, the second marked latest.
     let listed: Vec<&str> = o
         .lines()
@@ -482,11 +524,18 @@ async fn demo_shows_copies_latest_the_gate_the_reports_and_the_dashboard() {
             target.display()
         );
     }
-    // Everything it started has stopped: the stand-in's port refuses.
+    // Everything it started has stopped: the stand-in's and the receiver's ports refuse.
     let endpoint = stand_in_address(o);
     assert!(
         std::net::TcpStream::connect(endpoint.as_str()).is_err(),
         "the stand-in at {endpoint} still answers"
+    );
+    let prefix = "webhook receiver at http://";
+    let start = o.find(prefix).expect("the receiver's address") + prefix.len();
+    let hook = o[start..].split('/').next().unwrap();
+    assert!(
+        std::net::TcpStream::connect(hook).is_err(),
+        "the webhook receiver at {hook} still answers"
     );
     let _ = std::fs::remove_dir_all(&out);
 }

@@ -1,0 +1,237 @@
+//! The events a change to the model store yields, built from what was done: an export's
+//! [`ModelOutcome`]s (`ModelCopied`, `LatestMoved`) and a training's [`TrainingOutcome`]
+//! (`ReportWritten`, `IterationPublished`, `PublishRefused`). The store functions
+//! (`functions::events_out`, onto their outbox output) and `cvctl backfill` (onto the outbox
+//! queue) both build theirs here, so the same change has the same event and the same id.
+//!
+//! The redelivery rule ([`super::outbox::emits`]): an outcome this attempt caused is always
+//! emitted; one found already done only when `redelivery` is set. Each event's `time` is the
+//! change's: the stored blob's Last-Modified, read back here.
+
+use azure_storage_blob::models::BlobClientGetPropertiesResultHeaders;
+use time::OffsetDateTime;
+
+use super::model::{EventError, Gate, OrderKeyData, StoredBlob};
+use super::{CloudEvent, Fact};
+use crate::automation::report::Figures;
+use crate::automation::TrainingOutcome;
+use crate::export::ModelOutcome;
+use crate::model_store::latest::Latest;
+use crate::model_store::StoredModel;
+use crate::naming::stored::latest_path;
+use crate::redact::redact;
+use crate::settings::Settings;
+use crate::storage::copy::CopyState;
+use crate::storage::{StorageAccount, StorageError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmitError {
+    /// Reading a stored blob's Last-Modified failed: worth a retry, as the change itself is.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The service answered without a Last-Modified.
+    #[error("'{0}' has no Last-Modified")]
+    NoTime(String),
+    #[error(transparent)]
+    Event(#[from] EventError),
+}
+
+/// Collects the events of one unit of work (an invocation, a backfill), each id once.
+pub struct Events<'a> {
+    settings: &'a Settings,
+    account: &'a StorageAccount,
+    source: String,
+    redelivery: bool,
+    /// No sink configured (events off): nothing is built, read or written.
+    enabled: bool,
+    events: Vec<CloudEvent>,
+}
+
+impl<'a> Events<'a> {
+    /// `redelivery`: also emit for outcomes found already done.
+    pub fn new(settings: &'a Settings, account: &'a StorageAccount, redelivery: bool) -> Self {
+        Self {
+            settings,
+            account,
+            source: super::source(settings, account),
+            redelivery,
+            enabled: settings.events.enabled(),
+            events: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, fact: &Fact, time: OffsetDateTime) -> Result<(), EmitError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let event = CloudEvent::new(&self.source, fact, time)?;
+        if !self.events.iter().any(|e| e.id == event.id) {
+            self.events.push(event);
+        }
+        Ok(())
+    }
+
+    /// `ModelCopied` and `LatestMoved` for each model an export stored.
+    pub async fn export(&mut self, outcomes: &[ModelOutcome]) -> Result<(), EmitError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let store_name = &self.settings.model_store_container;
+        for outcome in outcomes {
+            let Some(stored) = &outcome.stored else {
+                continue;
+            };
+            let copied = match &outcome.copy {
+                Some((_, CopyState::Copied)) => Some(true),
+                Some((_, CopyState::AlreadyPresent)) => Some(false),
+                _ => None,
+            };
+            if let Some(now) = copied {
+                if now || self.redelivery {
+                    let at = self.last_modified(store_name, &stored.path).await?;
+                    let fact = Fact::ModelCopied(self.blob(stored, &stored.path)?);
+                    self.push(&fact, at)?;
+                }
+            }
+            let moved = match &outcome.latest {
+                Some(Latest::Moved { path }) => Some((true, path)),
+                Some(Latest::Current { path }) => Some((false, path)),
+                _ => None,
+            };
+            if let Some((now, path)) = moved {
+                if now || self.redelivery {
+                    debug_assert_eq!(
+                        path,
+                        &latest_path(stored.project_id, &stored.platform, &stored.extension)
+                    );
+                    let at = self.last_modified(store_name, path).await?;
+                    let fact = Fact::LatestMoved(self.blob(stored, path)?);
+                    self.push(&fact, at)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `ReportWritten`, and `IterationPublished` or `PublishRefused`, at the report's time.
+    pub fn training(&mut self, outcome: &TrainingOutcome) -> Result<(), EmitError> {
+        let Some(written) = &outcome.written else {
+            return Ok(());
+        };
+        let store_name = &self.settings.model_store_container;
+        let account = self.account;
+        let url = |path: &str| {
+            account
+                .plain_blob_url(store_name, path)
+                .map(|u| u.to_string())
+                .unwrap_or_else(|_| format!("{store_name}/{path}"))
+        };
+        let (p, i) = (
+            outcome.project_id.to_string(),
+            outcome.iteration_id.to_string(),
+        );
+        // Written on every delivery: the id is the report's path, so it does not move.
+        let report = Fact::ReportWritten {
+            project_id: p.clone(),
+            iteration_id: i.clone(),
+            url: url(&written.json_path),
+            html_url: Some(url(&written.html_path)),
+            etag: written.etag.clone(),
+        };
+        self.push(&report, written.last_modified)?;
+        let Some(publish) = &outcome.publish else {
+            return Ok(());
+        };
+        let gate = outcome
+            .figures
+            .as_ref()
+            .map(|f| gate(f, publish.min_precision, publish.min_recall));
+        let fact = match publish.outcome.as_str() {
+            "published" => Fact::IterationPublished {
+                project_id: p,
+                iteration_id: i,
+                publish_name: publish.name.clone(),
+                gate,
+            },
+            "alreadyPublished" if self.redelivery => Fact::IterationPublished {
+                project_id: p,
+                iteration_id: i,
+                publish_name: publish.name.clone(),
+                gate,
+            },
+            "belowBar" | "failed" => Fact::PublishRefused {
+                project_id: p,
+                iteration_id: i,
+                reasons: if publish.missed.is_empty() {
+                    vec![redact(
+                        publish
+                            .detail
+                            .as_deref()
+                            .unwrap_or("the publish was refused"),
+                    )]
+                } else {
+                    publish.missed.iter().map(|m| m.to_string()).collect()
+                },
+                gate,
+            },
+            _ => return Ok(()),
+        };
+        self.push(&fact, written.last_modified)
+    }
+
+    fn blob(&self, stored: &StoredModel, path: &str) -> Result<StoredBlob, EmitError> {
+        let url = self
+            .account
+            .plain_blob_url(&self.settings.model_store_container, path)?;
+        Ok(StoredBlob {
+            project_id: stored.project_id.to_string(),
+            iteration_id: stored.iteration_id.to_string(),
+            platform: stored.platform.clone(),
+            url: url.to_string(),
+            size: stored.size,
+            content_md5: stored.content_md5.clone(),
+            source_etag: stored.source_etag.clone(),
+            order: Some(OrderKeyData {
+                by: stored.order.by.as_str().to_string(),
+                at: stored.order.at_text(),
+                iteration_id: stored.order.iteration_id.to_string(),
+            }),
+        })
+    }
+
+    async fn last_modified(
+        &self,
+        container: &str,
+        path: &str,
+    ) -> Result<OffsetDateTime, EmitError> {
+        let client = self.account.container(container)?;
+        let props = client
+            .blob_client(path)
+            .get_properties(None)
+            .await
+            .map_err(StorageError::request("read a stored blob for its event"))?;
+        props
+            .last_modified()
+            .map_err(StorageError::request("read a stored blob for its event"))?
+            .ok_or_else(|| EmitError::NoTime(format!("{container}/{path}")))
+    }
+
+    /// The events collected, in order.
+    pub fn events(&self) -> &[CloudEvent] {
+        &self.events
+    }
+
+    pub fn into_events(self) -> Vec<CloudEvent> {
+        self.events
+    }
+}
+
+fn gate(figures: &Figures, min_precision: f64, min_recall: f64) -> Gate {
+    Gate {
+        precision: figures.precision,
+        recall: figures.recall,
+        average_precision: figures.average_precision,
+        min_precision,
+        min_recall,
+    }
+}

@@ -32,11 +32,28 @@ pub struct OutboxMessage {
     /// Attempts made so far: 0 as a store function writes it, then one more per re-enqueue.
     #[serde(default)]
     pub attempts: u32,
+    /// The sinks still to be sent the event, by name (`eventgrid`, `webhook`): set on a
+    /// re-enqueue to those whose answer was transient, so a sink that accepted, refused for
+    /// good or answered 410 is not sent it again. Absent (a store function's message, a
+    /// redelivery): every configured sink.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sinks: Option<Vec<String>>,
 }
 
 impl OutboxMessage {
     pub fn new(event: CloudEvent) -> Self {
-        Self { event, attempts: 0 }
+        Self {
+            event,
+            attempts: 0,
+            sinks: None,
+        }
+    }
+
+    /// Whether the sink named `name` is still to be sent this event.
+    pub fn pending(&self, name: &str) -> bool {
+        self.sinks
+            .as_ref()
+            .map_or(true, |names| names.iter().any(|n| n == name))
     }
 
     /// Anything that is not an outbox message of ours (garbage on the queue) is an error with
@@ -113,6 +130,21 @@ mod tests {
             emits(false, Some(2)),
             "an earlier attempt may have died before its outputs"
         );
+    }
+
+    #[test]
+    fn a_message_without_sinks_is_for_every_sink_and_a_retry_names_its_own() {
+        let (fact, at) = &examples()[0];
+        let mut message = OutboxMessage::new(CloudEvent::new("https://a/m", fact, *at).unwrap());
+        assert!(
+            !message.to_json().contains("\"sinks\""),
+            "a store function's message"
+        );
+        assert!(message.pending("eventgrid") && message.pending("webhook"));
+        message.sinks = Some(vec!["eventgrid".into()]);
+        let back = OutboxMessage::parse(&message.to_json()).unwrap();
+        assert!(back.pending("eventgrid"));
+        assert!(!back.pending("webhook"));
     }
 
     #[test]

@@ -12,7 +12,9 @@
 //!   and answering 500 would retry on the host's clock (30 s, five times) and then poison it.
 //!   The copy is written before the invocation answers, so a crash after it and before the
 //!   answer leaves two copies of the message: both carry the same event, and the markers
-//!   keep a sink from being sent it twice.
+//!   keep a sink from being sent it twice. The copy names the sinks still pending
+//!   ([`OutboxMessage::sinks`]): a sink that refused for good (one failed record) or answered
+//!   410 is not sent the event again.
 //! - **Failures** (a permanent answer, or the schedule run out) are returned as
 //!   [`FailedRecord`]s for the function's `%CV_EVENTS_FAILED_QUEUE%` output.
 
@@ -66,7 +68,7 @@ impl Publisher<'_> {
         let mut out = Published::default();
         let mut transient: Vec<(&Sink, Answer)> = Vec::new();
         for sink in self.sinks {
-            if !sink.wants(event) {
+            if !sink.wants(event) || !message.pending(sink.name()) {
                 continue;
             }
             if self.delivered(sink, &event.id).await? {
@@ -117,6 +119,9 @@ impl Publisher<'_> {
         match next_delay(&self.settings.retry_schedule, attempts) {
             Some(delay) => {
                 message.attempts = attempts;
+                // Only the sinks that may yet accept: one refused for good has its failed
+                // record already, and a 410 is never sent again.
+                message.sinks = Some(transient.iter().map(|(s, _)| s.name().into()).collect());
                 self.requeue(&message, delay).await?;
                 out.retry_in = Some(delay);
                 out.lines.push(format!(

@@ -742,3 +742,36 @@ async fn a_training_emits_its_report_and_the_gates_decision() {
         assert!(!topic.iter().any(|e| e.to_string().contains(FIXTURE_KEY)));
     }
 }
+
+/// A sink that refused for good is not sent the event again when another sink's retry
+/// re-enqueues it: the copy names only the sinks still pending.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sink_refused_for_good_is_not_sent_again_on_the_other_sinks_retries() {
+    let sinks = Sinks::start().await;
+    let app = spawn_with_sinks(&sinks, &[]).await;
+    sinks.topic.down(503);
+    sinks.hook.script(&[400]);
+    let e = event(3);
+    put_outbox(&app, &e).await;
+    wait_for("three attempts at the topic", DEADLINE, || async {
+        Ok((sinks.topic.requests().len() >= 3).then_some(()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", app.output()));
+    sinks.topic.up();
+    accepted(&app, "the topic", 1, || sinks.topic.accepted()).await;
+    outbox_drained(&app).await;
+    assert_eq!(
+        sinks.hook.requests().len(),
+        1,
+        "the webhook is sent the event once: {}",
+        app.output()
+    );
+    assert_eq!(sinks.hook.accepted().len(), 0);
+    assert_eq!(app.probe.queue_len(EVENTS_FAILED).await.unwrap(), 1);
+    let failed = app.messages(EVENTS_FAILED, 1).await;
+    let record: Value = serde_json::from_str(&failed[0]).unwrap();
+    assert_eq!(record["sink"], "webhook");
+    assert_eq!(record["event"]["id"], e.id.as_str());
+    app.assert_empty(&[EVENTS_POISON, REJECTED]).await;
+}

@@ -50,6 +50,17 @@ impl Probe {
             .map_err(|e| e.to_string())
     }
 
+    /// Deletes the container (a test of the handler creating it on demand).
+    pub async fn delete_container(&self, name: &str) -> Result<(), String> {
+        self.account
+            .container(name)
+            .map_err(|e| e.to_string())?
+            .delete(None)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
     pub async fn create_queue(&self, name: &str) -> Result<(), String> {
         self.account
             .ensure_queue(name)

@@ -7,6 +7,8 @@
 //!   answer and the message's delete, a store function's redelivery emitting again, a
 //!   `cvctl events redeliver`, a retry of the *other* sink. A marker written but lost (a
 //!   crash in between) means one duplicate, which consumers dedupe on `source` + `id`.
+//!   The container is created on the first marker that finds it missing (Core Tools with no
+//!   infra); the queues never are (the failed queue's role is Message Sender only).
 //! - **Retries** re-enqueue the message on `%CV_EVENTS_QUEUE%` through the queue client with
 //!   a visibility delay from the schedule: the host's output binding cannot delay a message,
 //!   and answering 500 would retry on the host's clock (30 s, five times) and then poison it.
@@ -29,7 +31,7 @@ use super::outbox::{FailedRecord, OutboxMessage};
 use super::sinks::Sink;
 use crate::redact::redact;
 use crate::settings::events::EventSettings;
-use crate::storage::{StorageAccount, StorageError};
+use crate::storage::{error_code, StorageAccount, StorageError};
 
 /// Storage failed (a marker read, the re-enqueue): the host retries the message, and the
 /// markers keep the sinks that accepted from a second send.
@@ -183,9 +185,22 @@ impl Publisher<'_> {
             blob_content_type: Some("text/plain".into()),
             ..Default::default()
         };
-        container
-            .blob_client(&marker_name(sink, id))
-            .upload(RequestContent::from(Vec::new()), Some(options))
+        let blob = container.blob_client(&marker_name(sink, id));
+        let upload = || blob.upload(RequestContent::from(Vec::new()), Some(options.clone()));
+        match upload().await {
+            Ok(_) => return Ok(()),
+            // Infra creates the container in Azure, the dev host locally; Core Tools with no
+            // infra has neither, and every marker would fail into resends and poison.
+            Err(e) if error_code(&e) == Some("ContainerNotFound") => {}
+            Err(e) => return Err(PublishError::storage("write a delivered marker")(e)),
+        }
+        match container.create(None).await {
+            Ok(_) => {}
+            // Another instance made it in between.
+            Err(e) if error_code(&e) == Some("ContainerAlreadyExists") => {}
+            Err(e) => return Err(PublishError::storage("create the delivered container")(e)),
+        }
+        upload()
             .await
             .map(|_| ())
             .map_err(PublishError::storage("write a delivered marker"))

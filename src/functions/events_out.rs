@@ -52,7 +52,7 @@ impl<'a> Emitter<'a> {
         let app = invocation.app;
         Self {
             invocation,
-            source: events::source(&app.settings, &app.account),
+            source: app.event_source.clone(),
             redelivery: emits(false, invocation.request.dequeue_count()),
             enabled: app.settings.events.enabled(),
             events: Vec::new(),

@@ -113,6 +113,8 @@ pub struct App {
     pub sinks: Vec<crate::events::sinks::Sink>,
     /// [`INVOCATION_BUDGET`], shorter in tests.
     pub budget: Duration,
+    /// The `source` of every event ([`crate::events::source`]), resolved at start-up.
+    pub event_source: String,
 }
 
 /// One invocation: the app, which function, and what the host sent.
@@ -251,12 +253,14 @@ pub(crate) mod test_support {
         })
         .unwrap();
         let account = StorageAccount::new(&settings.storage, &crate::http::http_client()).unwrap();
+        let event_source = crate::events::source(&settings, &account).unwrap();
         App {
             settings,
             account,
             training: None,
             sinks: Vec::new(),
             budget: INVOCATION_BUDGET,
+            event_source,
         }
     }
 

@@ -15,10 +15,11 @@ use serde_json::Value;
 use super::model::CloudEvent;
 use crate::redact::redact;
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a queue message is not an outbox message; the `Display` is the rejected record's reason.
+#[derive(Debug, thiserror::Error)]
 pub enum OutboxError {
-    #[error("not an outbox message (an object with an `event` CloudEvent): {0}")]
-    NotAnEvent(String),
+    #[error("not an outbox message (an object with an `event` CloudEvent): {}", redact(&.0.to_string()))]
+    NotAnEvent(#[source] serde_json::Error),
     #[error("the event's id is not 32 lower-case hex digits, as every event of ours has")]
     BadId,
     #[error("the event's type '{0}' is none of ours")]
@@ -60,8 +61,7 @@ impl OutboxMessage {
     /// the reason, for the caller's rejected record. The id names a marker blob, so it must be
     /// ours: 32 hex digits.
     pub fn parse(text: &str) -> Result<Self, OutboxError> {
-        let message: Self = serde_json::from_str(text.trim())
-            .map_err(|e| OutboxError::NotAnEvent(e.to_string()))?;
+        let message: Self = serde_json::from_str(text.trim()).map_err(OutboxError::NotAnEvent)?;
         let id = &message.event.id;
         if id.len() != 32 || !id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
             return Err(OutboxError::BadId);
@@ -163,14 +163,20 @@ mod tests {
             assert_eq!(back.attempts, 0);
         }
         assert_eq!(output_value(&[]), None);
-        assert!(OutboxMessage::parse("garbage").is_err());
+        let garbage = OutboxMessage::parse("garbage").unwrap_err();
+        assert!(matches!(garbage, OutboxError::NotAnEvent(_)));
+        assert!(
+            std::error::Error::source(&garbage).is_some(),
+            "serde's error kept as the cause"
+        );
+        assert!(garbage.to_string().contains("expected value"), "{garbage}");
         assert!(OutboxMessage::parse(r#"{"event":{"id":"x"}}"#).is_err());
         let mut bad = OutboxMessage::new(events[0].clone());
         bad.event.id = "../../x".into();
-        assert_eq!(
+        assert!(matches!(
             OutboxMessage::parse(&bad.to_json()),
             Err(OutboxError::BadId)
-        );
+        ));
         let mut bad = OutboxMessage::new(events[0].clone());
         bad.event.event_type = "Other.Type".into();
         assert!(matches!(

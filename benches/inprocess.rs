@@ -47,12 +47,14 @@ fn route(c: &mut Criterion) {
     })
     .unwrap();
     let account = StorageAccount::new(&settings.storage, &http_client()).unwrap();
+    let event_source = customvision_events::events::source(&settings, &account).unwrap();
     let app = App {
         settings,
         account,
         training: None,
         sinks: Vec::new(),
         budget: customvision_events::functions::INVOCATION_BUDGET,
+        event_source,
     };
     let request = InvocationRequest::from_slice(METADATA_KEYS.as_bytes()).unwrap();
     c.bench_function(

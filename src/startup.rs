@@ -29,6 +29,8 @@ pub enum StartupError {
     Training(#[from] TrainingError),
     #[error(transparent)]
     EventSinks(#[from] crate::events::sinks::SinkError),
+    #[error(transparent)]
+    EventSource(#[from] crate::events::SourceError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -75,6 +77,7 @@ pub async fn run() -> Result<(), StartupError> {
         .map(|t| TrainingClient::from_settings(http.clone(), t, Some(&account)))
         .transpose()?;
     let sinks = crate::events::sinks::from_settings(&settings.events, &http, Some(&account))?;
+    let event_source = crate::events::source(&settings, &account)?;
     // Loopback only: the host is the one and only client.
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let listener = tokio::net::TcpListener::bind(addr)
@@ -98,6 +101,7 @@ pub async fn run() -> Result<(), StartupError> {
             training,
             sinks,
             budget: crate::functions::INVOCATION_BUDGET,
+            event_source,
         }),
         server::ServerConfig::default(),
         shutdown_signal(),

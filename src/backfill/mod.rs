@@ -61,6 +61,8 @@ pub enum BackfillError {
     },
     #[error("building the events failed: {0}")]
     Events(#[from] EmitError),
+    #[error(transparent)]
+    EventSource(#[from] crate::events::SourceError),
     /// The outbox queue is not there: found before anything is changed.
     #[error("the outbox queue '{0}' (CV_EVENTS_QUEUE) does not exist")]
     NoOutbox(String),
@@ -188,7 +190,8 @@ impl Backfill<'_> {
     ) -> Result<Done, BackfillError> {
         let p = self.project_id;
         let mut done = Done::default();
-        let mut events = Events::new(self.settings, self.account, false);
+        let source = crate::events::source(self.settings, self.account)?;
+        let mut events = Events::new(self.settings, self.account, source, false);
         let outbox = self.outbox().await?;
         // 1. Request what is missing.
         for it in &mut plan.iterations {

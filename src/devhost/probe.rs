@@ -63,6 +63,16 @@ impl Probe {
         Ok(self.account.ensure_container(name).await?)
     }
 
+    /// Deletes the container (a test of the handler creating it on demand).
+    pub async fn delete_container(&self, name: &str) -> Result<(), ProbeError> {
+        self.account
+            .container(name)?
+            .delete(None)
+            .await
+            .map(|_| ())
+            .map_err(fail("Delete Container"))
+    }
+
     pub async fn create_queue(&self, name: &str) -> Result<(), ProbeError> {
         Ok(self.account.ensure_queue(name).await?)
     }

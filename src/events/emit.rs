@@ -48,12 +48,18 @@ pub struct Events<'a> {
 }
 
 impl<'a> Events<'a> {
-    /// `redelivery`: also emit for outcomes found already done.
-    pub fn new(settings: &'a Settings, account: &'a StorageAccount, redelivery: bool) -> Self {
+    /// `source`: the events' `source`, resolved once ([`super::source`]). `redelivery`: also
+    /// emit for outcomes found already done.
+    pub fn new(
+        settings: &'a Settings,
+        account: &'a StorageAccount,
+        source: String,
+        redelivery: bool,
+    ) -> Self {
         Self {
             settings,
             account,
-            source: super::source(settings, account),
+            source,
             redelivery,
             enabled: settings.events.enabled(),
             events: Vec::new(),

@@ -20,10 +20,11 @@ use super::model::CloudEvent;
 use crate::redact::redact;
 use crate::storage::StorageActionError;
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a queue message is not an outbox message; the `Display` is the rejected record's reason.
+#[derive(Debug, thiserror::Error)]
 pub enum OutboxError {
-    #[error("not an outbox message (an object with an `event` CloudEvent): {0}")]
-    NotAnEvent(String),
+    #[error("not an outbox message (an object with an `event` CloudEvent): {}", redact(&.0.to_string()))]
+    NotAnEvent(#[source] serde_json::Error),
     #[error("the event's id is not 32 lower-case hex digits, as every event of ours has")]
     BadId,
     #[error("the event's type '{0}' is none of ours")]
@@ -37,19 +38,35 @@ pub struct OutboxMessage {
     /// Attempts made so far: 0 as a store function writes it, then one more per re-enqueue.
     #[serde(default)]
     pub attempts: u32,
+    /// The sinks still to be sent the event, by name (`eventgrid`, `webhook`): set on a
+    /// re-enqueue to those whose answer was transient, so a sink that accepted, refused for
+    /// good or answered 410 is not sent it again. Absent (a store function's message, a
+    /// redelivery): every configured sink.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sinks: Option<Vec<String>>,
 }
 
 impl OutboxMessage {
     pub fn new(event: CloudEvent) -> Self {
-        Self { event, attempts: 0 }
+        Self {
+            event,
+            attempts: 0,
+            sinks: None,
+        }
+    }
+
+    /// Whether the sink named `name` is still to be sent this event.
+    pub fn pending(&self, name: &str) -> bool {
+        self.sinks
+            .as_ref()
+            .is_none_or(|names| names.iter().any(|n| n == name))
     }
 
     /// Anything that is not an outbox message of ours (garbage on the queue) is an error with
     /// the reason, for the caller's rejected record. The id names a marker blob, so it must be
     /// ours: 32 hex digits.
     pub fn parse(text: &str) -> Result<Self, OutboxError> {
-        let message: Self = serde_json::from_str(text.trim())
-            .map_err(|e| OutboxError::NotAnEvent(e.to_string()))?;
+        let message: Self = serde_json::from_str(text.trim()).map_err(OutboxError::NotAnEvent)?;
         let id = &message.event.id;
         if id.len() != 32 || !id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
             return Err(OutboxError::BadId);
@@ -140,6 +157,21 @@ mod tests {
     }
 
     #[test]
+    fn a_message_without_sinks_is_for_every_sink_and_a_retry_names_its_own() {
+        let (fact, at) = &examples()[0];
+        let mut message = OutboxMessage::new(CloudEvent::new("https://a/m", fact, *at).unwrap());
+        assert!(
+            !message.to_json().contains("\"sinks\""),
+            "a store function's message"
+        );
+        assert!(message.pending("eventgrid") && message.pending("webhook"));
+        message.sinks = Some(vec!["eventgrid".into()]);
+        let back = OutboxMessage::parse(&message.to_json()).unwrap();
+        assert!(back.pending("eventgrid"));
+        assert!(!back.pending("webhook"));
+    }
+
+    #[test]
     fn one_message_per_event_that_reads_back() {
         let events: Vec<_> = examples()
             .iter()
@@ -155,14 +187,20 @@ mod tests {
             assert_eq!(back.attempts, 0);
         }
         assert_eq!(output_value(&[]), None);
-        assert!(OutboxMessage::parse("garbage").is_err());
+        let garbage = OutboxMessage::parse("garbage").unwrap_err();
+        assert!(matches!(garbage, OutboxError::NotAnEvent(_)));
+        assert!(
+            std::error::Error::source(&garbage).is_some(),
+            "serde's error kept as the cause"
+        );
+        assert!(garbage.to_string().contains("expected value"), "{garbage}");
         assert!(OutboxMessage::parse(r#"{"event":{"id":"x"}}"#).is_err());
         let mut bad = OutboxMessage::new(events[0].clone());
         bad.event.id = "../../x".into();
-        assert_eq!(
+        assert!(matches!(
             OutboxMessage::parse(&bad.to_json()),
             Err(OutboxError::BadId)
-        );
+        ));
         let mut bad = OutboxMessage::new(events[0].clone());
         bad.event.event_type = "Other.Type".into();
         assert!(matches!(

@@ -7,12 +7,16 @@
 //!   answer and the message's delete, a store function's redelivery emitting again, a
 //!   `cvctl events redeliver`, a retry of the *other* sink. A marker written but lost (a
 //!   crash in between) means one duplicate, which consumers dedupe on `source` + `id`.
+//!   The container is created on the first marker that finds it missing (Core Tools with no
+//!   infra); the queues never are (the failed queue's role is Message Sender only).
 //! - **Retries** re-enqueue the message on `%CV_EVENTS_QUEUE%` through the queue client with
 //!   a visibility delay from the schedule: the host's output binding cannot delay a message,
 //!   and answering 500 would retry on the host's clock (30 s, five times) and then poison it.
 //!   The copy is written before the invocation answers, so a crash after it and before the
 //!   answer leaves two copies of the message: both carry the same event, and the markers
-//!   keep a sink from being sent it twice.
+//!   keep a sink from being sent it twice. The copy names the sinks still pending
+//!   ([`OutboxMessage::sinks`]): a sink that refused for good (one failed record) or answered
+//!   410 is not sent the event again.
 //! - **Failures** (a permanent answer, or the schedule run out) are returned as
 //!   [`FailedRecord`]s for the function's `%CV_EVENTS_FAILED_QUEUE%` output.
 
@@ -27,7 +31,7 @@ use super::outbox::{FailedRecord, OutboxMessage};
 use super::sinks::Sink;
 use crate::redact::redact;
 use crate::settings::events::EventSettings;
-use crate::storage::{StorageAccount, StorageError};
+use crate::storage::{error_code, StorageAccount, StorageError};
 
 /// Storage failed (a marker read, the re-enqueue): the host retries the message, and the
 /// markers keep the sinks that accepted from a second send.
@@ -66,7 +70,7 @@ impl Publisher<'_> {
         let mut out = Published::default();
         let mut transient: Vec<(&Sink, Answer)> = Vec::new();
         for sink in self.sinks {
-            if !sink.wants(event) {
+            if !sink.wants(event) || !message.pending(sink.name()) {
                 continue;
             }
             if self.delivered(sink, &event.id).await? {
@@ -117,6 +121,9 @@ impl Publisher<'_> {
         match next_delay(&self.settings.retry_schedule, attempts) {
             Some(delay) => {
                 message.attempts = attempts;
+                // Only the sinks that may yet accept: one refused for good has its failed
+                // record already, and a 410 is never sent again.
+                message.sinks = Some(transient.iter().map(|(s, _)| s.name().into()).collect());
                 self.requeue(&message, delay).await?;
                 out.retry_in = Some(delay);
                 out.lines.push(format!(
@@ -178,9 +185,22 @@ impl Publisher<'_> {
             blob_content_type: Some("text/plain".into()),
             ..Default::default()
         };
-        container
-            .blob_client(&marker_name(sink, id))
-            .upload(RequestContent::from(Vec::new()), Some(options))
+        let blob = container.blob_client(&marker_name(sink, id));
+        let upload = || blob.upload(RequestContent::from(Vec::new()), Some(options.clone()));
+        match upload().await {
+            Ok(_) => return Ok(()),
+            // Infra creates the container in Azure, the dev host locally; Core Tools with no
+            // infra has neither, and every marker would fail into resends and poison.
+            Err(e) if error_code(&e) == Some("ContainerNotFound") => {}
+            Err(e) => return Err(PublishError::storage("write a delivered marker")(e)),
+        }
+        match container.create(None).await {
+            Ok(_) => {}
+            // Another instance made it in between.
+            Err(e) if error_code(&e) == Some("ContainerAlreadyExists") => {}
+            Err(e) => return Err(PublishError::storage("create the delivered container")(e)),
+        }
+        upload()
             .await
             .map(|_| ())
             .map_err(PublishError::storage("write a delivered marker"))

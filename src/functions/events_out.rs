@@ -34,6 +34,7 @@ impl<'a> Emitter<'a> {
             events: Events::new(
                 &app.settings,
                 &app.account,
+                app.event_source.clone(),
                 emits(false, invocation.request.dequeue_count()),
             ),
         }

@@ -113,6 +113,8 @@ pub struct App {
     pub sinks: Vec<crate::events::sinks::Sink>,
     /// [`INVOCATION_BUDGET`], shorter in tests.
     pub budget: Duration,
+    /// The `source` of every event ([`crate::events::source`]), resolved at start-up.
+    pub event_source: String,
 }
 
 /// One invocation: the app, which function, and what the host sent.
@@ -130,12 +132,21 @@ impl Invocation<'_> {
     /// Answers 200 and keeps the message with its reason ([`rejected::reject`]); a store
     /// function also emits a `MessageRejected` (the reason and where the record is, never the
     /// message). `PublishEvents`' own garbage emits nothing: an event about an event.
+    ///
+    /// With no message `Id` in the metadata (the host always sends one for a queue trigger)
+    /// there is no event: its subject and id are made from the message's id, and neither a
+    /// blank nor the invocation's id (new on each delivery) would stay the same on a
+    /// redelivery. The warning says so; the record is kept either way.
     pub fn reject(&self, text: &str, reason: &str) -> InvocationResponse {
         let response = rejected::reject(self, text, reason);
         if self.function == Function::PublishEvents {
             return response;
         }
-        let message_id = self.request.message_id().unwrap_or_default();
+        let Some(message_id) = self.request.message_id().filter(|id| !id.trim().is_empty()) else {
+            return response.log(
+                "warning: the rejected message has no Id in the invocation's metadata: no MessageRejected event; the record is kept",
+            );
+        };
         let blob = response
             .outputs
             .contains_key(REJECTED_BLOB_OUTPUT)
@@ -144,7 +155,10 @@ impl Invocation<'_> {
         match emitter.rejected(&message_id, reason, blob) {
             Ok(()) => emitter.into_response(response),
             // An event too large to build: the record is what matters, and it is kept.
-            Err(_) => response,
+            Err(e) => response.log(format!(
+                "warning: the MessageRejected event could not be built ({}); the record is kept",
+                crate::error_chain::Chain(&e)
+            )),
         }
     }
 }
@@ -251,12 +265,14 @@ pub(crate) mod test_support {
         })
         .unwrap();
         let account = StorageAccount::new(&settings.storage, &crate::http::http_client()).unwrap();
+        let event_source = crate::events::source(&settings, &account).unwrap();
         App {
             settings,
             account,
             training: None,
             sinks: Vec::new(),
             budget: INVOCATION_BUDGET,
+            event_source,
         }
     }
 

@@ -166,6 +166,29 @@ mod tests {
     }
 
     #[test]
+    fn a_rejected_message_without_an_id_is_kept_with_a_warning_and_no_event() {
+        let mut request = request("garbage");
+        request.metadata.remove("Id");
+        let r = run(&app(), &request).unwrap();
+        assert!(
+            r.outputs.contains_key(REJECTED_OUTPUT),
+            "the record is kept"
+        );
+        assert!(
+            !r.outputs.contains_key(crate::functions::EVENTS_OUTPUT),
+            "{:?}",
+            r.outputs
+        );
+        assert!(
+            r.logs
+                .iter()
+                .any(|l| l.starts_with("warning:") && l.contains("no Id")),
+            "{:?}",
+            r.logs
+        );
+    }
+
+    #[test]
     fn a_rejected_message_is_an_event_without_its_text() {
         let sig = ["s", "ig=", "c2VjcmV0c2VjcmV0"].concat();
         let msg = format!("garbage https://a.blob.core.windows.net/c/m.zip?{sig}");

@@ -7,8 +7,9 @@ by tests/support/events.rs) with parsers that are not ours:
   receiver held;
 - no event carries a SAS signature or a key.
 
-Usage: verify.py CAPTURE_DIR. Exits non-zero, naming each failure, if anything fails, or if
-the directory holds no capture of each sink (a check that checked nothing).
+Usage: verify.py CAPTURE_DIR. Exits non-zero, naming each failure, if anything fails, if
+the directory holds no capture of each sink, or if any of the event types (one per schema)
+was never captured (a check that checked nothing).
 """
 import base64
 import json
@@ -29,7 +30,8 @@ SCHEMAS = {
 SECRET = re.compile(r"(?i)(sig=|sig%3d|accountkey|sharedaccesssignature|whsec_|aeg-sas-key)")
 
 
-def check_event(event: dict, where: str, failures: list) -> None:
+def check_event(event: dict, where: str, failures: list, seen: set) -> None:
+    seen.add(event.get("type", ""))
     schema = SCHEMAS.get(event.get("type", ""))
     if schema is None:
         failures.append(f"{where}: no schema for type {event.get('type')!r}")
@@ -46,6 +48,7 @@ def check_event(event: dict, where: str, failures: list) -> None:
 def main(directory: str) -> int:
     failures: list = []
     counts = {"eventgrid": 0, "webhook": 0}
+    seen: set = set()
     files = sorted(pathlib.Path(directory).glob("*.json"))
     for path in files:
         capture = json.loads(path.read_text())
@@ -61,7 +64,7 @@ def main(directory: str) -> int:
                         failures.append(f"{where}: the SDK read another id")
                 except Exception as e:  # noqa: BLE001 - the SDK's refusal, reported
                     failures.append(f"{where}: the CloudEvents SDK refuses it: {e}")
-                check_event(item, where, failures)
+                check_event(item, where, failures, seen)
                 counts["eventgrid"] += 1
         else:
             message = HTTPMessage(headers=headers, body=body)
@@ -81,8 +84,10 @@ def main(directory: str) -> int:
                     pass
             if not verified:
                 failures.append(f"{where}: no secret verifies the signature")
-            check_event(event, where, failures)
+            check_event(event, where, failures, seen)
             counts["webhook"] += 1
+    for missing in sorted(set(SCHEMAS) - seen):
+        failures.append(f"no {missing} was captured: no e2e test checked it")
     for failure in failures:
         print("FAIL", failure)
     print(f"verified {counts['eventgrid']} Event Grid and {counts['webhook']} webhook event(s) from {len(files)} request(s)")

@@ -52,12 +52,10 @@ pub fn ping(ctx: &Context, account: &StorageAccount) -> Result<CloudEvent, CliEr
     let fact = Fact::Ping {
         nonce: uuid::Uuid::new_v4().to_string(),
     };
-    CloudEvent::new(
-        &events::source(&ctx.settings, account),
-        &fact,
-        time::OffsetDateTime::now_utc(),
-    )
-    .map_err(|e| CliError::check(e.to_string()))
+    let source =
+        events::source(&ctx.settings, account).map_err(|e| CliError::check(e.to_string()))?;
+    CloudEvent::new(&source, &fact, time::OffsetDateTime::now_utc())
+        .map_err(|e| CliError::check(e.to_string()))
 }
 
 pub async fn put_outbox(

@@ -56,7 +56,6 @@ impl EventGridSink {
             .and_then(StorageAccount::entra_credential)
             .filter(|(identity, _)| same_identity(identity, &settings.auth))
             .map(|(_, c)| c);
-        let error = |e: azure_core::Error| SinkError::Credential(redact(&e.to_string()));
         let auth = match (&settings.auth, shared) {
             (EventGridAuth::Key(key), _) => Auth::Key(key.clone()),
             (_, Some(credential)) => Auth::Token(credential),
@@ -68,10 +67,12 @@ impl EventGridSink {
                         ..Default::default()
                     },
                 };
-                Auth::Token(ManagedIdentityCredential::new(Some(options)).map_err(error)?)
+                Auth::Token(
+                    ManagedIdentityCredential::new(Some(options)).map_err(SinkError::Credential)?,
+                )
             }
             (EventGridAuth::DeveloperTools, None) => {
-                Auth::Token(DeveloperToolsCredential::new(None).map_err(error)?)
+                Auth::Token(DeveloperToolsCredential::new(None).map_err(SinkError::Credential)?)
             }
         };
         Ok(Self {

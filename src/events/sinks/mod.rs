@@ -21,8 +21,9 @@ const BODY_CHARS: usize = 512;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
-    #[error("cannot create a credential for Event Grid: {0}")]
-    Credential(String),
+    /// The cause kept (`source()`), redacted where shown.
+    #[error("cannot create a credential for Event Grid: {}", redact(&.0.to_string()))]
+    Credential(#[source] azure_core::Error),
 }
 
 pub enum Sink {
@@ -130,4 +131,22 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 /// The short names a filter lists, matched against an event's type.
 pub(crate) fn type_listed(types: &[String], kind: Option<EventType>) -> bool {
     kind.is_some_and(|k| types.iter().any(|t| EventType::parse(t) == Some(k)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_credential_failure_keeps_its_cause_and_shows_no_secret() {
+        let cause = azure_core::Error::with_message(
+            azure_core::error::ErrorKind::Credential,
+            "no identity endpoint at https://x/?sig=c2VjcmV0",
+        );
+        let err = SinkError::Credential(cause);
+        assert!(!err.to_string().contains("c2VjcmV0"), "{err}");
+        assert!(err.to_string().contains("no identity endpoint"), "{err}");
+        let source = std::error::Error::source(&err).map(|s| s.to_string());
+        assert!(source.is_some_and(|s| s.contains("no identity endpoint")));
+    }
 }

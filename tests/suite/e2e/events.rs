@@ -742,3 +742,130 @@ async fn a_training_emits_its_report_and_the_gates_decision() {
         assert!(!topic.iter().any(|e| e.to_string().contains(FIXTURE_KEY)));
     }
 }
+
+/// A sink that refused for good is not sent the event again when another sink's retry
+/// re-enqueues it: the copy names only the sinks still pending.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sink_refused_for_good_is_not_sent_again_on_the_other_sinks_retries() {
+    let sinks = Sinks::start().await;
+    let app = spawn_with_sinks(&sinks, &[]).await;
+    sinks.topic.down(503);
+    sinks.hook.script(&[400]);
+    let e = event(3);
+    put_outbox(&app, &e).await;
+    wait_for("three attempts at the topic", DEADLINE, || async {
+        Ok((sinks.topic.requests().len() >= 3).then_some(()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", app.output()));
+    sinks.topic.up();
+    accepted(&app, "the topic", 1, || sinks.topic.accepted()).await;
+    outbox_drained(&app).await;
+    assert_eq!(
+        sinks.hook.requests().len(),
+        1,
+        "the webhook is sent the event once: {}",
+        app.output()
+    );
+    assert_eq!(sinks.hook.accepted().len(), 0);
+    assert_eq!(app.probe.queue_len(EVENTS_FAILED).await.unwrap(), 1);
+    let failed = app.messages(EVENTS_FAILED, 1).await;
+    let record: Value = serde_json::from_str(&failed[0]).unwrap();
+    assert_eq!(record["sink"], "webhook");
+    assert_eq!(record["event"]["id"], e.id.as_str());
+    app.assert_empty(&[EVENTS_POISON, REJECTED]).await;
+}
+
+/// The failure events and `MessageRejected` as the handler emits them (not the documented
+/// examples): an export that failed, a training that failed, and garbage on the notifications
+/// queue, each reaching both sinks in its documented shape (`make events-check` then checks
+/// them against the schemas and the SDKs).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_export_a_failed_training_and_garbage_each_emit_their_event() {
+    let sinks = Sinks::start().await;
+    let app = spawn_with_sinks(&sinks, &[]).await;
+    let (p, i) = ids();
+    app.send(&export_message(&p, &i, "ExportFailed", None))
+        .await;
+    app.send(&format!(
+        r#"{{"version":"1.0","type":"Training","Content":{{"projectId":"{p}","iterationId":"{i}","trainingStatus":"TrainingFailed"}}}}"#
+    ))
+    .await;
+    app.send("not a notification").await;
+    let want = ["ExportFailed", "TrainingFailed", "MessageRejected"];
+    let topic = wait_for("the three events at the topic", DEADLINE, || async {
+        let got = sinks.topic.accepted();
+        Ok(want
+            .iter()
+            .all(|t| !of_type(&got, t).is_empty())
+            .then_some(got))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", app.output()));
+    let failed = of_type(&topic, "ExportFailed");
+    assert_eq!(
+        failed[0]["subject"],
+        format!("projects/{p}/iterations/{i}").as_str(),
+        "{topic:#?}"
+    );
+    let training = of_type(&topic, "TrainingFailed");
+    assert_eq!(training[0]["data"]["projectId"], p.as_str(), "{topic:#?}");
+    let rejected = of_type(&topic, "MessageRejected");
+    assert!(
+        rejected[0]["subject"]
+            .as_str()
+            .unwrap()
+            .starts_with("functions/"),
+        "{topic:#?}"
+    );
+    assert!(
+        !rejected[0].to_string().contains("not a notification"),
+        "the message itself is never in the event"
+    );
+    assert_no_secret(&topic);
+    let hook = wait_for("the three events at the webhook", DEADLINE, || async {
+        let got = sinks.hook.accepted();
+        Ok(want
+            .iter()
+            .all(|t| !of_type(&got, t).is_empty())
+            .then_some(()))
+    })
+    .await;
+    hook.unwrap_or_else(|e| panic!("{e}\n{}", app.output()));
+    app.drained().await;
+    outbox_drained(&app).await;
+}
+
+/// Core Tools with no infra has no delivered-marker container: the first marker creates it,
+/// so the event is delivered once and not resent into poison.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_marker_container_is_created_on_the_first_marker() {
+    let sinks = Sinks::start().await;
+    let app = spawn_with_sinks(&sinks, &[]).await;
+    let container = customvision_events::settings::events::DEFAULT_EVENTS_DELIVERED_CONTAINER;
+    // The dev host creates it as a development convenience (infra does in Azure): gone once
+    // the dev host is ready, as under Core Tools with no infra.
+    wait_for("the dev host to be ready", DEADLINE, || async {
+        Ok(app.output().contains("dev host ready").then_some(()))
+    })
+    .await
+    .unwrap();
+    app.probe.delete_container(container).await.unwrap();
+    let e = event(4);
+    put_outbox(&app, &e).await;
+    accepted(&app, "the topic", 1, || sinks.topic.accepted()).await;
+    accepted(&app, "the webhook", 1, || sinks.hook.accepted()).await;
+    outbox_drained(&app).await;
+    for sink in ["eventgrid", "webhook"] {
+        let marker = format!("{sink}/{}", e.id);
+        assert!(
+            app.probe.blob(container, &marker).await.unwrap().is_some(),
+            "{marker}: {}",
+            app.output()
+        );
+    }
+    assert_eq!(sinks.topic.requests().len(), 1, "{}", app.output());
+    assert_eq!(sinks.hook.requests().len(), 1, "{}", app.output());
+    app.assert_empty(&[EVENTS_FAILED, EVENTS_POISON, REJECTED])
+        .await;
+}

@@ -26,6 +26,7 @@ lint:
 	cargo clippy --all-targets -- -D warnings
 
 unit: $(AZURITE)
+	bash scripts/need-chromium.sh
 	cargo test
 
 infra-check:

@@ -71,6 +71,10 @@ pub async fn run(root: &Path, handler: Option<PathBuf>, out: &Path) -> Result<()
     println!("== starting Azurite (in memory, on ports the OS picks)");
     let azurite = Azurite::start(root)
         .map_err(|e| CliError::unreachable(e.to_string(), "run `npm ci` (make demo does)"))?;
+    println!(
+        "   blob at http://127.0.0.1:{}/, queue at http://127.0.0.1:{}/",
+        azurite.blob_port, azurite.queue_port
+    );
     let connection = azurite.connection_string();
     let ctx = Context::load(
         root,

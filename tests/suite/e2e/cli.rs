@@ -404,8 +404,9 @@ async fn verify_names_each_failure_with_its_fix() {
 
 /// `cvctl demo` (`make demo`): two trainings against the Custom Vision stand-in, the first
 /// published and the second refused by the gate, both exported and copied, their events
-/// received by a webhook with verified signatures; the output says so, the folder it names holds the reports and the dashboard, every link of the dashboard
-/// opens a file in it, and the stand-in it started is gone afterwards.
+/// received by a webhook with verified signatures; the output says so, the folder it names
+/// holds the reports and the dashboard, every link of the dashboard opens a file in it, and
+/// everything it started is gone afterwards.
 #[tokio::test(flavor = "multi_thread")]
 async fn demo_shows_copies_latest_the_gate_the_events_the_reports_and_the_dashboard() {
     let out = std::env::temp_dir().join(format!("cv-demo-{}", uuid::Uuid::new_v4()));
@@ -524,27 +525,63 @@ async fn demo_shows_copies_latest_the_gate_the_events_the_reports_and_the_dashbo
             target.display()
         );
     }
-    // Everything it started has stopped: the stand-in's and the receiver's ports refuse.
-    let endpoint = stand_in_address(o);
-    assert!(
-        std::net::TcpStream::connect(endpoint.as_str()).is_err(),
-        "the stand-in at {endpoint} still answers"
-    );
-    let prefix = "webhook receiver at http://";
-    let start = o.find(prefix).expect("the receiver's address") + prefix.len();
-    let hook = o[start..].split('/').next().unwrap();
-    assert!(
-        std::net::TcpStream::connect(hook).is_err(),
-        "the webhook receiver at {hook} still answers"
-    );
+    // Everything it started has stopped: the ports of the stand-in, the receiver and Azurite's
+    // blob and queue services refuse (the dev host runs in the demo's own process).
+    let mut ports = vec![
+        ("the Custom Vision stand-in", stand_in_address(o)),
+        (
+            "the webhook receiver",
+            address_after(o, "webhook receiver at http://"),
+        ),
+        (
+            "Azurite's blob service",
+            address_after(o, "   blob at http://"),
+        ),
+        (
+            "Azurite's queue service",
+            address_after(o, ", queue at http://"),
+        ),
+    ];
+    // The handler, a child of the demo, would outlive it as an orphan: no process may still
+    // carry this demo's webhook URL in its environment.
+    let hook = format!("CV_WEBHOOK_URL=http://{}/hook", ports[1].1);
+    let left: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .filter(|e| {
+            std::fs::read(e.path().join("environ"))
+                .map(|env| env.split(|b| *b == 0).any(|v| v == hook.as_bytes()))
+                .unwrap_or(false)
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(left.is_empty(), "processes of the demo still run: {left:?}");
+    for (what, address) in ports {
+        assert!(
+            std::net::TcpStream::connect(address.as_str()).is_err(),
+            "{what} at {address} still answers"
+        );
+    }
     let _ = std::fs::remove_dir_all(&out);
 }
 
 /// `127.0.0.1:PORT` of the stand-in, as the demo prints it.
 fn stand_in_address(o: &str) -> String {
-    let prefix = "behaviour fixture) at http://";
-    let start = o.find(prefix).expect("the stand-in's address") + prefix.len();
-    o[start..].split('/').next().unwrap().to_string()
+    address_after(o, "behaviour fixture) at http://")
+}
+
+/// The `host:port` printed right after `prefix` (up to the next `/` or space).
+fn address_after(o: &str, prefix: &str) -> String {
+    let start = o
+        .find(prefix)
+        .unwrap_or_else(|| panic!("no '{prefix}' in:\n{o}"))
+        + prefix.len();
+    o[start..]
+        .split(['/', ' ', ','])
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// `cvctl … | head -1`: the reader goes away, and cvctl ends as Unix tools do (by SIGPIPE, or

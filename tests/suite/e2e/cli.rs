@@ -527,7 +527,7 @@ async fn demo_shows_copies_latest_the_gate_the_events_the_reports_and_the_dashbo
     }
     // Everything it started has stopped: the ports of the stand-in, the receiver and Azurite's
     // blob and queue services refuse (the dev host runs in the demo's own process).
-    let mut ports = vec![
+    let ports = [
         ("the Custom Vision stand-in", stand_in_address(o)),
         (
             "the webhook receiver",

@@ -98,7 +98,8 @@ release: package
 ## Whole-process benchmark: the release binary and the Python reference peer (bench/peer/) on
 ## one Azurite, driven as the Functions host drives them; writes bench/RESULTS.md. Not part of
 ## `make test`. BENCH_EXPORTS (default 1000), BENCH_LARGE=0 skips the 1 GiB copy, BENCH_MUSL=0
-## skips `make release` (then no musl size is reported).
+## skips `make release` (then no musl size is reported), BENCH_EVENTS=1 runs the Rust handler with
+## a webhook sink configured (events on; docs/events.md#figures).
 BENCH_EXPORTS ?= 1000
 BENCH_LARGE ?= 1
 BENCH_MUSL ?= 1

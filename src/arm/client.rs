@@ -131,14 +131,48 @@ pub enum ArmError {
     Unreachable {
         operation: &'static str,
         attempts: u32,
-        reason: String,
+        /// Why the last attempt failed. Not a `#[source]` (nor `Decode`'s reason): its
+        /// `Display` already shows its cause, which a log line's chain would repeat.
+        reason: UnreachableReason,
     },
     /// A 2xx answer that is not the JSON the operation describes.
     #[error("{operation}: cannot read ARM's answer: {reason}")]
     Decode {
         operation: &'static str,
-        reason: String,
+        reason: DecodeReason,
     },
+}
+
+/// Why the last attempt of an [`ArmError::Unreachable`] failed. A transport's error is kept
+/// as the source, and shown as its chain on one line, redacted.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum UnreachableReason {
+    #[error("no complete answer within the attempt timeout")]
+    AttemptTimeout,
+    #[error("{}", one_line(.0.as_ref()))]
+    Request(#[source] Arc<reqwest::Error>),
+    #[error("answer {status} cut short: {}", one_line(.source.as_ref()))]
+    CutShort {
+        status: u16,
+        #[source]
+        source: Arc<reqwest::Error>,
+    },
+    /// A 5xx (or 408) answer; `code` and `message` from its body, redacted ([`error_body`]).
+    #[error("{status} {code}: {message}")]
+    Answered {
+        status: u16,
+        code: String,
+        message: String,
+    },
+}
+
+/// What is wrong with a 2xx answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DecodeReason {
+    #[error("{}", crate::redact::redact(&.0.to_string()))]
+    NotJson(#[source] Arc<serde_json::Error>),
+    #[error("`value` in the answer is not a list")]
+    ValueNotAList,
 }
 
 /// Why no request to ARM can be made: a reason of our own, or the failed part's error.
@@ -194,7 +228,7 @@ enum Attempt {
     Retry {
         throttled: bool,
         retry_after: Option<Duration>,
-        reason: String,
+        reason: UnreachableReason,
     },
     Fail(ArmError),
 }
@@ -336,7 +370,7 @@ impl ArmClient {
                 Some(_) => {
                     return Err(ArmError::Decode {
                         operation,
-                        reason: "`value` in the answer is not a list".into(),
+                        reason: DecodeReason::ValueNotAList,
                     })
                 }
             }
@@ -371,7 +405,7 @@ impl ArmClient {
                 Err(_) => Attempt::Retry {
                     throttled: false,
                     retry_after: None,
-                    reason: "no complete answer within the attempt timeout".into(),
+                    reason: UnreachableReason::AttemptTimeout,
                 },
             };
             let (throttled, wait, reason) = match outcome {
@@ -436,7 +470,7 @@ impl ArmClient {
                 return Attempt::Retry {
                     throttled: false,
                     retry_after: None,
-                    reason: one_line(&e),
+                    reason: UnreachableReason::Request(Arc::new(e)),
                 }
             }
         };
@@ -448,7 +482,10 @@ impl ArmClient {
                 return Attempt::Retry {
                     throttled: false,
                     retry_after: None,
-                    reason: format!("answer {status} cut short: {}", one_line(&e)),
+                    reason: UnreachableReason::CutShort {
+                        status,
+                        source: Arc::new(e),
+                    },
                 }
             }
         };
@@ -457,7 +494,7 @@ impl ArmClient {
                 Ok(v) => Attempt::Answer(v),
                 Err(e) => Attempt::Fail(ArmError::Decode {
                     operation,
-                    reason: e.to_string(),
+                    reason: DecodeReason::NotJson(Arc::new(e)),
                 }),
             };
         }
@@ -466,7 +503,11 @@ impl ArmClient {
             return Attempt::Retry {
                 throttled: status == 429,
                 retry_after: wait,
-                reason: format!("{status} {code}: {message}"),
+                reason: UnreachableReason::Answered {
+                    status,
+                    code,
+                    message,
+                },
             };
         }
         Attempt::Fail(if status == 401 {

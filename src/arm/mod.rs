@@ -22,7 +22,10 @@ pub mod providers;
 pub mod skus;
 pub(crate) mod verdict;
 
-pub use client::{ArmAuth, ArmClient, ArmConfigError, ArmError, ArmPolicy, SignInError, ARM_SCOPE};
+pub use client::{
+    ArmAuth, ArmClient, ArmConfigError, ArmError, ArmPolicy, DecodeReason, SignInError,
+    UnreachableReason, ARM_SCOPE,
+};
 pub use endpoint::{parse_endpoint, PUBLIC_ARM};
 pub use verdict::Verdict;
 

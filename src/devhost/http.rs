@@ -30,6 +30,21 @@ const POOL_IDLE: Duration = Duration::from_secs(60);
 type ChunkedBody =
     StreamBody<futures::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, Infallible>>>>;
 
+/// Why an invocation got no answer: the transport's side of an invocation failure
+/// ([`super::InvocationFailure`]). Each `Display` is the reason the dev host logs and poisons
+/// with; the dependency's error stays the source.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("building the invocation: {0}")]
+    Build(#[source] hyper::http::Error),
+    #[error("invocation failed: {0}")]
+    Send(#[source] hyper_util::client::legacy::Error),
+    #[error("reading the answer: {0}")]
+    Read(#[source] hyper::Error),
+    #[error("no answer within {0:?} (functionTimeout + 1 min)")]
+    Timeout(Duration),
+}
+
 /// The answer to an invocation.
 #[derive(Debug)]
 pub struct Answer {
@@ -78,7 +93,7 @@ impl HostClient {
         url: &str,
         invocation_id: &str,
         body: Vec<u8>,
-    ) -> Result<Answer, String> {
+    ) -> Result<Answer, TransportError> {
         let chunks: Vec<Result<Frame<Bytes>, Infallible>> = body
             .chunks(CHUNK_BYTES)
             .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
@@ -91,13 +106,13 @@ impl HostClient {
             .header("User-Agent", format!("Azure-Functions-Host/{HOST_VERSION}"))
             .header("Content-Type", "application/json; charset=utf-8")
             .body(StreamBody::new(futures::stream::iter(chunks)))
-            .map_err(|e| format!("building the invocation: {e}"))?;
+            .map_err(TransportError::Build)?;
         let exchange = async {
             let response = self
                 .invocations
                 .request(request)
                 .await
-                .map_err(|e| format!("invocation failed: {e}"))?;
+                .map_err(TransportError::Send)?;
             let status = response.status();
             let content_type = response
                 .headers()
@@ -108,7 +123,7 @@ impl HostClient {
                 .into_body()
                 .collect()
                 .await
-                .map_err(|e| format!("reading the answer: {e}"))?
+                .map_err(TransportError::Read)?
                 .to_bytes();
             Ok(Answer {
                 status,
@@ -118,12 +133,7 @@ impl HostClient {
         };
         tokio::time::timeout(self.timeout, exchange)
             .await
-            .map_err(|_| {
-                format!(
-                    "no answer within {:?} (functionTimeout + 1 min)",
-                    self.timeout
-                )
-            })?
+            .map_err(|_| TransportError::Timeout(self.timeout))?
     }
 }
 

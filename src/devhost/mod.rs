@@ -27,6 +27,7 @@
 pub mod azurite;
 pub(crate) mod config;
 pub mod custom_vision;
+mod failure;
 pub(crate) mod http;
 pub(crate) mod outputs;
 pub mod probe;
@@ -54,6 +55,7 @@ use crate::settings::AppSettings;
 use crate::settings::StorageConnection;
 use crate::storage::StorageAccount;
 use config::{BlobBinding, FunctionConfig, HostConfig, MessageEncoding, QueueBinding};
+use failure::InvocationFailure;
 use http::HostClient;
 use worker::{log_stream, start_handler, supervise};
 pub use worker::{RESTART_LIMIT, RESTART_WINDOW};
@@ -336,7 +338,7 @@ impl Runtime {
                             &id,
                             &receipt,
                             &raw,
-                            "message is not base64 (messageEncoding is base64)",
+                            &"message is not base64 (messageEncoding is base64)",
                         )
                         .await;
                         return;
@@ -349,7 +351,7 @@ impl Runtime {
                 &id,
                 &receipt,
                 &raw,
-                "dequeue count already over maxDequeueCount",
+                &"dequeue count already over maxDequeueCount",
             )
             .await;
             return;
@@ -367,7 +369,10 @@ impl Runtime {
                     tracing::warn!(function = %name, "delete failed: {}", redact(&e.to_string()));
                 }
             }
-            Err(reason) => self.fail(&id, &receipt, &raw, dequeue_count, &reason).await,
+            Err(failure) => {
+                self.fail(&id, &receipt, &raw, dequeue_count, &failure)
+                    .await
+            }
         }
     }
 
@@ -377,7 +382,7 @@ impl Runtime {
         message: &ReceivedMessage,
         text: &str,
         dequeue_count: u32,
-    ) -> Result<Map<String, Value>, String> {
+    ) -> Result<Map<String, Value>, InvocationFailure> {
         let name = &self.function.name;
         let invocation_id = uuid::Uuid::new_v4().to_string();
         let body = invocation_body(name, &self.function.trigger, message, text, dequeue_count);
@@ -391,17 +396,17 @@ impl Runtime {
             .await?;
         if !answer.status.is_success() {
             // Logs are dropped on a non-2xx answer, as the host does.
-            return Err(format!("handler answered {}", answer.status));
+            return Err(InvocationFailure::Status(answer.status));
         }
         if !answer
             .content_type
             .as_deref()
             .is_some_and(|v| v.starts_with("application/json"))
         {
-            return Err("handler answered without Content-Type: application/json".into());
+            return Err(InvocationFailure::NotJsonContentType);
         }
-        let body: Value = serde_json::from_slice(&answer.body)
-            .map_err(|_| "handler answered non-JSON".to_string())?;
+        let body: Value =
+            serde_json::from_slice(&answer.body).map_err(InvocationFailure::NotJson)?;
         for line in body["Logs"].as_array().into_iter().flatten() {
             if let Some(line) = line.as_str() {
                 log_stream(
@@ -422,12 +427,12 @@ impl Runtime {
         receipt: &str,
         dequeue_count: u32,
         mut outputs: Map<String, Value>,
-    ) -> Result<(), String> {
+    ) -> Result<(), InvocationFailure> {
         for (binding, queue) in &self.outputs {
             let Some(value) = outputs.remove(binding) else {
                 continue;
             };
-            for text in outputs::queue_messages(&value).map_err(|e| e.to_string())? {
+            for text in outputs::queue_messages(&value)? {
                 self.send(queue, &text).await?;
             }
         }
@@ -447,12 +452,14 @@ impl Runtime {
             let path = outputs::resolve_path(&binding.path, &binding_data)?;
             let (container, blob) = path.split_once('/').unwrap_or((&path, ""));
             account
-                .container(container)
-                .map_err(|e| e.to_string())?
+                .container(container)?
                 .blob_client(blob)
                 .upload(RequestContent::from(bytes), None)
                 .await
-                .map_err(|e| redact(&format!("writing blob output {path}: {e}")))?;
+                .map_err(|source| InvocationFailure::BlobOutput {
+                    path: path.clone(),
+                    source,
+                })?;
         }
         for binding in outputs.keys() {
             tracing::warn!(
@@ -463,7 +470,7 @@ impl Runtime {
         Ok(())
     }
 
-    async fn send(&self, queue: &QueueClient, text: &str) -> Result<(), String> {
+    async fn send(&self, queue: &QueueClient, text: &str) -> Result<(), InvocationFailure> {
         let encoded = match self.host.queues.message_encoding {
             MessageEncoding::None => text.to_string(),
             MessageEncoding::Base64 => base64text::encode(text.as_bytes()),
@@ -473,21 +480,28 @@ impl Runtime {
         };
         let content = message
             .try_into()
-            .map_err(|e: azure_core::Error| e.to_string())?;
+            .map_err(InvocationFailure::QueueMessage)?;
         queue
             .send_message(content, None)
             .await
             .map(|_| ())
-            .map_err(|e| redact(&format!("writing an output: {e}")))
+            .map_err(InvocationFailure::QueueOutput)
     }
 
-    async fn fail(&self, id: &str, receipt: &str, raw: &str, dequeue_count: u32, reason: &str) {
+    async fn fail(
+        &self,
+        id: &str,
+        receipt: &str,
+        raw: &str,
+        dequeue_count: u32,
+        failure: &InvocationFailure,
+    ) {
         let name = &self.function.name;
         if dequeue_count >= self.host.queues.max_dequeue_count {
-            self.poison(id, receipt, raw, reason).await;
+            self.poison(id, receipt, raw, failure).await;
             return;
         }
-        tracing::warn!(function = %name, dequeue_count, "invocation failed, will retry: {}", redact(reason));
+        tracing::warn!(function = %name, dequeue_count, "invocation failed, will retry: {}", redact(&failure.to_string()));
         let visibility =
             i32::try_from(self.host.queues.visibility_timeout.as_secs()).unwrap_or(i32::MAX);
         if let Err(e) = self
@@ -499,9 +513,16 @@ impl Runtime {
         }
     }
 
-    async fn poison(&self, id: &str, receipt: &str, raw: &str, reason: &str) {
+    /// `reason`: an [`InvocationFailure`], or why the host would not invoke at all.
+    async fn poison(
+        &self,
+        id: &str,
+        receipt: &str,
+        raw: &str,
+        reason: &(dyn std::fmt::Display + Sync),
+    ) {
         let name = &self.function.name;
-        tracing::error!(function = %name, "moving message {id} to {}-poison: {}", self.function.trigger.queue, redact(reason));
+        tracing::error!(function = %name, "moving message {id} to {}-poison: {}", self.function.trigger.queue, redact(&reason.to_string()));
         // The raw text as it was, already in the queue's encoding.
         let message = QueueMessage {
             message_text: Some(raw.to_string()),

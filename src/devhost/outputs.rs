@@ -20,6 +20,11 @@ pub enum OutputError {
     /// The host's `JToken.Parse` throws on such a string, and the invocation fails.
     #[error("a string output looks like JSON but does not parse: {0}")]
     BadJson(#[source] serde_json::Error),
+    /// A blob output's path the host cannot bind ([`resolve_path`]).
+    #[error("unbalanced braces in '{template}'")]
+    UnbalancedBraces { template: String },
+    #[error("'{template}': no binding data named {name}")]
+    NoBindingData { template: String, name: String },
 }
 
 /// The messages a queue output binding writes for `value`.
@@ -80,7 +85,7 @@ fn token_to_string(value: &Value) -> String {
 /// Resolves the `{name}` expressions of a blob path from the trigger's binding data
 /// (`Id`, `DequeueCount`, `PopReceipt`, `rand-guid`, `sys.*`), case-insensitively as the host
 /// does. An expression the data does not have fails the binding, and the invocation.
-pub fn resolve_path(template: &str, data: &[(&str, String)]) -> Result<String, String> {
+pub fn resolve_path(template: &str, data: &[(&str, String)]) -> Result<String, OutputError> {
     let mut out = String::new();
     let mut rest = template;
     while let Some(start) = rest.find('{') {
@@ -88,7 +93,9 @@ pub fn resolve_path(template: &str, data: &[(&str, String)]) -> Result<String, S
         let after = &rest[start + 1..];
         let end = after
             .find('}')
-            .ok_or_else(|| format!("unbalanced braces in '{template}'"))?;
+            .ok_or_else(|| OutputError::UnbalancedBraces {
+                template: template.to_string(),
+            })?;
         let name = &after[..end];
         let value = if name.eq_ignore_ascii_case("rand-guid") {
             uuid::Uuid::new_v4().to_string()
@@ -96,7 +103,10 @@ pub fn resolve_path(template: &str, data: &[(&str, String)]) -> Result<String, S
             data.iter()
                 .find(|(k, _)| k.eq_ignore_ascii_case(name))
                 .map(|(_, v)| v.clone())
-                .ok_or_else(|| format!("'{template}': no binding data named {name}"))?
+                .ok_or_else(|| OutputError::NoBindingData {
+                    template: template.to_string(),
+                    name: name.to_string(),
+                })?
         };
         out.push_str(&value);
         rest = &after[end + 1..];

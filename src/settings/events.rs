@@ -185,8 +185,7 @@ fn webhook_key(name: &str, value: &str) -> Result<Secret, SettingsError> {
 
 /// https, or http to loopback (the tests' fakes).
 fn secure_url(name: &str, value: &str) -> Result<Url, SettingsError> {
-    let url =
-        Url::parse(value).map_err(|e| SettingsError::invalid(name, format!("not a URL: {e}")))?;
+    let url = Url::parse(value).map_err(SettingsError::url(name, None))?;
     let ok = url.scheme() == "https" || (url.scheme() == "http" && is_loopback(&url));
     if !ok || url.cannot_be_a_base() {
         return Err(SettingsError::invalid(

@@ -46,6 +46,29 @@ pub enum SettingsError {
     Missing { name: String, hint: String },
     #[error("setting {name} is invalid: {reason}")]
     Invalid { name: String, reason: String },
+    /// A value that does not parse as a URL. `shown` is the value as the message may repeat
+    /// it: `None` where it may carry a SAS or a token in its query.
+    #[error("setting {name} is invalid: {}not a URL: {source}", subject(.shown))]
+    Url {
+        name: String,
+        shown: Option<String>,
+        #[source]
+        source: url::ParseError,
+    },
+    #[error("setting {name} is invalid: {source}")]
+    Template {
+        name: String,
+        #[source]
+        source: crate::naming::TemplateError,
+    },
+}
+
+/// `'value' is ` before "not a URL", or nothing where the value is not shown.
+fn subject(shown: &Option<String>) -> String {
+    shown
+        .as_deref()
+        .map(|v| format!("'{v}' is "))
+        .unwrap_or_default()
 }
 
 impl SettingsError {
@@ -53,6 +76,17 @@ impl SettingsError {
         Self::Invalid {
             name: name.to_string(),
             reason: reason.into(),
+        }
+    }
+
+    /// `map_err(SettingsError::url(name, None))`; `shown`: see [`SettingsError::Url`].
+    pub(crate) fn url(name: &str, shown: Option<&str>) -> impl Fn(url::ParseError) -> Self {
+        let name = name.to_string();
+        let shown = shown.map(str::to_string);
+        move |source| Self::Url {
+            name: name.clone(),
+            shown: shown.clone(),
+            source,
         }
     }
 }
@@ -170,8 +204,8 @@ impl StorageConnection {
     /// auth, and the container's name. `name` is what an error calls it (`--container-url`);
     /// no error repeats the URL's query, which holds the signature.
     pub fn from_container_url(name: &str, text: &str) -> Result<(Self, String), SettingsError> {
-        let mut url = Url::parse(text.trim())
-            .map_err(|e| SettingsError::invalid(name, format!("not a URL: {e}")))?;
+        // The text is not shown: its query is the SAS.
+        let mut url = Url::parse(text.trim()).map_err(SettingsError::url(name, None))?;
         if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
             return Err(SettingsError::invalid(name, "not an http(s) URL"));
         }
@@ -286,7 +320,7 @@ impl StorageConnection {
 /// is a 400.
 fn parse_endpoint(name: &str, value: &str) -> Result<Url, SettingsError> {
     let url = Url::parse(value.trim().trim_end_matches('/'))
-        .map_err(|e| SettingsError::invalid(name, format!("'{value}' is not a URL: {e}")))?;
+        .map_err(SettingsError::url(name, Some(value)))?;
     if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
         return Err(SettingsError::invalid(
             name,
@@ -403,7 +437,10 @@ impl Settings {
         };
         let model_path_template =
             PathTemplate::parse(&or_default("MODEL_PATH_TEMPLATE", PathTemplate::DEFAULT))
-                .map_err(|e| SettingsError::invalid("MODEL_PATH_TEMPLATE", e.to_string()))?;
+                .map_err(|source| SettingsError::Template {
+                    name: "MODEL_PATH_TEMPLATE".to_string(),
+                    source,
+                })?;
         let flag = |name: &str| match or_default(name, "true").to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" | "on" => Ok(true),
             "false" | "0" | "no" | "off" => Ok(false),
@@ -511,6 +548,37 @@ pub(crate) mod tests {
             assert!(err.contains("--container-url"), "{bad}: {err}");
             assert!(!err.contains("S3CRET"), "{bad}: {err}");
         }
+    }
+
+    /// URL and template errors keep their parse error as the source, and the text it had as a
+    /// reason: the value quoted where it may be shown, left out where it may hold a SAS.
+    #[test]
+    fn url_and_template_errors_keep_their_text_and_source() {
+        use std::error::Error as _;
+        let err = StorageConnection::from_container_url("--container-url", "not a url S3CRET")
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "setting --container-url is invalid: not a URL: relative URL without a base"
+        );
+        assert!(err.source().is_some());
+        let err = parse_endpoint("BlobEndpoint", "nonsense").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "setting BlobEndpoint is invalid: 'nonsense' is not a URL: relative URL without a base"
+        );
+        let err = Settings::from_lookup(&lookup(&[
+            ("CV_STORAGE", "UseDevelopmentStorage=true"),
+            ("MODEL_PATH_TEMPLATE", "{projectId}/{nope}"),
+        ]))
+        .unwrap_err();
+        assert!(matches!(err, SettingsError::Template { .. }), "{err:?}");
+        assert!(
+            err.to_string()
+                .starts_with("setting MODEL_PATH_TEMPLATE is invalid: unknown placeholder {nope}"),
+            "{err}"
+        );
+        assert!(err.source().is_some());
     }
 
     #[test]

@@ -109,8 +109,7 @@ fn invalid(name: &str, reason: impl Into<String>) -> SettingsError {
 }
 
 fn parse_endpoint(value: &str) -> Result<Url, SettingsError> {
-    let url = Url::parse(value)
-        .map_err(|e| invalid(ENDPOINT_SETTING, format!("'{value}' is not a URL: {e}")))?;
+    let url = Url::parse(value).map_err(SettingsError::url(ENDPOINT_SETTING, Some(value)))?;
     if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() || url.host().is_none() {
         return Err(invalid(
             ENDPOINT_SETTING,

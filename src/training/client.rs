@@ -16,11 +16,10 @@ use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 use url::Url;
 
-use super::error::{parse_error_body, scrub, ConfigError, TrainingError};
+use super::error::{parse_error_body, scrub, ConfigError, TrainingError, TransientReason};
 use super::models::{Export, Iteration, IterationPerformance, NewProject, Project};
 use super::retry::{is_retryable_status, retry_after, RetryPolicy};
 use crate::domain::{ExportFlavor, ExportPlatform, IterationId, ProjectId};
-use crate::error_chain::one_line;
 use crate::http::SharedHttp;
 use crate::settings::training::{TrainingAuthSettings, TrainingSettings};
 use crate::settings::Secret;
@@ -115,7 +114,7 @@ enum Attempt {
     Retry {
         status: Option<u16>,
         retry_after: Option<std::time::Duration>,
-        reason: String,
+        reason: TransientReason,
     },
     Fail(TrainingError),
 }
@@ -433,7 +432,7 @@ impl TrainingClient {
                     Err(_) => Attempt::Retry {
                         status: None,
                         retry_after: None,
-                        reason: "no complete answer within the attempt timeout".into(),
+                        reason: TransientReason::AttemptTimeout,
                     },
                 };
             let (status, retry_after, reason) = match outcome {
@@ -469,10 +468,10 @@ impl TrainingClient {
     }
 
     async fn attempt(&self, call: &Call) -> Attempt {
-        let retry = |status: Option<u16>, reason: String| Attempt::Retry {
+        let retry = |status: Option<u16>, reason: TransientReason| Attempt::Retry {
             status,
             retry_after: None,
-            reason: self.scrub(&reason),
+            reason,
         };
         let http = match self.inner.http.client() {
             Ok(http) => http,
@@ -496,12 +495,10 @@ impl TrainingClient {
                                 value.set_sensitive(true);
                                 request.header(AUTHORIZATION, value)
                             }
-                            Err(_) => {
-                                return retry(None, "the credential gave an unusable token".into())
-                            }
+                            Err(_) => return retry(None, TransientReason::UnusableToken),
                         }
                     }
-                    Err(e) => return retry(None, format!("cannot get an Entra ID token: {e}")),
+                    Err(e) => return retry(None, TransientReason::Token(Arc::new(e))),
                 }
             }
         };
@@ -516,7 +513,7 @@ impl TrainingClient {
                 return Attempt::Fail(ConfigError::Request(Arc::new(e)).into())
             }
             // Connection refused or reset, TLS, a timeout of the caller's client: all may pass.
-            Err(e) => return retry(None, format!("request failed: {}", one_line(&e))),
+            Err(e) => return retry(None, TransientReason::Request(Arc::new(e))),
         };
         let status = response.status().as_u16();
         let wait = retry_after(response.headers(), SystemTime::now());
@@ -525,7 +522,10 @@ impl TrainingClient {
             Err(e) => {
                 return retry(
                     Some(status),
-                    format!("answer {status} cut short: {}", one_line(&e)),
+                    TransientReason::CutShort {
+                        status,
+                        source: Arc::new(e),
+                    },
                 )
             }
         };
@@ -538,7 +538,11 @@ impl TrainingClient {
             return Attempt::Retry {
                 status: Some(status),
                 retry_after: wait,
-                reason: format!("{status} {code}: {message}"),
+                reason: TransientReason::Answered {
+                    status,
+                    code: self.scrub(&code),
+                    message,
+                },
             };
         }
         Attempt::Fail(TrainingError::Service {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::error_chain::one_line;
 use crate::http::HttpClientError;
 use crate::redact::redact;
 
@@ -24,7 +25,9 @@ pub enum TrainingError {
         status: Option<u16>,
         /// The service's last `Retry-After`, if it sent one.
         retry_after: Option<Duration>,
-        reason: String,
+        /// Why the last attempt failed. Not a `#[source]`: its `Display` already shows its
+        /// cause's chain, and a log line's chain ([`crate::error_chain`]) would repeat it.
+        reason: TransientReason,
     },
     /// A 4xx answer: retrying the same request gives the same answer. `code` is the service's
     /// `CustomVisionError` code (`BadRequestExportAlreadyInProgress`, `NotFoundIteration`, ...),
@@ -40,11 +43,46 @@ pub enum TrainingError {
     #[error("{operation}: cannot decode the answer: {reason}")]
     Decode {
         operation: &'static str,
+        /// serde_json's message, scrubbed, kept as text rather than as the source: the message
+        /// quotes the body (`invalid type: string "…"`), a body could echo the key header back,
+        /// and only the client, which holds the key, can scrub it ([`scrub`]). As a source, a
+        /// log line's chain would print it unscrubbed.
         reason: String,
     },
     /// The client cannot be built or the request cannot be formed. Not retryable.
     #[error(transparent)]
     Config(#[from] ConfigError),
+}
+
+/// Why the last attempt of a [`TrainingError::Transient`] failed; each `Display` is the text the
+/// failure reports. None can hold the training key: it travels in a header, reqwest's and
+/// azure_core's errors show a URL but never the headers, and the endpoint has no query. An
+/// answer's code and message may echo a header, so they are scrubbed when the answer is read.
+/// A transport's error is kept as the source, and shown as its chain on one line, redacted.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TransientReason {
+    #[error("no complete answer within the attempt timeout")]
+    AttemptTimeout,
+    #[error("the credential gave an unusable token")]
+    UnusableToken,
+    #[error("cannot get an Entra ID token: {}", redact(&.0.to_string()))]
+    Token(#[source] Arc<azure_core::Error>),
+    /// Connection refused or reset, TLS, a timeout of the caller's client: all may pass.
+    #[error("request failed: {}", one_line(.0.as_ref()))]
+    Request(#[source] Arc<reqwest::Error>),
+    #[error("answer {status} cut short: {}", one_line(.source.as_ref()))]
+    CutShort {
+        status: u16,
+        #[source]
+        source: Arc<reqwest::Error>,
+    },
+    /// A 429 or 5xx answer; `code` and `message` come from its body, scrubbed.
+    #[error("{status} {code}: {message}")]
+    Answered {
+        status: u16,
+        code: String,
+        message: String,
+    },
 }
 
 /// Why the training client cannot be built or a request cannot be formed. A failure of
@@ -228,6 +266,29 @@ mod tests {
         assert_eq!(code, "403");
         assert!(message.len() <= MAX_BODY_TEXT + 3);
         assert_eq!(parse_error_body(404, b"").1, "(empty body)");
+    }
+
+    #[test]
+    fn a_transient_failure_reads_as_its_last_reason() {
+        let e = TrainingError::Transient {
+            operation: "GetIteration",
+            attempts: 6,
+            status: Some(503),
+            retry_after: None,
+            reason: TransientReason::Answered {
+                status: 503,
+                code: "503".into(),
+                message: "busy".into(),
+            },
+        };
+        assert_eq!(
+            e.to_string(),
+            "GetIteration: transient failure after 6 attempt(s) (last status 503): 503 503: busy"
+        );
+        assert_eq!(
+            TransientReason::AttemptTimeout.to_string(),
+            "no complete answer within the attempt timeout"
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@ pub(crate) mod retry;
 
 pub use crate::settings::training::{TrainingAuthSettings, TrainingSettings};
 pub use client::{TrainingAuth, TrainingClient, COGNITIVE_SERVICES_SCOPE};
-pub use error::{ConfigError, TrainingError};
+pub use error::{ConfigError, TrainingError, TransientReason};
 pub use models::{
     Classifier, Export, ExportState, Iteration, IterationPerformance, NewProject, Project,
     ProjectSettings, TagPerformance,

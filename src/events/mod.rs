@@ -4,7 +4,9 @@
 //! - [`emit`]: the events an export's or a training's outcome yields, for the store functions
 //!   and `cvctl backfill` alike;
 //! - [`outbox`]: what a store function puts on its `%CV_EVENTS_QUEUE%` output, which the host
-//!   writes only when the invocation succeeds, so an event is committed with its change;
+//!   writes only when the invocation succeeds, so an event is committed with its change; and
+//!   the failed queue's records, read (`failed_records`) and put back (`redeliver`) for
+//!   `cvctl events failed|redeliver` and `cvctl verify`;
 //! - [`delivery`]: how a sink's answer is judged (transient, permanent, disabled) and the
 //!   retry schedule;
 //! - [`sinks`]: Event Grid and the signed webhook.

@@ -8,12 +8,17 @@
 //! ([`emits`]): an earlier attempt may have changed the store and died before its outputs were
 //! written, so a redelivered message emits for outcomes found "already done" too; the ids make
 //! the repeat harmless.
+//!
+//! And what becomes of an event given up on: its [`FailedRecord`] on the failed queue, read
+//! ([`failed_records`]) and put back on the outbox with its own id ([`redeliver`]).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use azure_core::http::RequestContent;
-use azure_storage_queue::models::QueueMessage;
+use azure_storage_queue::models::{
+    QueueClientPeekMessagesOptions, QueueClientReceiveMessagesOptions, QueueMessage,
+};
 use azure_storage_queue::QueueClient;
 
 use super::model::CloudEvent;
@@ -134,6 +139,138 @@ pub struct FailedRecord {
     pub attempts: u32,
     /// RFC 3339: when it was given up.
     pub failed_at: String,
+}
+
+/// How many failed records one read of the failed queue takes (the queue's most).
+const FAILED_BATCH: i32 = 32;
+
+/// Up to 32 failed records, peeked: left in the failed queue. A message that is not a record
+/// is skipped.
+pub async fn failed_records(failed: &QueueClient) -> Result<Vec<FailedRecord>, StorageActionError> {
+    let action = "read the failed queue";
+    let options = QueueClientPeekMessagesOptions {
+        number_of_messages: Some(FAILED_BATCH),
+        ..Default::default()
+    };
+    let peeked = failed
+        .peek_messages(Some(options))
+        .await
+        .map_err(StorageActionError::of(action))?
+        .into_model()
+        .map_err(StorageActionError::of(action))?;
+    Ok(peeked
+        .items
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|m| serde_json::from_str(&m.message_text?).ok())
+        .collect())
+}
+
+/// Which request of a redelivery failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedeliverStep {
+    /// Receiving from the failed queue.
+    Read,
+    /// Putting the event back on the outbox.
+    Enqueue,
+    /// Deleting the record from the failed queue once its event is on the outbox.
+    Delete,
+    /// Making a record that was looked at and left visible again.
+    Release,
+}
+
+impl std::fmt::Display for RedeliverStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Read => "read the failed queue",
+            Self::Enqueue => "put an event back on the outbox",
+            Self::Delete => "delete a record from the failed queue",
+            Self::Release => "release a record in the failed queue",
+        })
+    }
+}
+
+/// A redelivery's request that failed; the events moved before it stay moved.
+#[derive(Debug, thiserror::Error)]
+#[error("{step} failed: {}", redact(&.source.to_string()))]
+pub struct RedeliverError {
+    pub step: RedeliverStep,
+    #[source]
+    pub source: azure_core::Error,
+}
+
+impl RedeliverError {
+    fn of(step: RedeliverStep) -> impl Fn(azure_core::Error) -> Self {
+        move |source| Self { step, source }
+    }
+}
+
+/// Takes the failed records `wanted` picks off the failed queue and puts their events back on
+/// the outbox, with their own ids (a sink that took one before has its delivered marker and is
+/// not sent it again); `moved` hears of each as it lands. A record is received, then deleted
+/// once its event is on the outbox: a crash in between leaves it in both, and the id dedupes
+/// it. Records looked at and left are released at once, and the scan ends when a batch holds
+/// nothing new. Returns how many were moved.
+pub async fn redeliver(
+    failed: &QueueClient,
+    outbox: &QueueClient,
+    wanted: impl Fn(&FailedRecord) -> bool,
+    mut moved: impl FnMut(&FailedRecord),
+) -> Result<usize, RedeliverError> {
+    let mut count = 0;
+    let mut seen = std::collections::HashSet::new();
+    loop {
+        let options = QueueClientReceiveMessagesOptions {
+            number_of_messages: Some(FAILED_BATCH),
+            visibility_timeout: Some(60),
+            ..Default::default()
+        };
+        let received = failed
+            .receive_messages(Some(options))
+            .await
+            .map_err(RedeliverError::of(RedeliverStep::Read))?
+            .into_model()
+            .map_err(RedeliverError::of(RedeliverStep::Read))?
+            .items
+            .unwrap_or_default();
+        let mut new = false;
+        for message in received {
+            let (Some(message_id), Some(receipt), Some(text)) = (
+                message.message_id,
+                message.pop_receipt,
+                message.message_text,
+            ) else {
+                continue;
+            };
+            new |= seen.insert(message_id.clone());
+            match serde_json::from_str::<FailedRecord>(&text).ok() {
+                Some(record) if wanted(&record) => {
+                    enqueue(outbox, std::slice::from_ref(&record.event))
+                        .await
+                        .map_err(|e| RedeliverError {
+                            step: RedeliverStep::Enqueue,
+                            source: e.source,
+                        })?;
+                    failed
+                        .delete_message(&message_id, &receipt, None)
+                        .await
+                        .map_err(RedeliverError::of(RedeliverStep::Delete))?;
+                    moved(&record);
+                    count += 1;
+                }
+                // Not this one: visible again for the app and the next command.
+                _ => {
+                    failed
+                        .update_message(&message_id, &receipt, 0, None)
+                        .await
+                        .map_err(RedeliverError::of(RedeliverStep::Release))?;
+                }
+            }
+        }
+        if !new {
+            return Ok(count);
+        }
+    }
 }
 
 #[cfg(test)]

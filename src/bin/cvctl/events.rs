@@ -7,11 +7,10 @@
 //! - `redeliver --id ID | --all`: those events back on the outbox with their own ids (the
 //!   sinks that took them before have a delivered marker and are not sent them again).
 
-use azure_storage_queue::models::QueueClientReceiveMessagesOptions;
 use serde::Serialize;
 
 use customvision_events::events::model::{CloudEvent, Fact};
-use customvision_events::events::outbox::{self, FailedRecord};
+use customvision_events::events::outbox::{self, FailedRecord, RedeliverStep};
 use customvision_events::events::{self, sinks};
 use customvision_events::storage::StorageAccount;
 
@@ -174,33 +173,19 @@ fn print_failed(records: &[FailedRecord], json: bool) {
     }
 }
 
-/// Up to 32 failed records, left in the queue. A message that is not a record is skipped.
+/// Up to 32 failed records, left in the queue.
 async fn failed(ctx: &Context, account: &StorageAccount) -> Result<Vec<FailedRecord>, CliError> {
-    use azure_storage_queue::models::QueueClientPeekMessagesOptions;
     let name = &ctx.settings.events.failed_queue;
     let queue = account
         .queue(name)
         .map_err(|e| CliError::usage(e.to_string(), "check CV_STORAGE"))?;
-    let options = QueueClientPeekMessagesOptions {
-        number_of_messages: Some(32),
-        ..Default::default()
-    };
-    let peeked = queue
-        .peek_messages(Some(options))
+    outbox::failed_records(&queue)
         .await
-        .map_err(|e| storage_failure(&format!("read {name}"), &e))?
-        .into_model()
-        .map_err(|e| storage_failure(&format!("read {name}"), &e))?;
-    Ok(peeked
-        .items
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|m| serde_json::from_str(&m.message_text?).ok())
-        .collect())
+        .map_err(|e| storage_failure(&format!("read {name}"), &e.source))
 }
 
-/// Takes matching records off the failed queue (received, then deleted once the event is on
-/// the outbox; a crash in between leaves it in both, and the id dedupes it).
+/// Takes matching records off the failed queue and puts their events back on the outbox
+/// ([`outbox::redeliver`]).
 async fn redeliver(
     ctx: &Context,
     account: &StorageAccount,
@@ -211,59 +196,29 @@ async fn redeliver(
     let queue = account
         .queue(name)
         .map_err(|e| CliError::usage(e.to_string(), "check CV_STORAGE"))?;
-    let mut moved = 0;
-    // Records looked at and left: released at once, and the scan ends when a batch holds
-    // nothing new.
-    let mut seen = std::collections::HashSet::new();
-    loop {
-        let options = QueueClientReceiveMessagesOptions {
-            number_of_messages: Some(32),
-            visibility_timeout: Some(60),
-            ..Default::default()
+    let outbox_name = &ctx.settings.events.queue;
+    let outbox_queue = account
+        .queue(outbox_name)
+        .map_err(|e| CliError::usage(e.to_string(), "check CV_STORAGE"))?;
+    outbox::redeliver(
+        &queue,
+        &outbox_queue,
+        |record| all || id == Some(record.event.id.as_str()),
+        |record| {
+            println!(
+                "{} {} back on the outbox",
+                record.event.id, record.event.event_type
+            )
+        },
+    )
+    .await
+    .map_err(|e| {
+        let action = match e.step {
+            RedeliverStep::Read => format!("read {name}"),
+            RedeliverStep::Enqueue => format!("put the event on {outbox_name}"),
+            RedeliverStep::Delete => format!("delete from {name}"),
+            RedeliverStep::Release => format!("release in {name}"),
         };
-        let received = queue
-            .receive_messages(Some(options))
-            .await
-            .map_err(|e| storage_failure(&format!("read {name}"), &e))?
-            .into_model()
-            .map_err(|e| storage_failure(&format!("read {name}"), &e))?
-            .items
-            .unwrap_or_default();
-        let mut new = false;
-        for message in received {
-            let (Some(message_id), Some(receipt), Some(text)) = (
-                message.message_id,
-                message.pop_receipt,
-                message.message_text,
-            ) else {
-                continue;
-            };
-            new |= seen.insert(message_id.clone());
-            let record = serde_json::from_str::<FailedRecord>(&text).ok();
-            match record {
-                Some(record) if all || id == Some(record.event.id.as_str()) => {
-                    put_outbox(ctx, account, &record.event).await?;
-                    queue
-                        .delete_message(&message_id, &receipt, None)
-                        .await
-                        .map_err(|e| storage_failure(&format!("delete from {name}"), &e))?;
-                    println!(
-                        "{} {} back on the outbox",
-                        record.event.id, record.event.event_type
-                    );
-                    moved += 1;
-                }
-                // Not this one: visible again for the app and the next command.
-                _ => {
-                    queue
-                        .update_message(&message_id, &receipt, 0, None)
-                        .await
-                        .map_err(|e| storage_failure(&format!("release in {name}"), &e))?;
-                }
-            }
-        }
-        if !new {
-            return Ok(moved);
-        }
-    }
+        storage_failure(&action, &e.source)
+    })
 }

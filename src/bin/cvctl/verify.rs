@@ -371,7 +371,7 @@ async fn events_ping(
     account: &StorageAccount,
     wait: u64,
 ) -> Result<Outcome, CliError> {
-    use customvision_events::events::outbox::FailedRecord;
+    use customvision_events::events::outbox::{self, FailedRecord};
     use customvision_events::events::publisher::marker_path;
     let sinks = ping_sinks(ctx);
     if sinks.is_empty() {
@@ -413,21 +413,13 @@ async fn events_ping(
                 sinks.join(" and ")
             )));
         }
-        let options = QueueClientPeekMessagesOptions {
-            number_of_messages: Some(32),
-            ..Default::default()
-        };
-        let refused: Vec<FailedRecord> = match failed.peek_messages(Some(options)).await {
-            Ok(r) => r
-                .into_model()
-                .map(|m| m.items.unwrap_or_default())
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|m| serde_json::from_str::<FailedRecord>(&m.message_text?).ok())
-                .filter(|r| r.event.id == event.id)
-                .collect(),
-            Err(_) => Vec::new(),
-        };
+        // Unreadable now: nothing refused yet as far as this check can tell.
+        let refused: Vec<FailedRecord> = outbox::failed_records(&failed)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r.event.id == event.id)
+            .collect();
         if let Some(r) = refused.first() {
             return Ok(Outcome::Fail {
                 what: format!("the Ping {} was refused by {}: {}", event.id, r.sink, r.answer),

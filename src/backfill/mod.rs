@@ -34,7 +34,7 @@ use crate::settings::automation::{AutomationSettings, ExportTarget};
 use crate::settings::{Secret, Settings};
 use crate::storage::{list_blobs, StorageAccount, StorageActionError, StorageError};
 use crate::training::{ExportState, TrainingClient, TrainingError};
-pub use plan::{ExportPlan, IterationPlan, Plan, Skipped, Step};
+pub use plan::{ExportFailure, ExportPlan, IterationPlan, Plan, Skipped, Step};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackfillError {
@@ -214,7 +214,7 @@ impl Backfill<'_> {
                     Err(err) if err.retry_later() => {
                         return Err(BackfillError::training("ExportIteration")(err))
                     }
-                    Err(err) => e.step = Step::Failed(err.to_string()),
+                    Err(err) => e.step = Step::Failed(ExportFailure::Refused(err)),
                 }
             }
         }
@@ -240,7 +240,9 @@ impl Backfill<'_> {
                         }
                     }
                     // The message would be kept as rejected: this export, never.
-                    Err(ExportError::Rejected { reason }) => e.step = Step::Failed(reason),
+                    Err(ExportError::Rejected { reason }) => {
+                        e.step = Step::Failed(ExportFailure::Rejected(reason))
+                    }
                     Err(source) => {
                         return Err(BackfillError::Export {
                             iteration_id: it.iteration_id,
@@ -353,7 +355,7 @@ impl Backfill<'_> {
                             e.download_uri = Some(Secret::new(uri));
                         }
                         Some((ExportState::Failed, _)) => {
-                            e.step = Step::Failed("the export failed in Custom Vision".into())
+                            e.step = Step::Failed(ExportFailure::FailedInService)
                         }
                         _ => {}
                     }

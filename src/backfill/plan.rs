@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use crate::domain::IterationId;
 use crate::settings::automation::ExportTarget;
 use crate::settings::Secret;
-use crate::training::{Export, ExportState, Iteration};
+use crate::training::{Export, ExportState, Iteration, TrainingError};
 
 /// Where one export of one iteration stands, and so what the backfill does with it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -26,12 +26,44 @@ pub enum Step {
     Request,
     /// The iteration does not export to the platform.
     NotExportable,
-    /// The service refused the export, or it failed (the reason).
-    Failed(String),
+    /// The service refused the export, or it failed.
+    Failed(ExportFailure),
     /// Copied into the store by this run.
     Copied,
     /// Still exporting when the wait ended.
     StillExporting,
+}
+
+/// Why one export of a backfill failed. `Display` is the reason `cvctl backfill` prints, and
+/// a plan serializes it as that text.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ExportFailure {
+    /// ExportIteration answered with an error a retry would not change.
+    #[error(transparent)]
+    Refused(TrainingError),
+    /// The export's own path would keep its message as rejected, with this reason.
+    #[error("{0}")]
+    Rejected(String),
+    #[error("the export failed in Custom Vision")]
+    FailedInService,
+    #[error("the export is done but has no download URI")]
+    NoDownloadUri,
+}
+
+/// Equal when they read the same: a [`TrainingError`] has no `PartialEq` (its sources have
+/// none), and a plan's steps are compared only in tests.
+impl PartialEq for ExportFailure {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for ExportFailure {}
+
+impl Serialize for ExportFailure {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -177,10 +209,7 @@ fn step_of(
         .find(|e| e.platform == target.platform && e.flavor == target.flavor);
     match there.map(|e| (e.status, e.download_uri.as_deref())) {
         Some((ExportState::Done, Some(uri))) => (Step::Copy, Some(Secret::new(uri))),
-        Some((ExportState::Done, None)) => (
-            Step::Failed("the export is done but has no download URI".into()),
-            None,
-        ),
+        Some((ExportState::Done, None)) => (Step::Failed(ExportFailure::NoDownloadUri), None),
         Some((ExportState::Exporting, _)) => (Step::Wait, None),
         Some((ExportState::Failed | ExportState::Unknown, _)) | None => (Step::Request, None),
     }
@@ -190,6 +219,25 @@ fn step_of(
 mod tests {
     use super::*;
     use crate::domain::ExportPlatform;
+
+    /// A failed step reads, and serializes, as the reason it had as text.
+    #[test]
+    fn a_failed_step_serializes_as_its_reason() {
+        let refused = TrainingError::Service {
+            operation: "ExportIteration",
+            status: 400,
+            code: "BadRequestExportPlatformNotSupportedForModel".into(),
+            message: "no".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(Step::Failed(ExportFailure::Refused(refused))).unwrap(),
+            serde_json::json!({"failed": "ExportIteration: the service answered 400 BadRequestExportPlatformNotSupportedForModel: no"})
+        );
+        assert_eq!(
+            serde_json::to_value(Step::Failed(ExportFailure::NoDownloadUri)).unwrap(),
+            serde_json::json!({"failed": "the export is done but has no download URI"})
+        );
+    }
 
     fn iteration(id: &str, status: &str, trained: Option<&str>) -> Iteration {
         serde_json::from_value(serde_json::json!({

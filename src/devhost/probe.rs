@@ -45,10 +45,6 @@ pub struct BlobState {
     pub last_modified: Option<String>,
 }
 
-fn fail(action: &'static str) -> impl Fn(azure_core::Error) -> ProbeError {
-    move |source| StorageActionError { action, source }.into()
-}
-
 impl Probe {
     pub fn from_connection_string(cs: &str) -> Result<Self, ProbeError> {
         let conn =
@@ -69,8 +65,8 @@ impl Probe {
             .container(name)?
             .delete(None)
             .await
-            .map(|_| ())
-            .map_err(fail("Delete Container"))
+            .map_err(StorageActionError::of("Delete Container"))?;
+        Ok(())
     }
 
     pub async fn create_queue(&self, name: &str) -> Result<(), ProbeError> {
@@ -87,7 +83,7 @@ impl Probe {
         c.blob_client(name)
             .upload(RequestContent::from(bytes.to_vec()), None)
             .await
-            .map_err(fail("upload"))?;
+            .map_err(StorageActionError::of("upload"))?;
         Ok(())
     }
 
@@ -97,32 +93,34 @@ impl Probe {
         let props = match blob.get_properties(None).await {
             Ok(p) => p,
             Err(e) if e.http_status() == Some(StatusCode::NotFound) => return Ok(None),
-            Err(e) => return Err(fail("properties")(e)),
+            Err(e) => return Err(StorageActionError::of("properties")(e).into()),
         };
-        let metadata = props.metadata().map_err(fail("metadata"))?;
+        let metadata = props
+            .metadata()
+            .map_err(StorageActionError::of("metadata"))?;
         let etag = props
             .etag()
-            .map_err(fail("etag"))?
+            .map_err(StorageActionError::of("etag"))?
             .map(|e| e.to_string())
             .unwrap_or_default();
         let last_modified = props
             .last_modified()
-            .map_err(fail("last modified"))?
+            .map_err(StorageActionError::of("last modified"))?
             .and_then(|t| {
                 t.format(&time::format_description::well_known::Rfc3339)
                     .ok()
             });
         let tags = crate::storage::blob_tags(&blob)
             .await
-            .map_err(fail("tags"))?;
+            .map_err(StorageActionError::of("tags"))?;
         let bytes = blob
             .download(None)
             .await
-            .map_err(fail("download"))?
+            .map_err(StorageActionError::of("download"))?
             .body
             .collect()
             .await
-            .map_err(fail("download"))?
+            .map_err(StorageActionError::of("download"))?
             .to_vec();
         Ok(Some(BlobState {
             bytes,
@@ -137,9 +135,13 @@ impl Probe {
     pub async fn list(&self, container: &str) -> Result<Vec<String>, ProbeError> {
         use futures::TryStreamExt;
         let c = self.account.container(container)?;
-        let mut pager = c.list_blobs(None).map_err(fail("list"))?;
+        let mut pager = c.list_blobs(None).map_err(StorageActionError::of("list"))?;
         let mut names = Vec::new();
-        while let Some(item) = pager.try_next().await.map_err(fail("list"))? {
+        while let Some(item) = pager
+            .try_next()
+            .await
+            .map_err(StorageActionError::of("list"))?
+        {
             names.extend(item.name);
         }
         Ok(names)
@@ -150,9 +152,14 @@ impl Probe {
         let message = QueueMessage {
             message_text: Some(text.to_string()),
         };
-        q.send_message(message.try_into().map_err(fail("encode"))?, None)
-            .await
-            .map_err(fail("send"))?;
+        q.send_message(
+            message
+                .try_into()
+                .map_err(StorageActionError::of("encode"))?,
+            None,
+        )
+        .await
+        .map_err(StorageActionError::of("send"))?;
         Ok(())
     }
 
@@ -160,33 +167,44 @@ impl Probe {
     pub async fn queue_len(&self, queue: &str) -> Result<usize, ProbeError> {
         use azure_storage_queue::models::QueueClientGetPropertiesResultHeaders;
         let q = self.account.queue(queue)?;
-        if !q.exists().await.map_err(fail("queue exists"))? {
+        if !q
+            .exists()
+            .await
+            .map_err(StorageActionError::of("queue exists"))?
+        {
             return Ok(0);
         }
         let props = q
             .get_properties(None)
             .await
-            .map_err(fail("queue properties"))?;
+            .map_err(StorageActionError::of("queue properties"))?;
         let count = props
             .approximate_messages_count()
-            .map_err(fail("queue length"))?;
+            .map_err(StorageActionError::of("queue length"))?;
         Ok(count.and_then(|c| usize::try_from(c).ok()).unwrap_or(0))
     }
 
     /// Up to 32 visible messages' text, left in the queue.
     pub async fn peek(&self, queue: &str) -> Result<Vec<String>, ProbeError> {
         let q = self.account.queue(queue)?;
-        if !q.exists().await.map_err(fail("queue exists"))? {
+        if !q
+            .exists()
+            .await
+            .map_err(StorageActionError::of("queue exists"))?
+        {
             return Ok(Vec::new());
         }
         let options = QueueClientPeekMessagesOptions {
             number_of_messages: Some(32),
             ..Default::default()
         };
-        let peeked = q.peek_messages(Some(options)).await.map_err(fail("peek"))?;
+        let peeked = q
+            .peek_messages(Some(options))
+            .await
+            .map_err(StorageActionError::of("peek"))?;
         Ok(peeked
             .into_model()
-            .map_err(fail("peek"))?
+            .map_err(StorageActionError::of("peek"))?
             .items
             .unwrap_or_default()
             .into_iter()

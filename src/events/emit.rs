@@ -22,13 +22,15 @@ use crate::naming::stored::latest_path;
 use crate::redact::redact;
 use crate::settings::Settings;
 use crate::storage::copy::CopyState;
-use crate::storage::{StorageAccount, StorageError};
+use crate::storage::{StorageAccount, StorageActionError, StorageError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmitError {
     /// Reading a stored blob's Last-Modified failed: worth a retry, as the change itself is.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error(transparent)]
+    Request(#[from] StorageActionError),
     /// The service answered without a Last-Modified.
     #[error("'{0}' has no Last-Modified")]
     NoTime(String),
@@ -215,10 +217,10 @@ impl<'a> Events<'a> {
             .blob_client(path)
             .get_properties(None)
             .await
-            .map_err(StorageError::request("read a stored blob for its event"))?;
+            .map_err(StorageActionError::of("read a stored blob for its event"))?;
         props
             .last_modified()
-            .map_err(StorageError::request("read a stored blob for its event"))?
+            .map_err(StorageActionError::of("read a stored blob for its event"))?
             .ok_or_else(|| EmitError::NoTime(format!("{container}/{path}")))
     }
 

@@ -31,7 +31,7 @@ use super::outbox::{FailedRecord, OutboxMessage};
 use super::sinks::Sink;
 use crate::redact::redact;
 use crate::settings::events::EventSettings;
-use crate::storage::{error_code, StorageAccount, StorageError};
+use crate::storage::{error_code, StorageAccount, StorageActionError, StorageError};
 
 /// Storage failed (a marker read, the re-enqueue): the host retries the message, and the
 /// markers keep the sinks that accepted from a second send.
@@ -39,12 +39,8 @@ use crate::storage::{error_code, StorageAccount, StorageError};
 pub enum PublishError {
     #[error(transparent)]
     Storage(#[from] StorageError),
-}
-
-impl PublishError {
-    fn storage(action: &'static str) -> impl Fn(azure_core::Error) -> Self {
-        move |e| Self::Storage(StorageError::request(action)(e))
-    }
+    #[error(transparent)]
+    Request(#[from] StorageActionError),
 }
 
 /// What happened to one message, for the log and the outputs.
@@ -175,7 +171,7 @@ impl Publisher<'_> {
         {
             Ok(_) => Ok(true),
             Err(e) if e.http_status() == Some(StatusCode::NotFound) => Ok(false),
-            Err(e) => Err(PublishError::storage("read a delivered marker")(e)),
+            Err(e) => Err(StorageActionError::of("read a delivered marker")(e).into()),
         }
     }
 
@@ -192,18 +188,20 @@ impl Publisher<'_> {
             // Infra creates the container in Azure, the dev host locally; Core Tools with no
             // infra has neither, and every marker would fail into resends and poison.
             Err(e) if error_code(&e) == Some("ContainerNotFound") => {}
-            Err(e) => return Err(PublishError::storage("write a delivered marker")(e)),
+            Err(e) => return Err(StorageActionError::of("write a delivered marker")(e).into()),
         }
         match container.create(None).await {
             Ok(_) => {}
             // Another instance made it in between.
             Err(e) if error_code(&e) == Some("ContainerAlreadyExists") => {}
-            Err(e) => return Err(PublishError::storage("create the delivered container")(e)),
+            Err(e) => {
+                return Err(StorageActionError::of("create the delivered container")(e).into())
+            }
         }
         upload()
             .await
-            .map(|_| ())
-            .map_err(PublishError::storage("write a delivered marker"))
+            .map_err(StorageActionError::of("write a delivered marker"))?;
+        Ok(())
     }
 
     async fn requeue(&self, message: &OutboxMessage, delay: Duration) -> Result<(), PublishError> {
@@ -213,7 +211,7 @@ impl Publisher<'_> {
             message_text: Some(message.to_json()),
         }
         .try_into()
-        .map_err(PublishError::storage("encode the re-enqueued event"))?;
+        .map_err(StorageActionError::of("encode the re-enqueued event"))?;
         // Put Message: a visibility timeout of at least 1 s when given; none is "now".
         let secs = i32::try_from(delay.as_secs()).unwrap_or(i32::MAX);
         let options = QueueClientSendMessageOptions {
@@ -223,8 +221,8 @@ impl Publisher<'_> {
         queue
             .send_message(content, Some(options))
             .await
-            .map(|_| ())
-            .map_err(PublishError::storage("re-enqueue the event"))
+            .map_err(StorageActionError::of("re-enqueue the event"))?;
+        Ok(())
     }
 
     fn marker_container(

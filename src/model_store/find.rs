@@ -15,6 +15,7 @@ use crate::naming::stored::{
     EXTENSION_KEY, ITERATION_ID_KEY, KIND_LATEST, KIND_MODEL, PLATFORM_KEY, SOURCE_BLOB_KEY,
     SOURCE_ETAG_KEY, TAG_ITERATION_ID, TAG_KIND, TAG_PLATFORM, TAG_PROJECT_ID,
 };
+use crate::storage::StorageActionError;
 
 /// Which blobs of a project to find. A tag in the filter is a tag the answer carries.
 #[derive(Debug, Clone)]
@@ -137,12 +138,12 @@ pub async fn find_models(
 ) -> Result<Vec<FoundModel>, ModelStoreError> {
     let mut pager = store
         .find_blobs_by_tags(&filter.expression(), None)
-        .map_err(ModelStoreError::request("find models by tags"))?;
+        .map_err(StorageActionError::of("find models by tags"))?;
     let mut found = Vec::new();
     while let Some(page) = pager
         .try_next()
         .await
-        .map_err(ModelStoreError::request("find models by tags"))?
+        .map_err(StorageActionError::of("find models by tags"))?
     {
         let Some(name) = page.name else { continue };
         let kind = page
@@ -155,11 +156,11 @@ pub async fn find_models(
         let props = match store.blob_client(&name).get_properties(None).await {
             Ok(p) => p,
             Err(e) if e.http_status() == Some(StatusCode::NotFound) => continue,
-            Err(e) => return Err(ModelStoreError::request("read model")(e)),
+            Err(e) => return Err(StorageActionError::of("read model")(e).into()),
         };
         let metadata = props
             .metadata()
-            .map_err(ModelStoreError::request("read model"))?;
+            .map_err(StorageActionError::of("read model"))?;
         found.push(FoundModel {
             kind: if kind.as_deref() == Some(KIND_LATEST) {
                 FoundKind::Latest

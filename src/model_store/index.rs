@@ -25,6 +25,7 @@ use crate::domain::{IterationId, ProjectId};
 use crate::naming::stored::{index_path, latest_path};
 use crate::naming::UNKNOWN_LABEL_PREFIX;
 use crate::storage::decide::quoted_etag;
+use crate::storage::StorageActionError;
 
 /// Lost races before giving up; the host's retry tries again later.
 const ATTEMPTS: usize = 40;
@@ -267,7 +268,7 @@ where
                 tokio::time::sleep(delay + Duration::from_millis(jitter)).await;
                 delay = (delay * 2).min(Duration::from_millis(500));
             }
-            Err(e) => return Err(ModelStoreError::request("write index")(e)),
+            Err(e) => return Err(StorageActionError::of("write index")(e).into()),
         }
     }
     Err(ModelStoreError::Contended {
@@ -304,14 +305,14 @@ async fn read(
         Err(e) if e.http_status() == Some(StatusCode::NotFound) => {
             return Ok((Some(ModelIndex::empty(project_id)), None))
         }
-        Err(e) => return Err(ModelStoreError::request("read index")(e)),
+        Err(e) => return Err(StorageActionError::of("read index")(e).into()),
     };
     let etag = response.properties.etag.as_ref().map(|e| e.to_string());
     let bytes = response
         .body
         .collect()
         .await
-        .map_err(ModelStoreError::request("read index"))?;
+        .map_err(StorageActionError::of("read index"))?;
     Ok((serde_json::from_slice(&bytes).ok(), etag))
 }
 

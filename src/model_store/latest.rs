@@ -12,7 +12,7 @@ use super::{ModelStoreError, OrderKey, StoredModel};
 use crate::naming::stored::{latest_path, model_metadata, model_tags, KIND_LATEST};
 use crate::storage::copy::{begin, destination_exists, poll, settle, Destination};
 use crate::storage::decide::{judge_existing, quoted_etag, Existing};
-use crate::storage::{list_one, StorageAccount};
+use crate::storage::{list_one, StorageAccount, StorageActionError};
 
 /// Conditional writes lost in a row before giving up (the host retries the message).
 const ATTEMPTS: usize = 8;
@@ -82,7 +82,7 @@ pub async fn advance(
     for _ in 0..ATTEMPTS {
         let current = list_one(store, &path)
             .await
-            .map_err(ModelStoreError::request("read latest"))?;
+            .map_err(StorageActionError::of("read latest"))?;
         let current_key = current
             .as_ref()
             .and_then(|c| OrderKey::from_metadata(&c.metadata));
@@ -118,7 +118,7 @@ pub async fn advance(
             }
             // Someone moved it in between: look again.
             Err(e) if destination_exists(&e) => continue,
-            Err(e) => return Err(ModelStoreError::request("move latest")(e)),
+            Err(e) => return Err(StorageActionError::of("move latest")(e).into()),
         }
     }
     Err(ModelStoreError::Contended {

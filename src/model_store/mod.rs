@@ -48,13 +48,6 @@ pub enum ModelStoreError {
     Client(#[from] StorageError),
 }
 
-impl ModelStoreError {
-    /// `map_err(ModelStoreError::request("read index"))`.
-    pub fn request(action: &'static str) -> impl Fn(azure_core::Error) -> Self {
-        move |source| Self::Request(StorageActionError { action, source })
-    }
-}
-
 /// What an order time is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum OrderBy {

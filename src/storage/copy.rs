@@ -46,11 +46,6 @@ pub enum CopyError {
 }
 
 impl CopyError {
-    /// `map_err(CopyError::request("set tags"))`.
-    pub fn request(action: &'static str) -> impl Fn(azure_core::Error) -> Self {
-        move |source| Self::Request(StorageActionError { action, source })
-    }
-
     /// The storage error beneath, if a request failed.
     pub fn request_error(&self) -> Option<&azure_core::Error> {
         match self {
@@ -118,10 +113,10 @@ pub async fn copy(
         Err(e) if destination_exists(&e) => {
             let Some(existing) = list_one(store, request.destination)
                 .await
-                .map_err(CopyError::request("read model store blob"))?
+                .map_err(StorageActionError::of("read model store blob"))?
             else {
                 // Deleted between the two calls: the retry copies it.
-                return Err(CopyError::request("start copy")(e));
+                return Err(StorageActionError::of("start copy")(e).into());
             };
             match judge_existing(
                 &existing.metadata,
@@ -152,13 +147,13 @@ pub async fn copy(
                         Destination::Replaces(etag),
                     )
                     .await
-                    .map_err(CopyError::request("start copy"))?;
+                    .map_err(StorageActionError::of("start copy"))?;
                     settle(&target, request.source_name, request.destination, status).await?;
                     Ok(CopyState::Copied)
                 }
             }
         }
-        Err(e) => Err(CopyError::request("start copy")(e)),
+        Err(e) => Err(StorageActionError::of("start copy")(e).into()),
     }
 }
 
@@ -236,10 +231,10 @@ pub async fn poll(
         let props = target
             .get_properties(None)
             .await
-            .map_err(CopyError::request("read copy status"))?;
+            .map_err(StorageActionError::of("read copy status"))?;
         match props
             .copy_status()
-            .map_err(CopyError::request("read copy status"))?
+            .map_err(StorageActionError::of("read copy status"))?
         {
             None | Some(CopyStatus::Success) => return Ok(()),
             Some(CopyStatus::Pending) => {}
@@ -274,10 +269,10 @@ pub async fn poll(
 pub async fn set_tags(blob: &BlobClient, tags: HashMap<String, String>) -> Result<(), CopyError> {
     let body: RequestContent<BlobTags, _> = BlobTags::from(tags)
         .try_into()
-        .map_err(CopyError::request("encode tags"))?;
+        .map_err(StorageActionError::of("encode tags"))?;
     blob.set_tags(body, None)
         .await
-        .map_err(CopyError::request("set tags"))?;
+        .map_err(StorageActionError::of("set tags"))?;
     Ok(())
 }
 

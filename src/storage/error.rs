@@ -39,10 +39,3 @@ pub enum StorageError {
     #[error(transparent)]
     Request(#[from] StorageActionError),
 }
-
-impl StorageError {
-    /// `map_err(StorageError::request("create queue"))`.
-    pub fn request(action: &'static str) -> impl Fn(azure_core::Error) -> Self {
-        move |source| Self::Request(StorageActionError { action, source })
-    }
-}

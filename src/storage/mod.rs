@@ -168,11 +168,11 @@ impl StorageAccount {
         if !q
             .exists()
             .await
-            .map_err(StorageError::request("queue exists"))?
+            .map_err(StorageActionError::of("queue exists"))?
         {
             q.create(None)
                 .await
-                .map_err(StorageError::request("create queue"))?;
+                .map_err(StorageActionError::of("create queue"))?;
         }
         Ok(())
     }
@@ -183,11 +183,11 @@ impl StorageAccount {
         if !c
             .exists()
             .await
-            .map_err(StorageError::request("container exists"))?
+            .map_err(StorageActionError::of("container exists"))?
         {
             c.create(None)
                 .await
-                .map_err(StorageError::request("create container"))?;
+                .map_err(StorageActionError::of("create container"))?;
         }
         Ok(())
     }

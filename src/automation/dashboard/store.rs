@@ -40,10 +40,6 @@ pub enum DashboardError {
     Contended { path: String, attempts: usize },
 }
 
-fn storage(action: &'static str) -> impl Fn(azure_core::Error) -> DashboardError {
-    move |e| DashboardError::Storage(StorageActionError::of(action)(e))
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refreshed {
     Written,
@@ -79,7 +75,7 @@ pub async fn refresh(
                 tokio::time::sleep(delay + Duration::from_millis(jitter)).await;
                 delay = (delay * 2).min(Duration::from_millis(500));
             }
-            Err(e) => return Err(storage("write the dashboard")(e)),
+            Err(e) => return Err(StorageActionError::of("write the dashboard")(e).into()),
         }
     }
     Err(DashboardError::Contended {
@@ -102,7 +98,7 @@ async fn gather(
     let prefix = reports_prefix(project_id);
     let listed = list_blobs(store, &prefix)
         .await
-        .map_err(storage("list the reports"))?;
+        .map_err(StorageActionError::of("list the reports"))?;
     let mut current = None;
     let mut names = Vec::new();
     for blob in listed {
@@ -156,14 +152,16 @@ async fn download(
     name: &str,
 ) -> Result<Option<Vec<u8>>, DashboardError> {
     match store.blob_client(name).download(None).await {
-        Ok(r) => r
-            .body
-            .collect()
-            .await
-            .map(|b| Some(b.to_vec()))
-            .map_err(storage("read a report or the index")),
+        Ok(r) => {
+            let bytes = r
+                .body
+                .collect()
+                .await
+                .map_err(StorageActionError::of("read a report or the index"))?;
+            Ok(Some(bytes.to_vec()))
+        }
         Err(e) if e.http_status() == Some(StatusCode::NotFound) => Ok(None),
-        Err(e) => Err(storage("read a report or the index")(e)),
+        Err(e) => Err(StorageActionError::of("read a report or the index")(e).into()),
     }
 }
 

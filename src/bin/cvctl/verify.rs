@@ -344,27 +344,6 @@ async fn connection_test(
     })
 }
 
-/// The sinks a ping goes to, by marker name.
-fn ping_sinks(ctx: &Context) -> Vec<&'static str> {
-    use customvision_events::events::EventType;
-    let events = &ctx.settings.events;
-    let mut sinks = Vec::new();
-    if events.event_grid.is_some() {
-        sinks.push("eventgrid");
-    }
-    if let Some(hook) = &events.webhook {
-        let takes_pings = hook.types.as_ref().is_none_or(|types| {
-            types
-                .iter()
-                .any(|t| EventType::parse(t) == Some(EventType::Ping))
-        });
-        if takes_pings {
-            sinks.push("webhook");
-        }
-    }
-    sinks
-}
-
 /// A ping through the outbox: passed when every sink that takes pings has its marker.
 async fn events_ping(
     ctx: &Context,
@@ -373,7 +352,11 @@ async fn events_ping(
 ) -> Result<Outcome, CliError> {
     use customvision_events::events::outbox::{self, FailedRecord};
     use customvision_events::events::publisher::marker_path;
-    let sinks = ping_sinks(ctx);
+    let sinks = customvision_events::events::sinks::names_taking(
+        &ctx.settings.events,
+        &ctx.http,
+        customvision_events::events::EventType::Ping,
+    );
     if sinks.is_empty() {
         return Ok(Outcome::Skip(
             "no event sink configured (events off)".into(),

@@ -6,8 +6,8 @@
 //! - `server` (private): the HTTP face the host talks to (chunked bodies, timeouts, JSON answers);
 //! - [`envelope`]: the host's invocation request and response, and their decoding quirks;
 //! - [`notification`]: the message contract, parsed into [`domain`] ids and its statuses;
-//! - [`functions`]: one module per function folder, parse → decide → act, and the
-//!   dead-letter record;
+//! - [`functions`]: one module per function folder, parse → decide → act, the dead-letter
+//!   record, and a handled ConnectionTest's record (which `cvctl verify` finds);
 //! - [`events`]: events out, a CloudEvent for every change to the model store, put on the
 //!   outbox by the store functions and delivered (Event Grid, a signed webhook) by
 //!   `PublishEvents`;

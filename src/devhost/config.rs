@@ -440,6 +440,26 @@ mod tests {
         }
         let notifications = folder(Function::Notifications);
         assert_eq!(notifications.trigger.queue, "customvision-notifications");
+        // The ConnectionTest records go where `cvctl verify` looks for them.
+        let connection_test = notifications
+            .blob_outputs
+            .iter()
+            .find(|b| b.name == CONNECTION_TEST_OUTPUT)
+            .unwrap();
+        assert_eq!(
+            connection_test.path,
+            settings
+                .resolve(&crate::functions::connection_test::blob_path_template())
+                .unwrap()
+        );
+        assert!(
+            connection_test.path.starts_with(&format!(
+                "customvision-status/{}/",
+                crate::naming::stored::CONNECTION_TESTS_PREFIX
+            )),
+            "{}",
+            connection_test.path
+        );
         let output_queue = |b: &str| {
             notifications
                 .outputs

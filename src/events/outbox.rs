@@ -277,6 +277,7 @@ pub async fn redeliver(
 mod tests {
     use super::*;
     use crate::events::model::examples;
+    use crate::events::sinks::{EVENT_GRID, WEBHOOK};
 
     #[test]
     fn the_redelivery_rule() {
@@ -301,11 +302,11 @@ mod tests {
             !message.to_json().contains("\"sinks\""),
             "a store function's message"
         );
-        assert!(message.pending("eventgrid") && message.pending("webhook"));
-        message.sinks = Some(vec!["eventgrid".into()]);
+        assert!(message.pending(EVENT_GRID) && message.pending(WEBHOOK));
+        message.sinks = Some(vec![EVENT_GRID.into()]);
         let back = OutboxMessage::parse(&message.to_json()).unwrap();
-        assert!(back.pending("eventgrid"));
-        assert!(!back.pending("webhook"));
+        assert!(back.pending(EVENT_GRID));
+        assert!(!back.pending(WEBHOOK));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! Stdout (tracing) carries start-up and the reason for a non-2xx answer, where `Logs` is
 //! dropped.
 
+pub(crate) mod connection_test;
 pub(crate) mod events_out;
 pub(crate) mod export_completed;
 pub(crate) mod notifications;
@@ -35,6 +36,8 @@ pub const REJECTED_BLOB_OUTPUT: &str = "rejectedText";
 /// Blob output of `Notifications` recording a handled ConnectionTest
 /// (`%CV_STATUS_CONTAINER%/connection-tests/{Id}.json`), which `cvctl verify` reads.
 pub const CONNECTION_TEST_OUTPUT: &str = "connectionTest";
+
+pub use connection_test::{find_connection_test, ConnectionTestRecord, FoundConnectionTest};
 /// Queue output of the store-changing functions: their events, to `%CV_EVENTS_QUEUE%` (the
 /// outbox, [`crate::events::outbox`]).
 pub const EVENTS_OUTPUT: &str = "events";

@@ -2,6 +2,7 @@
 //! message and routes it: a queue delivers a message to one consumer only, so separate
 //! functions on the same queue would each lose the other's messages.
 
+use super::connection_test::ConnectionTestRecord;
 use super::outputs::fits_queue;
 use super::{FunctionError, Invocation, CONNECTION_TEST_OUTPUT, EXPORT_OUTPUT, TRAINING_OUTPUT};
 use crate::envelope::InvocationResponse;
@@ -55,23 +56,8 @@ pub fn handle(invocation: &Invocation) -> Result<InvocationResponse, FunctionErr
         // is reading its queue.
         Route::Acknowledge(line) => response.log(line).output(
             CONNECTION_TEST_OUTPUT,
-            serde_json::Map::from_iter([
-                (
-                    "projectId".to_string(),
-                    notification.project_id().to_string().into(),
-                ),
-                (
-                    "messageId".to_string(),
-                    invocation.request.message_id().into(),
-                ),
-                (
-                    "receivedAt".to_string(),
-                    time::OffsetDateTime::now_utc()
-                        .format(&time::format_description::well_known::Rfc3339)
-                        .unwrap_or_default()
-                        .into(),
-                ),
-            ]),
+            ConnectionTestRecord::new(notification.project_id(), invocation.request.message_id())
+                .to_output(),
         ),
         Route::Forward(binding) => response
             .log(format!(

@@ -1,6 +1,7 @@
 //! Every name the model store holds, defined once: the index tags (keys and `kind` values),
 //! the metadata keys, the fixed paths of the `latest` alias, the index, the training reports
-//! and the dashboard, and the delivered markers of events. Writers and readers (the export,
+//! and the dashboard, and the delivered markers of events; and, in the status container, the
+//! records of handled ConnectionTests. Writers and readers (the export,
 //! the alias, the index rebuild, the reports, the backfill, `cvctl models|demo|verify`) use
 //! these, never a literal, so a rename cannot leave a reader behind.
 
@@ -42,6 +43,9 @@ pub const TRAINED_AT_KEY: &str = "cvtrainedat";
 /// On the dashboard page: the SHA-256 of its bytes, hex.
 pub const DIGEST_KEY: &str = "cvdigest";
 
+/// The folder of the records of handled ConnectionTests, in the status container
+/// (`connection-tests/{message id}.json`).
+pub const CONNECTION_TESTS_PREFIX: &str = "connection-tests";
 /// The folder of the training reports and dashboards, beside the projects' models.
 pub const REPORTS_PREFIX: &str = "reports";
 /// The dashboard's name beside a project's reports.
@@ -178,5 +182,6 @@ mod tests {
         assert_eq!(report_html_path(p, i), format!("reports/{p}/{i}.html"));
         assert_eq!(dashboard_path(p), format!("reports/{p}/index.html"));
         assert_eq!(delivered_marker_path("webhook", "e1"), "webhook/e1");
+        assert_eq!(CONNECTION_TESTS_PREFIX, "connection-tests");
     }
 }

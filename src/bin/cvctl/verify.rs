@@ -20,6 +20,7 @@ use azure_storage_queue::models::QueueClientPeekMessagesOptions;
 use url::Url;
 
 use customvision_events::domain::ProjectId;
+use customvision_events::functions::find_connection_test;
 use customvision_events::notification::Notification;
 use customvision_events::storage::{list_blobs, StorageAccount};
 
@@ -44,7 +45,6 @@ pub enum Outcome {
 }
 
 pub const TEST_BLOB_PREFIX: &str = "CustomVision-TestPermission/";
-pub const STATUS_PREFIX: &str = "connection-tests/";
 
 pub async fn run(ctx: &Context, args: &Args) -> Result<Vec<(&'static str, Outcome)>, CliError> {
     let project = ProjectId::parse(&args.project).map_err(|e| {
@@ -277,38 +277,21 @@ async fn connection_test(
     let client = account
         .container(status)
         .map_err(|e| CliError::usage(e.to_string(), "check CV_STORAGE"))?;
-    let mut records = match list_blobs(&client, STATUS_PREFIX).await {
-        Ok(r) => r,
+    match find_connection_test(&client, project, others).await {
+        Ok(Some(found)) => {
+            return Ok(Outcome::Pass(format!(
+                "the Function App handled it at {} ({status}/{})",
+                found.record.received_at, found.blob
+            )))
+        }
+        Ok(None) => {}
         Err(e) => {
             return denied(
                 &format!("cannot list container {status}"),
-                &e,
+                &e.source,
                 "see the access check".into(),
             )
         }
-    };
-    // Newest first; ConnectionTests are rare, a hundred is far more than there will be.
-    records.sort_by_key(|r| std::cmp::Reverse(r.created));
-    for record in records.iter().take(100) {
-        if others.contains(&record.name) {
-            continue;
-        }
-        let body = match client.blob_client(&record.name).download(None).await {
-            Ok(r) => r.body.collect().await.ok(),
-            Err(_) => None,
-        };
-        let Some(body) = body else { continue };
-        let Ok(json) = serde_json::from_slice::<serde_json::Value>(&body) else {
-            continue;
-        };
-        if json["projectId"] == project.to_string() {
-            return Ok(Outcome::Pass(format!(
-                "the Function App handled it at {} ({status}/{})",
-                json["receivedAt"].as_str().unwrap_or("?"),
-                record.name
-            )));
-        }
-        others.insert(record.name.clone());
     }
     let queue = account
         .queue(queue_name)
@@ -344,27 +327,6 @@ async fn connection_test(
     })
 }
 
-/// The sinks a ping goes to, by marker name.
-fn ping_sinks(ctx: &Context) -> Vec<&'static str> {
-    use customvision_events::events::EventType;
-    let events = &ctx.settings.events;
-    let mut sinks = Vec::new();
-    if events.event_grid.is_some() {
-        sinks.push("eventgrid");
-    }
-    if let Some(hook) = &events.webhook {
-        let takes_pings = hook.types.as_ref().is_none_or(|types| {
-            types
-                .iter()
-                .any(|t| EventType::parse(t) == Some(EventType::Ping))
-        });
-        if takes_pings {
-            sinks.push("webhook");
-        }
-    }
-    sinks
-}
-
 /// A ping through the outbox: passed when every sink that takes pings has its marker.
 async fn events_ping(
     ctx: &Context,
@@ -373,7 +335,11 @@ async fn events_ping(
 ) -> Result<Outcome, CliError> {
     use customvision_events::events::outbox::{self, FailedRecord};
     use customvision_events::events::publisher::marker_path;
-    let sinks = ping_sinks(ctx);
+    let sinks = customvision_events::events::sinks::names_taking(
+        &ctx.settings.events,
+        &ctx.http,
+        customvision_events::events::EventType::Ping,
+    );
     if sinks.is_empty() {
         return Ok(Outcome::Skip(
             "no event sink configured (events off)".into(),

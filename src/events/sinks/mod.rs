@@ -16,6 +16,11 @@ use crate::SharedHttp;
 /// How long one request to a sink may take (Standard Webhooks suggests a short timeout,
 /// "15 seconds or less"); a slower sink is a timeout, retried on the schedule.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(15);
+/// The Event Grid sink's name in delivered markers, failed records and an outbox message's
+/// pending sinks.
+pub const EVENT_GRID: &str = "eventgrid";
+/// The webhook's name, likewise.
+pub const WEBHOOK: &str = "webhook";
 /// How much of an answer's body is kept (failed records, `test-fire --direct`).
 const BODY_CHARS: usize = 512;
 
@@ -35,8 +40,8 @@ impl Sink {
     /// The name in delivered markers and failed records.
     pub fn name(&self) -> &'static str {
         match self {
-            Self::EventGrid(_) => "eventgrid",
-            Self::Webhook(_) => "webhook",
+            Self::EventGrid(_) => EVENT_GRID,
+            Self::Webhook(_) => WEBHOOK,
         }
     }
 
@@ -98,6 +103,26 @@ pub fn from_settings(
     Ok(sinks)
 }
 
+/// The names of the configured sinks that take events of type `kind` ([`Sink::name`],
+/// [`Sink::wants`]), from the settings, without a credential: the delivered markers such an
+/// event leaves (`cvctl verify` waits for a ping's).
+pub fn names_taking(
+    settings: &EventSettings,
+    http: &SharedHttp,
+    kind: EventType,
+) -> Vec<&'static str> {
+    let mut names = Vec::new();
+    if settings.event_grid.is_some() {
+        names.push(EVENT_GRID);
+    }
+    if let Some(wh) = &settings.webhook {
+        if webhook::WebhookSink::new(wh, http).wants(Some(kind)) {
+            names.push(WEBHOOK);
+        }
+    }
+    names
+}
+
 /// Sends `request` and reads the answer into an [`Answer`], bounded and redacted.
 pub(crate) async fn answer_of(request: reqwest::RequestBuilder) -> Answer {
     let response = match request.timeout(SEND_TIMEOUT).send().await {
@@ -136,6 +161,43 @@ pub(crate) fn type_listed(types: &[String], kind: Option<EventType>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sinks_taking_a_type_are_named_as_their_markers_are() {
+        let names = |pairs: &[(&str, &str)], kind| {
+            let settings = EventSettings::from_lookup(&|k| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            })
+            .unwrap();
+            names_taking(&settings, &crate::http::http_client(), kind)
+        };
+        let topic = (
+            "CV_EVENTGRID__topicEndpointUri",
+            "https://t.example.com/api/events",
+        );
+        let hook = ("CV_WEBHOOK_URL", "https://h.example.com/hook");
+        let secret = (
+            "CV_WEBHOOK_SECRET",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        );
+        assert!(names(&[], EventType::Ping).is_empty(), "events off");
+        assert_eq!(
+            names(&[topic, hook, secret], EventType::Ping),
+            [EVENT_GRID, WEBHOOK]
+        );
+        let only = ("CV_WEBHOOK_TYPES", "ModelCopied");
+        assert_eq!(
+            names(&[topic, hook, secret, only], EventType::Ping),
+            [EVENT_GRID]
+        );
+        assert_eq!(
+            names(&[hook, secret, only], EventType::ModelCopied),
+            [WEBHOOK]
+        );
+    }
 
     #[test]
     fn a_credential_failure_keeps_its_cause_and_shows_no_secret() {

@@ -308,6 +308,100 @@ async fn the_fake_topic_accepts_what_the_official_python_sdk_sends() {
     assert_eq!(topic.requests().last().unwrap().status, 401);
 }
 
+/// The fake topic refuses what Event Grid refuses, each for its own reason, so a test that
+/// passes against it says something: sent with a plain HTTP client (not our sink), a valid
+/// batch is accepted, and a wrong content type, a body that is not an array, an event missing
+/// each required attribute, an event over 1 MB and a batch over 1 MB are answered 400 or 413
+/// (<https://learn.microsoft.com/azure/event-grid/post-to-custom-topic>, "Response";
+/// <https://learn.microsoft.com/azure/event-grid/quotas-limits>).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_fake_topic_refuses_what_event_grid_refuses() {
+    use crate::support::events::MAX_EVENT_GRID_BYTES;
+    const BATCH: &str = "application/cloudevents-batch+json; charset=utf-8";
+    let topic = FakeTopic::start_with(TOPIC_KEY, "unused-token", false).await;
+    let http = customvision_events::http_client().client().unwrap().clone();
+    let url = format!("{}?api-version=2018-01-01", topic.endpoint());
+    let post = |content_type: &'static str, body: Vec<u8>| {
+        let request = http
+            .post(&url)
+            .header("aeg-sas-key", TOPIC_KEY)
+            .header("content-type", content_type)
+            .body(body);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    let valid = serde_json::to_value(event(0)).unwrap();
+    let batch = |events: Vec<Value>| serde_json::to_vec(&Value::Array(events)).unwrap();
+    let without = |attr: &str| {
+        let mut e = valid.clone();
+        e.as_object_mut().unwrap().remove(attr);
+        e
+    };
+    // An event of `bytes` bytes or a little more, by a `data` string.
+    let sized = |n: usize, bytes: usize| {
+        let mut e = valid.clone();
+        e["id"] = format!("{n:032x}").into();
+        e["data"] = "x".repeat(bytes).into();
+        e
+    };
+
+    assert_eq!(
+        post(BATCH, batch(vec![valid.clone()])).await,
+        200,
+        "the baseline"
+    );
+    let mut cases: Vec<(String, &'static str, Vec<u8>, u16)> = vec![
+        (
+            "content type application/json".into(),
+            "application/json",
+            batch(vec![valid.clone()]),
+            400,
+        ),
+        (
+            "one event, not an array".into(),
+            BATCH,
+            serde_json::to_vec(&valid).unwrap(),
+            400,
+        ),
+        ("an empty array".into(), BATCH, batch(vec![]), 400),
+        ("not JSON".into(), BATCH, b"[{".to_vec(), 400),
+    ];
+    for attr in ["id", "source", "specversion", "type"] {
+        cases.push((format!("no {attr}"), BATCH, batch(vec![without(attr)]), 400));
+    }
+    let mut old = valid.clone();
+    old["specversion"] = "0.3".into();
+    cases.push(("specversion 0.3".into(), BATCH, batch(vec![old]), 400));
+    cases.push((
+        "one event over 1 MB".into(),
+        BATCH,
+        batch(vec![sized(1, MAX_EVENT_GRID_BYTES)]),
+        413,
+    ));
+    cases.push((
+        "two events of 600 KB: the batch over 1 MB".into(),
+        BATCH,
+        batch(vec![sized(2, 600 * 1024), sized(3, 600 * 1024)]),
+        413,
+    ));
+    // Every case is tried before the verdict, so a broken check shows every case it lets by.
+    let mut wrong = Vec::new();
+    for (what, content_type, body, want) in cases {
+        let got = post(content_type, body).await;
+        if got != want {
+            wrong.push(format!("{what}: {got}, not {want}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    // Just under the limits is accepted: the 413s above are the size, not the shape.
+    let under = sized(4, 512 * 1024);
+    assert_eq!(post(BATCH, batch(vec![under])).await, 200, "512 KB");
+    assert_eq!(topic.accepted().len(), 2, "only the baseline and 512 KB");
+    assert_eq!(
+        topic.requests().iter().filter(|r| r.status == 200).count(),
+        2
+    );
+}
+
 fn as_pairs(settings: &[(String, String)]) -> Vec<(&str, &str)> {
     settings
         .iter()

@@ -658,11 +658,12 @@ async fn a_crash_after_the_copy_then_the_redelivery_still_sends_the_events() {
     )
     .await;
     app.probe.create_queue(EVENTS).await.unwrap();
-    let (p, _, message) = export_ready(&app).await;
+    let (p, i, message) = export_ready(&app).await;
     // The copy and the alias are made, then the index write fails: the invocation dies
     // after the change and before its outputs, as in a crash.
     // The SDK percent-encodes the blob name's slash.
     let index = format!("/devstoreaccount1/{MODELS}/{p}%2Findex.json");
+    let done = format!("export of project {p} iteration {i} completed");
     // Three notifications of the same export, each dying once after the change: each
     // redelivery finds the change done and emits it again (the redelivery rule), with the same
     // ids, so the markers let each sink have it once.
@@ -679,16 +680,35 @@ async fn a_crash_after_the_copy_then_the_redelivery_still_sends_the_events() {
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", app.output()));
         if round == 1 {
-            // No event leaves with a failed invocation.
-            assert!(
-                sinks.topic.accepted().is_empty(),
-                "{:?}",
-                sinks.topic.accepted()
+            // The failed invocation put nothing on the outbox (the count includes messages
+            // being processed), and PublishEvents has had nothing to take.
+            assert_eq!(
+                app.probe.queue_len(EVENTS).await.unwrap(),
+                0,
+                "{}",
+                app.output()
             );
+            assert!(app.probe.peek(EVENTS).await.unwrap().is_empty());
+            assert_eq!(publish_invocations(&app.output()), 0, "{}", app.output());
         }
         proxy.clear(&index);
         app.drained().await;
         outbox_drained(&app).await;
+        if round == 1 {
+            // The topic had nothing until the redelivery succeeded: every PublishEvents line
+            // comes after the successful ExportCompleted's (the host writes its outputs
+            // after its answer), and the two events arrived once each.
+            let output = app.output();
+            let succeeded = output.rfind(&done).unwrap_or_else(|| panic!("{output}"));
+            let first_publish = output.find("Function.PublishEvents.User");
+            assert!(
+                first_publish.is_some_and(|at| at > succeeded),
+                "an event left before its change was committed:\n{output}"
+            );
+            let topic = accepted(&app, "the topic", 2, || sinks.topic.accepted()).await;
+            assert_eq!(topic.len(), 2, "{topic:#?}");
+            assert_eq!(sinks.topic.requests().len(), 2, "{}", output);
+        }
     }
     let topic = accepted(&app, "the topic", 2, || sinks.topic.accepted()).await;
     assert_eq!(of_type(&topic, "ModelCopied").len(), 1, "{topic:#?}");

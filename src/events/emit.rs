@@ -86,36 +86,20 @@ impl<'a> Events<'a> {
         }
         let store_name = &self.settings.model_store_container;
         for outcome in outcomes {
-            let Some(stored) = &outcome.stored else {
-                continue;
-            };
-            let copied = match &outcome.copy {
-                Some((_, CopyState::Copied)) => Some(true),
-                Some((_, CopyState::AlreadyPresent)) => Some(false),
-                _ => None,
-            };
-            if let Some(now) = copied {
-                if now || self.redelivery {
-                    let at = self.last_modified(store_name, &stored.path).await?;
-                    let fact = Fact::ModelCopied(self.blob(stored, &stored.path)?);
-                    self.push(&fact, at)?;
-                }
-            }
-            let moved = match &outcome.latest {
-                Some(Latest::Moved { path }) => Some((true, path)),
-                Some(Latest::Current { path }) => Some((false, path)),
-                _ => None,
-            };
-            if let Some((now, path)) = moved {
-                if now || self.redelivery {
-                    debug_assert_eq!(
-                        path,
-                        &latest_path(stored.project_id, &stored.platform, &stored.extension)
-                    );
-                    let at = self.last_modified(store_name, path).await?;
-                    let fact = Fact::LatestMoved(self.blob(stored, path)?);
-                    self.push(&fact, at)?;
-                }
+            for (kind, stored, path) in export_changes(outcome, self.redelivery) {
+                let at = self.last_modified(store_name, path).await?;
+                let blob = self.blob(stored, path)?;
+                let fact = match kind {
+                    ExportChange::Copied => Fact::ModelCopied(blob),
+                    ExportChange::Moved => {
+                        debug_assert_eq!(
+                            path,
+                            latest_path(stored.project_id, &stored.platform, &stored.extension)
+                        );
+                        Fact::LatestMoved(blob)
+                    }
+                };
+                self.push(&fact, at)?;
             }
         }
         Ok(())
@@ -234,6 +218,48 @@ impl<'a> Events<'a> {
     }
 }
 
+/// What an export's outcome emits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ExportChange {
+    /// `ModelCopied`, at the copy's path.
+    Copied,
+    /// `LatestMoved`, at the alias's path.
+    Moved,
+}
+
+/// The changes an outcome reports, each with its stored path: the redelivery rule
+/// ([`super::outbox::emits`]) applied to the copy and to the alias. Made now: always. Found
+/// already made (`AlreadyPresent`, `Current`): only on a `redelivery`, since a duplicate's
+/// first delivery finding it done is not news. Not made (`Kept`, `Newer`, `Held`): never.
+fn export_changes(
+    outcome: &ModelOutcome,
+    redelivery: bool,
+) -> Vec<(ExportChange, &StoredModel, &str)> {
+    let Some(stored) = &outcome.stored else {
+        return Vec::new();
+    };
+    let mut changes = Vec::new();
+    let copied = match &outcome.copy {
+        Some((_, CopyState::Copied)) => Some(true),
+        Some((_, CopyState::AlreadyPresent)) => Some(false),
+        _ => None,
+    };
+    if copied.is_some_and(|now| now || redelivery) {
+        changes.push((ExportChange::Copied, stored, stored.path.as_str()));
+    }
+    let moved = match &outcome.latest {
+        Some(Latest::Moved { path }) => Some((true, path)),
+        Some(Latest::Current { path }) => Some((false, path)),
+        _ => None,
+    };
+    if let Some((now, path)) = moved {
+        if now || redelivery {
+            changes.push((ExportChange::Moved, stored, path.as_str()));
+        }
+    }
+    changes
+}
+
 fn gate(figures: &Figures, min_precision: f64, min_recall: f64) -> Gate {
     Gate {
         precision: figures.precision,
@@ -241,5 +267,104 @@ fn gate(figures: &Figures, min_precision: f64, min_recall: f64) -> Gate {
         average_precision: figures.average_precision,
         min_precision,
         min_recall,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{IterationId, ProjectId};
+    use crate::model_store::{OrderBy, OrderKey};
+
+    const P: &str = "0b4c7a55-8f0f-4a4e-9d2e-4a0d8b1c2e3f";
+    const I: &str = "7e1d2c3b-4a5f-4e6d-8c7b-9a0f1e2d3c4b";
+    const COPY: &str = "projects/p/iterations/i/model.onnx";
+    const ALIAS: &str = "projects/p/latest/model.onnx";
+
+    fn outcome(copy: Option<CopyState>, latest: Option<Latest>) -> ModelOutcome {
+        let iteration_id = IterationId::parse(I).unwrap();
+        ModelOutcome {
+            source: "backups/model.onnx".into(),
+            copy: copy.map(|c| (COPY.to_string(), c)),
+            tagged_in_place: false,
+            latest,
+            indexed: None,
+            stored: Some(StoredModel {
+                project_id: ProjectId::parse(P).unwrap(),
+                iteration_id,
+                platform: "ONNX".into(),
+                extension: "onnx".into(),
+                path: COPY.into(),
+                size: Some(5),
+                content_md5: None,
+                order: OrderKey {
+                    by: OrderBy::Created,
+                    at: OffsetDateTime::UNIX_EPOCH,
+                    iteration_id,
+                },
+                source: "backups/model.onnx".into(),
+                source_etag: "\"0x1\"".into(),
+            }),
+        }
+    }
+
+    fn changes(outcome: &ModelOutcome, redelivery: bool) -> Vec<(ExportChange, &str)> {
+        export_changes(outcome, redelivery)
+            .into_iter()
+            .map(|(kind, _, path)| (kind, path))
+            .collect()
+    }
+
+    /// `now || redelivery`: a change made now is always news; one found already made is news
+    /// only on a redelivery (an earlier attempt may have died before its outputs), never on a
+    /// duplicate notification's first delivery.
+    #[test]
+    fn an_outcome_found_already_done_emits_only_on_a_redelivery() {
+        use ExportChange::{Copied, Moved};
+        let moved = || Some(Latest::Moved { path: ALIAS.into() });
+        let current = || Some(Latest::Current { path: ALIAS.into() });
+        let made_now = outcome(Some(CopyState::Copied), moved());
+        let found_done = outcome(Some(CopyState::AlreadyPresent), current());
+        for redelivery in [false, true] {
+            assert_eq!(
+                changes(&made_now, redelivery),
+                [(Copied, COPY), (Moved, ALIAS)],
+                "made now, redelivery {redelivery}"
+            );
+        }
+        assert_eq!(
+            changes(&found_done, false),
+            [],
+            "a duplicate's first delivery emits nothing new"
+        );
+        assert_eq!(
+            changes(&found_done, true),
+            [(Copied, COPY), (Moved, ALIAS)],
+            "a redelivery emits what it found done"
+        );
+        // Each half on its own: a copy made now with the alias already there, and back.
+        let half = outcome(Some(CopyState::Copied), current());
+        assert_eq!(changes(&half, false), [(Copied, COPY)]);
+        let half = outcome(Some(CopyState::AlreadyPresent), moved());
+        assert_eq!(changes(&half, false), [(Moved, ALIAS)]);
+    }
+
+    #[test]
+    fn what_was_not_changed_emits_nothing_even_on_a_redelivery() {
+        let newer = Some(Latest::Newer {
+            path: ALIAS.into(),
+            iteration: "other".into(),
+        });
+        let held = Some(Latest::Held { path: ALIAS.into() });
+        for latest in [None, newer, held] {
+            let kept = outcome(Some(CopyState::Kept), latest);
+            assert_eq!(changes(&kept, true), [], "{kept}");
+        }
+        let mut no_copy = outcome(
+            Some(CopyState::Copied),
+            Some(Latest::Moved { path: ALIAS.into() }),
+        );
+        no_copy.stored = None;
+        assert_eq!(changes(&no_copy, true), [], "nothing stored");
     }
 }

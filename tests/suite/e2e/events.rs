@@ -308,6 +308,100 @@ async fn the_fake_topic_accepts_what_the_official_python_sdk_sends() {
     assert_eq!(topic.requests().last().unwrap().status, 401);
 }
 
+/// The fake topic refuses what Event Grid refuses, each for its own reason, so a test that
+/// passes against it says something: sent with a plain HTTP client (not our sink), a valid
+/// batch is accepted, and a wrong content type, a body that is not an array, an event missing
+/// each required attribute, an event over 1 MB and a batch over 1 MB are answered 400 or 413
+/// (<https://learn.microsoft.com/azure/event-grid/post-to-custom-topic>, "Response";
+/// <https://learn.microsoft.com/azure/event-grid/quotas-limits>).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_fake_topic_refuses_what_event_grid_refuses() {
+    use crate::support::events::MAX_EVENT_GRID_BYTES;
+    const BATCH: &str = "application/cloudevents-batch+json; charset=utf-8";
+    let topic = FakeTopic::start_with(TOPIC_KEY, "unused-token", false).await;
+    let http = customvision_events::http_client().client().unwrap().clone();
+    let url = format!("{}?api-version=2018-01-01", topic.endpoint());
+    let post = |content_type: &'static str, body: Vec<u8>| {
+        let request = http
+            .post(&url)
+            .header("aeg-sas-key", TOPIC_KEY)
+            .header("content-type", content_type)
+            .body(body);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    let valid = serde_json::to_value(event(0)).unwrap();
+    let batch = |events: Vec<Value>| serde_json::to_vec(&Value::Array(events)).unwrap();
+    let without = |attr: &str| {
+        let mut e = valid.clone();
+        e.as_object_mut().unwrap().remove(attr);
+        e
+    };
+    // An event of `bytes` bytes or a little more, by a `data` string.
+    let sized = |n: usize, bytes: usize| {
+        let mut e = valid.clone();
+        e["id"] = format!("{n:032x}").into();
+        e["data"] = "x".repeat(bytes).into();
+        e
+    };
+
+    assert_eq!(
+        post(BATCH, batch(vec![valid.clone()])).await,
+        200,
+        "the baseline"
+    );
+    let mut cases: Vec<(String, &'static str, Vec<u8>, u16)> = vec![
+        (
+            "content type application/json".into(),
+            "application/json",
+            batch(vec![valid.clone()]),
+            400,
+        ),
+        (
+            "one event, not an array".into(),
+            BATCH,
+            serde_json::to_vec(&valid).unwrap(),
+            400,
+        ),
+        ("an empty array".into(), BATCH, batch(vec![]), 400),
+        ("not JSON".into(), BATCH, b"[{".to_vec(), 400),
+    ];
+    for attr in ["id", "source", "specversion", "type"] {
+        cases.push((format!("no {attr}"), BATCH, batch(vec![without(attr)]), 400));
+    }
+    let mut old = valid.clone();
+    old["specversion"] = "0.3".into();
+    cases.push(("specversion 0.3".into(), BATCH, batch(vec![old]), 400));
+    cases.push((
+        "one event over 1 MB".into(),
+        BATCH,
+        batch(vec![sized(1, MAX_EVENT_GRID_BYTES)]),
+        413,
+    ));
+    cases.push((
+        "two events of 600 KB: the batch over 1 MB".into(),
+        BATCH,
+        batch(vec![sized(2, 600 * 1024), sized(3, 600 * 1024)]),
+        413,
+    ));
+    // Every case is tried before the verdict, so a broken check shows every case it lets by.
+    let mut wrong = Vec::new();
+    for (what, content_type, body, want) in cases {
+        let got = post(content_type, body).await;
+        if got != want {
+            wrong.push(format!("{what}: {got}, not {want}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    // Just under the limits is accepted: the 413s above are the size, not the shape.
+    let under = sized(4, 512 * 1024);
+    assert_eq!(post(BATCH, batch(vec![under])).await, 200, "512 KB");
+    assert_eq!(topic.accepted().len(), 2, "only the baseline and 512 KB");
+    assert_eq!(
+        topic.requests().iter().filter(|r| r.status == 200).count(),
+        2
+    );
+}
+
 fn as_pairs(settings: &[(String, String)]) -> Vec<(&str, &str)> {
     settings
         .iter()
@@ -463,6 +557,33 @@ async fn export_ready(app: &TestApp) -> (String, String, String) {
     )
 }
 
+/// The `PublishEvents` invocations so far: one per outbox message it took (each logs a line per
+/// sink, tagged with its invocation's `Id=`).
+fn publish_invocations(output: &str) -> usize {
+    let mut ids: Vec<&str> = output
+        .lines()
+        .filter(|l| l.contains("Function.PublishEvents.User"))
+        .filter_map(|l| l.rsplit_once("(Id=").map(|(_, id)| id))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids.len()
+}
+
+/// Waits until `PublishEvents` has run `n` times, then says how often it ran in all.
+async fn publish_invocations_at_least(app: &TestApp, n: usize) -> usize {
+    wait_for(
+        &format!("{n} PublishEvents invocation(s)"),
+        DEADLINE,
+        || async {
+            let got = publish_invocations(&app.output());
+            Ok((got >= n).then_some(got))
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", app.output()))
+}
+
 fn assert_no_secret(events: &[Value]) {
     for e in events {
         let text = e.to_string();
@@ -487,8 +608,14 @@ async fn one_export_delivered_three_times_gives_one_model_copied_id_and_one_late
     let moved = of_type(&topic, "LatestMoved");
     assert_eq!(distinct_ids(&copied), 1, "{topic:#?}");
     assert_eq!(distinct_ids(&moved), 1, "{topic:#?}");
-    // A duplicate on its first delivery emits nothing new: two events for the export.
     assert_eq!(topic.len(), 2, "{topic:#?}");
+    // A duplicate on its first delivery (DequeueCount 1, the change found done) emits nothing
+    // new: the outbox carried the first delivery's two messages and no more. (The topic's
+    // count alone would not show it: the markers would keep re-emitted ids from a second send.)
+    let invocations = publish_invocations_at_least(&app, 2).await;
+    let output = app.output();
+    assert_eq!(invocations, 2, "outbox messages taken:\n{output}");
+    assert_eq!(output.matches("already delivered").count(), 0, "{output}");
     assert_eq!(
         copied[0]["subject"],
         format!("projects/{p}/iterations/{i}/models/ONNX").as_str()
@@ -531,11 +658,12 @@ async fn a_crash_after_the_copy_then_the_redelivery_still_sends_the_events() {
     )
     .await;
     app.probe.create_queue(EVENTS).await.unwrap();
-    let (p, _, message) = export_ready(&app).await;
+    let (p, i, message) = export_ready(&app).await;
     // The copy and the alias are made, then the index write fails: the invocation dies
     // after the change and before its outputs, as in a crash.
     // The SDK percent-encodes the blob name's slash.
     let index = format!("/devstoreaccount1/{MODELS}/{p}%2Findex.json");
+    let done = format!("export of project {p} iteration {i} completed");
     // Three notifications of the same export, each dying once after the change: each
     // redelivery finds the change done and emits it again (the redelivery rule), with the same
     // ids, so the markers let each sink have it once.
@@ -552,16 +680,35 @@ async fn a_crash_after_the_copy_then_the_redelivery_still_sends_the_events() {
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", app.output()));
         if round == 1 {
-            // No event leaves with a failed invocation.
-            assert!(
-                sinks.topic.accepted().is_empty(),
-                "{:?}",
-                sinks.topic.accepted()
+            // The failed invocation put nothing on the outbox (the count includes messages
+            // being processed), and PublishEvents has had nothing to take.
+            assert_eq!(
+                app.probe.queue_len(EVENTS).await.unwrap(),
+                0,
+                "{}",
+                app.output()
             );
+            assert!(app.probe.peek(EVENTS).await.unwrap().is_empty());
+            assert_eq!(publish_invocations(&app.output()), 0, "{}", app.output());
         }
         proxy.clear(&index);
         app.drained().await;
         outbox_drained(&app).await;
+        if round == 1 {
+            // The topic had nothing until the redelivery succeeded: every PublishEvents line
+            // comes after the successful ExportCompleted's (the host writes its outputs
+            // after its answer), and the two events arrived once each.
+            let output = app.output();
+            let succeeded = output.rfind(&done).unwrap_or_else(|| panic!("{output}"));
+            let first_publish = output.find("Function.PublishEvents.User");
+            assert!(
+                first_publish.is_some_and(|at| at > succeeded),
+                "an event left before its change was committed:\n{output}"
+            );
+            let topic = accepted(&app, "the topic", 2, || sinks.topic.accepted()).await;
+            assert_eq!(topic.len(), 2, "{topic:#?}");
+            assert_eq!(sinks.topic.requests().len(), 2, "{}", output);
+        }
     }
     let topic = accepted(&app, "the topic", 2, || sinks.topic.accepted()).await;
     assert_eq!(of_type(&topic, "ModelCopied").len(), 1, "{topic:#?}");

@@ -6,6 +6,13 @@
 //! `https://eventgrid.azure.net/.default` (the function's managed identity holds EventGrid
 //! Data Sender on the topic), or, locally, the topic key as `aeg-sas-key`
 //! (<https://learn.microsoft.com/azure/event-grid/authenticate-with-access-keys-shared-access-signatures>).
+//!
+//! In App Service / Functions the managed identity's token comes from `IDENTITY_ENDPOINT`
+//! (`azure_identity` 1.0.0, `src/managed_identity_credential.rs` and
+//! `src/imds_managed_identity_credential.rs`: `GET ?api-version=2019-08-01&resource=
+//! https://eventgrid.azure.net&client_id=…` with `X-IDENTITY-HEADER`); the e2e test
+//! `the_topic_gets_the_managed_identitys_token_…` runs this path against a fake of that
+//! endpoint (tests/suite/support/identity.rs).
 
 use std::sync::Arc;
 

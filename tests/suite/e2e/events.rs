@@ -983,3 +983,77 @@ async fn a_sink_never_ready_ends_in_the_failed_queue_with_the_setting_named() {
     assert!(sinks.hook.requests().is_empty());
     app.assert_empty(&[EVENTS_POISON, REJECTED]).await;
 }
+
+/// The Event Grid sink with `CV_EVENTGRID__credential=managedidentity`: the handler gets its
+/// token from App Service's identity endpoint (a fake of it, tests/suite/support/identity.rs)
+/// for `https://eventgrid.azure.net` as the user-assigned identity `CV_EVENTGRID__clientId`,
+/// and the topic, which accepts only that token, takes the event once its role has
+/// "propagated": a 403 and a 401 just after start are retried, not failed.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_topic_gets_the_managed_identitys_token_and_a_401_or_403_while_roles_propagate_is_retried(
+) {
+    use crate::support::identity::FakeIdentity;
+    const CLIENT_ID: &str = "5f2c1a9e-0b7d-4c3e-9a61-2d8e4f7b1c03";
+    const IDENTITY_HEADER: &str = "fake-identity-header-value";
+    let identity = FakeIdentity::start(CLIENT_ID, IDENTITY_HEADER).await;
+    let token = FakeIdentity::token_for("https://eventgrid.azure.net", CLIENT_ID);
+    // No key is configured: the topic's key is one the handler never has.
+    let topic = FakeTopic::start("a-key-nobody-has", &token).await;
+    // The role assignment not yet in effect: refused twice, then accepted.
+    topic.script(&[403, 401]);
+    let mut settings = vec![
+        (
+            "CV_EVENTGRID__topicEndpointUri".to_string(),
+            topic.endpoint(),
+        ),
+        ("CV_EVENTGRID__credential".into(), "managedidentity".into()),
+        ("CV_EVENTGRID__clientId".into(), CLIENT_ID.into()),
+        ("CV_EVENTS_RETRY_SCHEDULE".into(), "1s,1s,1s,1s".into()),
+    ];
+    settings.extend(identity.env());
+    let pairs: Vec<(&str, &str)> = settings
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let app = spawn_app(&pairs).await;
+    app.probe.create_queue(EVENTS).await.unwrap();
+
+    let e = event(3);
+    put_outbox(&app, &e).await;
+    let accepted = accepted(&app, "the topic", 1, || topic.accepted()).await;
+    outbox_drained(&app).await;
+    assert_eq!(accepted[0]["id"], e.id.as_str());
+    let requests = topic.requests();
+    let statuses: Vec<u16> = requests.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [403, 401, 200], "{}", app.output());
+    let bearer = format!("Bearer {token}");
+    for r in &requests {
+        assert_eq!(r.header("authorization"), Some(bearer.as_str()));
+        assert_eq!(r.header("aeg-sas-key"), None);
+    }
+    // What the handler asked the identity endpoint for: Event Grid's audience, as the
+    // configured user-assigned identity, in App Service's protocol version.
+    let asked = identity.requests();
+    assert!(!asked.is_empty());
+    for query in &asked {
+        let q: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+        let get = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(
+            get("resource"),
+            Some("https://eventgrid.azure.net"),
+            "{query}"
+        );
+        assert_eq!(get("client_id"), Some(CLIENT_ID), "{query}");
+        assert_eq!(get("api-version"), Some("2019-08-01"), "{query}");
+    }
+    let output = app.output();
+    assert!(!output.contains(&token), "the token in the output");
+    assert!(
+        !output.contains(IDENTITY_HEADER),
+        "the identity header in the output"
+    );
+    app.assert_empty(&[EVENTS_FAILED, EVENTS_POISON, REJECTED])
+        .await;
+}

@@ -28,8 +28,6 @@ pub enum StartupError {
     #[error(transparent)]
     Training(#[from] TrainingError),
     #[error(transparent)]
-    EventSinks(#[from] crate::events::sinks::SinkError),
-    #[error(transparent)]
     EventSource(#[from] crate::events::SourceError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -76,7 +74,17 @@ pub async fn run() -> Result<(), StartupError> {
         .as_ref()
         .map(|t| TrainingClient::from_settings(http.clone(), t, Some(&account)))
         .transpose()?;
-    let sinks = crate::events::sinks::from_settings(&settings.events, &http, Some(&account))?;
+    // A sink whose secret or credential is unusable starts not ready: logged here, and on
+    // each `PublishEvents` invocation that has to wait for it.
+    let sinks = crate::events::sinks::from_settings(&settings.events, &http, Some(&account));
+    for sink in &sinks {
+        if let Some(why) = sink.not_ready() {
+            tracing::warn!(
+                "event sink {} is not ready, its events wait on the retry schedule: {why}",
+                sink.name()
+            );
+        }
+    }
     let event_source = crate::events::source(&settings, &account)?;
     // Loopback only: the host is the one and only client.
     let addr = SocketAddr::from(([127, 0, 0, 1], port));

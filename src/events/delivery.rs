@@ -15,6 +15,9 @@ pub enum Answer {
     Status { status: u16, body: String },
     /// No answer: a timeout, a refused or reset connection, no token.
     NoAnswer { reason: String },
+    /// Not sent: the sink's secret or credential setting is unusable (an unresolved Key Vault
+    /// reference right after a deploy, say). The reason names the setting, never its value.
+    NotReady { reason: String },
 }
 
 impl std::fmt::Display for Answer {
@@ -23,6 +26,7 @@ impl std::fmt::Display for Answer {
             Self::Status { status, body } if body.is_empty() => write!(f, "{status}"),
             Self::Status { status, body } => write!(f, "{status}: {body}"),
             Self::NoAnswer { reason } => write!(f, "no answer: {reason}"),
+            Self::NotReady { reason } => write!(f, "not sent, the sink is not ready: {reason}"),
         }
     }
 }
@@ -50,7 +54,9 @@ pub const ROLE_PROPAGATION: Duration = Duration::from_secs(40 * 60);
 /// a webhook's own refusal.
 pub fn judge(answer: &Answer, propagating_auth: bool, waited: Duration, webhook: bool) -> Verdict {
     match answer {
-        Answer::NoAnswer { .. } => Verdict::Transient,
+        // A setting the platform may yet fix (a Key Vault reference resolves, a role applies):
+        // retried on the schedule, and kept as failed when it runs out.
+        Answer::NoAnswer { .. } | Answer::NotReady { .. } => Verdict::Transient,
         Answer::Status { status, .. } => match *status {
             200..=299 => Verdict::Accepted,
             410 if webhook => Verdict::Disabled,
@@ -111,6 +117,23 @@ mod tests {
             reason: "timed out".into(),
         };
         assert_eq!(judge(&timeout, false, zero, true), Verdict::Transient);
+    }
+
+    #[test]
+    fn a_sink_not_ready_is_retried_never_refused_for_good() {
+        let not_ready = Answer::NotReady {
+            reason: "setting CV_WEBHOOK_SECRET is an unresolved Key Vault reference".into(),
+        };
+        for webhook in [true, false] {
+            assert_eq!(
+                judge(&not_ready, false, ROLE_PROPAGATION * 10, webhook),
+                Verdict::Transient
+            );
+        }
+        assert_eq!(
+            not_ready.to_string(),
+            "not sent, the sink is not ready: setting CV_WEBHOOK_SECRET is an unresolved Key Vault reference"
+        );
     }
 
     #[test]

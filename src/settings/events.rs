@@ -25,8 +25,9 @@ pub const MAX_SCHEDULE: Duration = Duration::from_secs(7 * 24 * 3600 - 3600);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventGridAuth {
-    /// `CV_EVENTGRID__key`, for local runs: sent as `aeg-sas-key`.
-    Key(Secret),
+    /// `CV_EVENTGRID__key`, for local runs: sent as `aeg-sas-key`; unusable: the sink is not
+    /// ready.
+    Key(Result<Secret, UnusableSecret>),
     /// `CV_EVENTGRID__credential=managedidentity` (and `__clientId` for a user-assigned one).
     ManagedIdentity { client_id: Option<String> },
     /// Neither: the developer's `az`/`azd` login.
@@ -42,10 +43,12 @@ pub struct EventGridSettings {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookSettings {
     pub url: Url,
-    /// The key bytes: the base64 after `whsec_`.
-    pub secret: Secret,
-    /// During a rotation, the old one too: every request is signed with both.
-    pub previous_secret: Option<Secret>,
+    /// The key bytes: the base64 after `whsec_`. Unusable (an unresolved Key Vault
+    /// reference, say): the sink is not ready, and its events wait on the retry schedule.
+    pub secret: Result<Secret, UnusableSecret>,
+    /// During a rotation, the old one too: every request is signed with both. Unusable: not
+    /// ready either, rather than signing with one secret while receivers may hold the other.
+    pub previous_secret: Result<Option<Secret>, UnusableSecret>,
     /// Only these types (full or short names), when set.
     pub types: Option<Vec<String>>,
 }
@@ -93,7 +96,7 @@ impl EventSettings {
                 let name = "CV_EVENTGRID__topicEndpointUri";
                 let topic_endpoint = secure_url(name, &endpoint)?;
                 let auth = match (value("CV_EVENTGRID__key"), value("CV_EVENTGRID__credential")) {
-                    (Some(key), _) => EventGridAuth::Key(Secret::new(key)),
+                    (Some(key), _) => EventGridAuth::Key(topic_key(&key)),
                     (None, Some(c)) if c.eq_ignore_ascii_case("managedidentity") => {
                         EventGridAuth::ManagedIdentity {
                             client_id: value("CV_EVENTGRID__clientId"),
@@ -117,14 +120,16 @@ impl EventSettings {
             None => None,
             Some(url) => {
                 let url = secure_url("CV_WEBHOOK_URL", &url)?;
-                let secret = |name: &str| -> Result<Option<Secret>, SettingsError> {
-                    value(name).map(|s| webhook_key(name, &s)).transpose()
+                let secret = match value("CV_WEBHOOK_SECRET") {
+                    Some(s) => webhook_key("CV_WEBHOOK_SECRET", &s),
+                    None => Err(UnusableSecret::new(
+                        "CV_WEBHOOK_SECRET",
+                        SecretIssue::Missing,
+                    )),
                 };
-                let secret =
-                    secret("CV_WEBHOOK_SECRET")?.ok_or_else(|| SettingsError::Missing {
-                        name: "CV_WEBHOOK_SECRET".into(),
-                        hint: " (whsec_ and the base64 key, when CV_WEBHOOK_URL is set)".into(),
-                    })?;
+                let previous_secret = value("CV_WEBHOOK_SECRET_PREVIOUS")
+                    .map(|s| webhook_key("CV_WEBHOOK_SECRET_PREVIOUS", &s))
+                    .transpose();
                 let types = value("CV_WEBHOOK_TYPES").map(|t| {
                     t.split(',')
                         .map(|s| s.trim().to_string())
@@ -134,7 +139,7 @@ impl EventSettings {
                 Some(WebhookSettings {
                     url,
                     secret,
-                    previous_secret: secret_or_none(value("CV_WEBHOOK_SECRET_PREVIOUS"))?,
+                    previous_secret,
                     types,
                 })
             }
@@ -157,30 +162,93 @@ impl EventSettings {
     }
 }
 
-fn secret_or_none(value: Option<String>) -> Result<Option<Secret>, SettingsError> {
+/// Why a secret setting cannot be used. Settings that hold secrets (the webhook's, the topic
+/// key) never stop the handler: right after a deploy an App Service Key Vault reference that
+/// has not resolved yet arrives as its own text (docs/events-infra.md), and a start-up error
+/// would stop the store functions too, pushing their messages into `-poison`. The sink is
+/// built not ready instead, and `PublishEvents` retries its events on the schedule
+/// (docs/events.md, "Not ready"). Non-secret settings (URLs, the credential kind, queue
+/// names, the schedule) are still start-up errors: no platform delay explains them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretIssue {
+    Missing,
+    KeyVaultReference,
+    NotWhsec,
+    NotBase64,
+    KeyLength,
+    NotHeaderValue,
+}
+
+impl std::fmt::Display for SecretIssue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Missing => "is not set",
+            Self::KeyVaultReference => "is an unresolved Key Vault reference (App Service passes the reference text until it can read the secret: check the identity's Key Vault Secrets User role, the secret and the vault's network access)",
+            Self::NotWhsec => "does not start with whsec_",
+            Self::NotBase64 => "is not base64 after whsec_",
+            Self::KeyLength => "must hold 24 to 64 bytes after whsec_ (Standard Webhooks)",
+            Self::NotHeaderValue => "holds characters an HTTP header cannot carry",
+        })
+    }
+}
+
+/// A secret setting that cannot be used: names the setting, never its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("setting {setting} {issue}")]
+pub struct UnusableSecret {
+    pub setting: &'static str,
+    pub issue: SecretIssue,
+}
+
+impl UnusableSecret {
+    fn new(setting: &'static str, issue: SecretIssue) -> Self {
+        Self { setting, issue }
+    }
+}
+
+/// App Service's reference syntax, `@Microsoft.KeyVault(SecretUri=...)` or
+/// `@Microsoft.KeyVault(VaultName=...;SecretName=...)`
+/// (<https://learn.microsoft.com/azure/app-service/app-service-key-vault-references>): the
+/// value of a setting whose reference the platform could not resolve.
+pub fn is_key_vault_reference(value: &str) -> bool {
+    const PREFIX: &str = "@microsoft.keyvault(";
     value
-        .map(|s| webhook_key("CV_WEBHOOK_SECRET_PREVIOUS", &s))
-        .transpose()
+        .get(..PREFIX.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(PREFIX))
 }
 
 /// `whsec_` and base64 (Standard Webhooks' secret format); the bytes after decoding are the
 /// HMAC key. The value is never echoed.
-fn webhook_key(name: &str, value: &str) -> Result<Secret, SettingsError> {
+pub fn webhook_key(name: &'static str, value: &str) -> Result<Secret, UnusableSecret> {
     use base64::Engine;
+    let unusable = |issue| UnusableSecret::new(name, issue);
+    if is_key_vault_reference(value) {
+        return Err(unusable(SecretIssue::KeyVaultReference));
+    }
     let Some(b64) = value.strip_prefix("whsec_") else {
-        return Err(SettingsError::invalid(name, "does not start with whsec_"));
+        return Err(unusable(SecretIssue::NotWhsec));
     };
     match base64::engine::general_purpose::STANDARD.decode(b64) {
         Ok(bytes) if (24..=64).contains(&bytes.len()) => Ok(Secret::new(b64)),
-        Ok(_) => Err(SettingsError::invalid(
-            name,
-            "the key after whsec_ must be 24 to 64 bytes (Standard Webhooks)",
-        )),
-        Err(_) => Err(SettingsError::invalid(
-            name,
-            "what follows whsec_ is not base64",
-        )),
+        Ok(_) => Err(unusable(SecretIssue::KeyLength)),
+        Err(_) => Err(unusable(SecretIssue::NotBase64)),
     }
+}
+
+/// The topic key, sent as a header as it is: an unresolved reference or a value no header
+/// can carry is unusable.
+pub fn topic_key(value: &str) -> Result<Secret, UnusableSecret> {
+    let unusable = |issue| UnusableSecret::new("CV_EVENTGRID__key", issue);
+    if is_key_vault_reference(value) {
+        return Err(unusable(SecretIssue::KeyVaultReference));
+    }
+    if !value
+        .bytes()
+        .all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
+    {
+        return Err(unusable(SecretIssue::NotHeaderValue));
+    }
+    Ok(Secret::new(value))
 }
 
 /// https, or http to loopback (the tests' fakes).
@@ -293,23 +361,105 @@ mod tests {
         }
     }
 
+    /// A secret setting never stops the handler: each unusable value is classified, named,
+    /// and never echoed; the sink is built not ready.
     #[test]
-    fn a_bad_webhook_secret_is_named_and_never_echoed() {
-        for bad in [
-            "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-            "whsec_!!!notbase64!!!",
-            "whsec_c2hvcnQ=",
+    fn an_unusable_secret_is_classified_named_and_never_echoed_not_a_startup_error() {
+        let reference =
+            "@Microsoft.KeyVault(SecretUri=https://kv-cv-x.vault.azure.net/secrets/webhook-secret)";
+        for (bad, issue) in [
+            (reference, SecretIssue::KeyVaultReference),
+            (
+                "@microsoft.keyvault(VaultName=kv;SecretName=s)",
+                SecretIssue::KeyVaultReference,
+            ),
+            ("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", SecretIssue::NotWhsec),
+            ("whsec_!!!notbase64!!!", SecretIssue::NotBase64),
+            ("whsec_c2hvcnQ=", SecretIssue::KeyLength),
         ] {
-            let err = EventSettings::from_lookup(&lookup(&[
+            let s = EventSettings::from_lookup(&lookup(&[
                 ("CV_WEBHOOK_URL", "https://example.com/hook"),
                 ("CV_WEBHOOK_SECRET", bad),
+                ("CV_WEBHOOK_SECRET_PREVIOUS", bad),
             ]))
-            .unwrap_err()
-            .to_string();
-            assert!(err.contains("CV_WEBHOOK_SECRET"), "{err}");
-            assert!(!err.contains(bad.trim_start_matches("whsec_")), "{err}");
+            .unwrap_or_else(|e| panic!("{bad}: a start-up error: {e}"));
+            let hook = s.webhook.unwrap();
+            for (err, name) in [
+                (hook.secret.unwrap_err(), "CV_WEBHOOK_SECRET"),
+                (
+                    hook.previous_secret.unwrap_err(),
+                    "CV_WEBHOOK_SECRET_PREVIOUS",
+                ),
+            ] {
+                assert_eq!(err, UnusableSecret::new(name, issue), "{bad}");
+                let text = err.to_string();
+                assert!(text.starts_with(&format!("setting {name} ")), "{text}");
+                assert!(!text.contains(bad.trim_start_matches("whsec_")), "{text}");
+                assert!(!text.contains("kv-cv-x"), "{text}");
+            }
         }
-        let missing = EventSettings::from_lookup(&lookup(&[("CV_WEBHOOK_URL", "https://e.com/h")]));
-        assert!(matches!(missing, Err(SettingsError::Missing { .. })));
+        let missing =
+            EventSettings::from_lookup(&lookup(&[("CV_WEBHOOK_URL", "https://e.com/h")])).unwrap();
+        assert_eq!(
+            missing.webhook.unwrap().secret,
+            Err(UnusableSecret::new(
+                "CV_WEBHOOK_SECRET",
+                SecretIssue::Missing
+            ))
+        );
+        let good = EventSettings::from_lookup(&lookup(&[
+            ("CV_WEBHOOK_URL", "https://e.com/h"),
+            ("CV_WEBHOOK_SECRET", KEY),
+        ]))
+        .unwrap()
+        .webhook
+        .unwrap();
+        assert_eq!(
+            good.secret,
+            Ok(Secret::new(KEY.trim_start_matches("whsec_")))
+        );
+        assert_eq!(good.previous_secret, Ok(None));
+
+        for (key, issue) in [
+            (reference, Some(SecretIssue::KeyVaultReference)),
+            ("a\u{7f}b", Some(SecretIssue::NotHeaderValue)),
+            ("fake-topic-key+/=", None),
+        ] {
+            let s = EventSettings::from_lookup(&lookup(&[
+                (
+                    "CV_EVENTGRID__topicEndpointUri",
+                    "https://t.eventgrid.azure.net/api/events",
+                ),
+                ("CV_EVENTGRID__key", key),
+            ]))
+            .unwrap();
+            let EventGridAuth::Key(got) = s.event_grid.unwrap().auth else {
+                panic!("a key");
+            };
+            assert_eq!(
+                got.err(),
+                issue.map(|i| UnusableSecret::new("CV_EVENTGRID__key", i)),
+                "{key:?}"
+            );
+        }
+    }
+
+    /// What is not a secret stays a start-up error: no platform delay explains it.
+    #[test]
+    fn a_malformed_non_secret_sink_setting_still_stops_the_handler() {
+        for (k, v) in [
+            ("CV_EVENTGRID__credential", "workloadidentity"),
+            ("CV_EVENTGRID__topicEndpointUri", "not a url"),
+        ] {
+            let err = EventSettings::from_lookup(&lookup(&[
+                (
+                    "CV_EVENTGRID__topicEndpointUri",
+                    "https://t.eventgrid.azure.net/api/events",
+                ),
+                (k, v),
+            ]))
+            .unwrap_err();
+            assert!(err.to_string().contains(k), "{err}");
+        }
     }
 }

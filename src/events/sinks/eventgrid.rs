@@ -6,6 +6,13 @@
 //! `https://eventgrid.azure.net/.default` (the function's managed identity holds EventGrid
 //! Data Sender on the topic), or, locally, the topic key as `aeg-sas-key`
 //! (<https://learn.microsoft.com/azure/event-grid/authenticate-with-access-keys-shared-access-signatures>).
+//!
+//! In App Service / Functions the managed identity's token comes from `IDENTITY_ENDPOINT`
+//! (`azure_identity` 1.0.0, `src/managed_identity_credential.rs` and
+//! `src/imds_managed_identity_credential.rs`: `GET ?api-version=2019-08-01&resource=
+//! https://eventgrid.azure.net&client_id=…` with `X-IDENTITY-HEADER`); the e2e test
+//! `the_topic_gets_the_managed_identitys_token_…` runs this path against a fake of that
+//! endpoint (tests/suite/support/identity.rs).
 
 use std::sync::Arc;
 
@@ -16,7 +23,7 @@ use azure_identity::{
 };
 use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 
-use super::{answer_of, SinkError};
+use super::{answer_of, not_ready, SinkError};
 use crate::events::delivery::Answer;
 use crate::events::model::CloudEvent;
 use crate::redact::redact;
@@ -37,7 +44,8 @@ enum Auth {
 
 pub struct EventGridSink {
     url: url::Url,
-    auth: Auth,
+    /// An unusable key or a credential that cannot be made: not ready.
+    auth: Result<Auth, SinkError>,
     http: SharedHttp,
 }
 
@@ -48,7 +56,7 @@ impl EventGridSink {
         settings: &EventGridSettings,
         http: &SharedHttp,
         storage: Option<&StorageAccount>,
-    ) -> Result<Self, SinkError> {
+    ) -> Self {
         let mut url = settings.topic_endpoint.clone();
         url.query_pairs_mut()
             .append_pair("api-version", API_VERSION);
@@ -57,8 +65,8 @@ impl EventGridSink {
             .filter(|(identity, _)| same_identity(identity, &settings.auth))
             .map(|(_, c)| c);
         let auth = match (&settings.auth, shared) {
-            (EventGridAuth::Key(key), _) => Auth::Key(key.clone()),
-            (_, Some(credential)) => Auth::Token(credential),
+            (EventGridAuth::Key(key), _) => key.clone().map(Auth::Key).map_err(SinkError::from),
+            (_, Some(credential)) => Ok(Auth::Token(credential)),
             (EventGridAuth::ManagedIdentity { client_id }, None) => {
                 let options = ManagedIdentityCredentialOptions {
                     user_assigned_id: client_id.clone().map(UserAssignedId::ClientId),
@@ -67,26 +75,34 @@ impl EventGridSink {
                         ..Default::default()
                     },
                 };
-                Auth::Token(
-                    ManagedIdentityCredential::new(Some(options)).map_err(SinkError::Credential)?,
-                )
+                ManagedIdentityCredential::new(Some(options))
+                    .map(|c| Auth::Token(c))
+                    .map_err(SinkError::Credential)
             }
-            (EventGridAuth::DeveloperTools, None) => {
-                Auth::Token(DeveloperToolsCredential::new(None).map_err(SinkError::Credential)?)
-            }
+            (EventGridAuth::DeveloperTools, None) => DeveloperToolsCredential::new(None)
+                .map(|c| Auth::Token(c))
+                .map_err(SinkError::Credential),
         };
-        Ok(Self {
+        Self {
             url,
             auth,
             http: http.clone(),
-        })
+        }
     }
 
     pub fn uses_identity(&self) -> bool {
-        matches!(self.auth, Auth::Token(_))
+        matches!(self.auth, Ok(Auth::Token(_)))
+    }
+
+    pub fn not_ready(&self) -> Option<&SinkError> {
+        self.auth.as_ref().err()
     }
 
     pub async fn send(&self, event: &CloudEvent) -> Answer {
+        let auth = match &self.auth {
+            Ok(auth) => auth,
+            Err(e) => return not_ready(e),
+        };
         let http = match self.http.client() {
             Ok(h) => h,
             Err(e) => {
@@ -95,7 +111,7 @@ impl EventGridSink {
                 }
             }
         };
-        let (name, mut value) = match &self.auth {
+        let (name, mut value) = match auth {
             Auth::Key(key) => match HeaderValue::from_str(key.expose()) {
                 Ok(v) => (KEY_HEADER, v),
                 Err(_) => {

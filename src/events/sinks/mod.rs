@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::delivery::Answer;
 use super::model::{CloudEvent, EventType};
 use crate::redact::redact;
-use crate::settings::events::EventSettings;
+use crate::settings::events::{EventSettings, UnusableSecret};
 use crate::storage::StorageAccount;
 use crate::SharedHttp;
 
@@ -24,10 +24,16 @@ pub const WEBHOOK: &str = "webhook";
 /// How much of an answer's body is kept (failed records, `test-fire --direct`).
 const BODY_CHARS: usize = 512;
 
+/// Why a configured sink is not ready: its secret or credential cannot be used. Not a
+/// start-up error (docs/events.md, "Not ready"): the handler starts, the store functions keep
+/// writing their outbox events, and `PublishEvents` answers for this sink with
+/// [`Answer::NotReady`], retried on the schedule. Names the setting, never its value.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
+    #[error(transparent)]
+    Secret(#[from] UnusableSecret),
     /// The cause kept (`source()`), redacted where shown.
-    #[error("cannot create a credential for Event Grid: {}", redact(&.0.to_string()))]
+    #[error("cannot create a credential for Event Grid (CV_EVENTGRID__credential, CV_EVENTGRID__clientId): {}", redact(&.0.to_string()))]
     Credential(#[source] azure_core::Error),
 }
 
@@ -61,6 +67,14 @@ impl Sink {
         }
     }
 
+    /// Why this sink cannot send, if it cannot.
+    pub fn not_ready(&self) -> Option<&SinkError> {
+        match self {
+            Self::EventGrid(s) => s.not_ready(),
+            Self::Webhook(s) => s.not_ready(),
+        }
+    }
+
     pub fn is_webhook(&self) -> bool {
         matches!(self, Self::Webhook(_))
     }
@@ -85,22 +99,31 @@ pub struct Sent {
     pub elapsed: Duration,
 }
 
-/// The configured sinks, built once at start-up.
+/// The configured sinks, built once at start-up. A sink whose secret or credential is
+/// unusable is built [not ready](Sink::not_ready), never an error: a start-up error would
+/// stop the store functions as well.
 pub fn from_settings(
     settings: &EventSettings,
     http: &SharedHttp,
     storage: Option<&StorageAccount>,
-) -> Result<Vec<Sink>, SinkError> {
+) -> Vec<Sink> {
     let mut sinks = Vec::new();
     if let Some(eg) = &settings.event_grid {
         sinks.push(Sink::EventGrid(eventgrid::EventGridSink::new(
             eg, http, storage,
-        )?));
+        )));
     }
     if let Some(wh) = &settings.webhook {
         sinks.push(Sink::Webhook(webhook::WebhookSink::new(wh, http)));
     }
-    Ok(sinks)
+    sinks
+}
+
+/// The answer of a sink that is not ready.
+pub(crate) fn not_ready(error: &SinkError) -> Answer {
+    Answer::NotReady {
+        reason: redact(&error.to_string()),
+    }
 }
 
 /// The names of the configured sinks that take events of type `kind` ([`Sink::name`],
@@ -210,5 +233,39 @@ mod tests {
         assert!(err.to_string().contains("no identity endpoint"), "{err}");
         let source = std::error::Error::source(&err).map(|s| s.to_string());
         assert!(source.is_some_and(|s| s.contains("no identity endpoint")));
+    }
+
+    /// Both sinks with an unresolved Key Vault reference for their secret: built (no start-up
+    /// error), not ready, and answering `NotReady` that names the setting without sending
+    /// anything (the URLs are unroutable: a request would answer `NoAnswer`).
+    #[tokio::test]
+    async fn a_sink_with_an_unusable_secret_is_built_not_ready_and_sends_nothing() {
+        let reference = "@Microsoft.KeyVault(SecretUri=https://kv-cv-x.vault.azure.net/secrets/s)";
+        let settings = EventSettings::from_lookup(&|k| match k {
+            "CV_EVENTGRID__topicEndpointUri" => Some("http://127.0.0.1:9/api/events".into()),
+            "CV_EVENTGRID__key" | "CV_WEBHOOK_SECRET" => Some(reference.into()),
+            "CV_WEBHOOK_URL" => Some("http://127.0.0.1:9/hook".into()),
+            _ => None,
+        })
+        .unwrap();
+        let sinks = from_settings(&settings, &crate::http::http_client(), None);
+        assert_eq!(sinks.len(), 2);
+        let event = CloudEvent::new(
+            "https://a.blob.core.windows.net/models",
+            &crate::events::model::examples()[0].0,
+            crate::events::model::examples()[0].1,
+        )
+        .unwrap();
+        for (sink, setting) in sinks.iter().zip(["CV_EVENTGRID__key", "CV_WEBHOOK_SECRET"]) {
+            assert!(sink.not_ready().is_some(), "{}", sink.name());
+            let Answer::NotReady { reason } = sink.send(&event).await.answer else {
+                panic!("{} sent", sink.name());
+            };
+            assert!(
+                reason.contains(setting) && reason.contains("Key Vault"),
+                "{reason}"
+            );
+            assert!(!reason.contains("kv-cv-x"), "{reason}");
+        }
     }
 }

@@ -11,10 +11,10 @@ use hmac::{Hmac, Mac};
 use reqwest::header::{HeaderValue, CONTENT_TYPE};
 use sha2::Sha256;
 
-use super::{answer_of, type_listed};
+use super::{answer_of, not_ready, type_listed, SinkError};
 use crate::events::delivery::Answer;
 use crate::events::model::{CloudEvent, EventType};
-use crate::settings::events::WebhookSettings;
+use crate::settings::events::{UnusableSecret, WebhookSettings};
 use crate::settings::Secret;
 use crate::SharedHttp;
 
@@ -22,8 +22,8 @@ pub const CONTENT_TYPE_CLOUDEVENT: &str = "application/cloudevents+json; charset
 
 pub struct WebhookSink {
     url: url::Url,
-    /// Decoded keys: the current one first.
-    keys: Vec<Secret>,
+    /// Decoded keys: the current one first. An unusable secret: not ready.
+    keys: Result<Vec<Secret>, SinkError>,
     types: Option<Vec<String>>,
     http: SharedHttp,
 }
@@ -32,9 +32,7 @@ impl WebhookSink {
     pub fn new(settings: &WebhookSettings, http: &SharedHttp) -> Self {
         Self {
             url: settings.url.clone(),
-            keys: std::iter::once(settings.secret.clone())
-                .chain(settings.previous_secret.clone())
-                .collect(),
+            keys: keys(settings).map_err(SinkError::from),
             types: settings.types.clone(),
             http: http.clone(),
         }
@@ -47,7 +45,15 @@ impl WebhookSink {
         }
     }
 
+    pub fn not_ready(&self) -> Option<&SinkError> {
+        self.keys.as_ref().err()
+    }
+
     pub async fn send(&self, event: &CloudEvent) -> Answer {
+        let keys = match &self.keys {
+            Ok(keys) => keys,
+            Err(e) => return not_ready(e),
+        };
         let http = match self.http.client() {
             Ok(h) => h,
             Err(e) => {
@@ -59,7 +65,7 @@ impl WebhookSink {
         let body = event.to_json();
         let timestamp = time::OffsetDateTime::now_utc().unix_timestamp();
         let mut signature =
-            match HeaderValue::from_str(&signatures(&self.keys, &event.id, timestamp, &body)) {
+            match HeaderValue::from_str(&signatures(keys, &event.id, timestamp, &body)) {
                 Ok(v) => v,
                 Err(_) => {
                     return Answer::NoAnswer {
@@ -78,6 +84,14 @@ impl WebhookSink {
         )
         .await
     }
+}
+
+/// Both secrets during a rotation, or none: signing with one while receivers may hold only the
+/// other would fail there for good, where waiting for the setting succeeds.
+fn keys(settings: &WebhookSettings) -> Result<Vec<Secret>, UnusableSecret> {
+    let current = settings.secret.clone()?;
+    let previous = settings.previous_secret.clone()?;
+    Ok(std::iter::once(current).chain(previous).collect())
 }
 
 /// `v1,<sig>` per key, space-separated. A key that is not base64 (settings check it) signs

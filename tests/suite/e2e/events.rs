@@ -1016,3 +1016,191 @@ async fn a_missing_marker_container_is_created_on_the_first_marker() {
     app.assert_empty(&[EVENTS_FAILED, EVENTS_POISON, REJECTED])
         .await;
 }
+
+/// What App Service passes right after a deploy when it cannot yet resolve the reference.
+const UNRESOLVED: &str =
+    "@Microsoft.KeyVault(SecretUri=https://kv-cv-notyet.vault.azure.net/secrets/webhook-secret)";
+
+/// The webhook's secret is an unresolved Key Vault reference: the handler starts, the export
+/// is copied (no poison, nothing rejected), the topic gets its events, and the webhook's wait
+/// on the schedule (long enough to outlast the test) until the app restarts with the resolved
+/// secret, which delivers them.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unresolved_key_vault_secret_holds_the_webhook_not_the_store_until_it_resolves() {
+    let sinks = Sinks::start().await;
+    // 100 × 2 s: the schedule cannot run out within the test's deadline.
+    let schedule = vec!["2s"; 100].join(",");
+    let mut app = spawn_with_sinks(
+        &sinks,
+        &[
+            ("CV_WEBHOOK_SECRET", UNRESOLVED),
+            ("CV_EVENTS_RETRY_SCHEDULE", &schedule),
+        ],
+    )
+    .await;
+    let (p, i, message) = export_ready(&app).await;
+    app.send(&message).await;
+    app.drained().await;
+    let done = format!("export of project {p} iteration {i} completed");
+    assert!(app.output().contains(&done), "{}", app.output());
+    let topic = accepted(&app, "the topic", 2, || sinks.topic.accepted()).await;
+    // The copy the event names is in the store.
+    last_modified_of(&app, of_type(&topic, "ModelCopied")[0]).await;
+    // The webhook is retried, not sent: two not-ready attempts of each event.
+    wait_for(
+        "the webhook's second not-ready attempt",
+        DEADLINE,
+        || async {
+            let output = app.output();
+            Ok((output
+                .matches("attempt 2: not sent, the sink is not ready")
+                .count()
+                >= 2)
+                .then_some(()))
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", app.output()));
+    assert!(sinks.hook.requests().is_empty(), "nothing sent unsigned");
+    let output = app.output();
+    assert!(
+        output.contains("setting CV_WEBHOOK_SECRET is an unresolved Key Vault reference"),
+        "{output}"
+    );
+    assert!(
+        !output.contains("kv-cv-notyet"),
+        "the value is never logged"
+    );
+    app.assert_empty(&[
+        REJECTED,
+        "customvision-notifications-poison",
+        "customvision-exports-poison",
+        EVENTS_POISON,
+        EVENTS_FAILED,
+    ])
+    .await;
+
+    // The reference resolves; App Service restarts the app with the secret.
+    app.restart_with(&[("CV_WEBHOOK_SECRET", SECRET)]);
+    let hook = accepted(&app, "the webhook", 2, || sinks.hook.accepted()).await;
+    outbox_drained(&app).await;
+    let mut want: Vec<_> = topic.iter().map(|e| e["id"].to_string()).collect();
+    let mut got: Vec<_> = hook.iter().map(|e| e["id"].to_string()).collect();
+    want.sort();
+    got.sort();
+    assert_eq!(got, want, "the same events, held and then delivered");
+    assert_eq!(sinks.topic.requests().len(), 2, "the topic's markers held");
+    app.assert_empty(&[EVENTS_FAILED, EVENTS_POISON, REJECTED])
+        .await;
+}
+
+/// A sink that stays not ready ends in the failed queue when the schedule runs out, with the
+/// reason naming the setting (never its value), logged once per attempt.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sink_never_ready_ends_in_the_failed_queue_with_the_setting_named() {
+    let sinks = Sinks::start().await;
+    let app = spawn_with_sinks(
+        &sinks,
+        &[
+            ("CV_WEBHOOK_SECRET", UNRESOLVED),
+            ("CV_EVENTS_RETRY_SCHEDULE", "1s,1s"),
+        ],
+    )
+    .await;
+    let e = event(6);
+    put_outbox(&app, &e).await;
+    let failed = app.messages(EVENTS_FAILED, 1).await;
+    let record: Value = serde_json::from_str(&failed[0]).unwrap();
+    assert_eq!(record["sink"], "webhook", "{record}");
+    assert_eq!(record["event"]["id"], e.id.as_str());
+    assert_eq!(record["attempts"], 3, "retried on the schedule: {record}");
+    let answer = record["answer"].as_str().unwrap();
+    assert!(
+        answer.starts_with("not sent, the sink is not ready: setting CV_WEBHOOK_SECRET"),
+        "{record}"
+    );
+    assert!(!record.to_string().contains("kv-cv-notyet"), "{record}");
+    outbox_drained(&app).await;
+    let output = app.output();
+    for attempt in 1..=3 {
+        let line = format!("attempt {attempt}: not sent, the sink is not ready");
+        assert_eq!(output.matches(&line).count(), 1, "{line}\n{output}");
+    }
+    assert_eq!(sinks.topic.accepted().len(), 1, "the other sink took it");
+    assert!(sinks.hook.requests().is_empty());
+    app.assert_empty(&[EVENTS_POISON, REJECTED]).await;
+}
+
+/// The Event Grid sink with `CV_EVENTGRID__credential=managedidentity`: the handler gets its
+/// token from App Service's identity endpoint (a fake of it, tests/suite/support/identity.rs)
+/// for `https://eventgrid.azure.net` as the user-assigned identity `CV_EVENTGRID__clientId`,
+/// and the topic, which accepts only that token, takes the event once its role has
+/// "propagated": a 403 and a 401 just after start are retried, not failed.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_topic_gets_the_managed_identitys_token_and_a_401_or_403_while_roles_propagate_is_retried(
+) {
+    use crate::support::identity::FakeIdentity;
+    const CLIENT_ID: &str = "5f2c1a9e-0b7d-4c3e-9a61-2d8e4f7b1c03";
+    const IDENTITY_HEADER: &str = "fake-identity-header-value";
+    let identity = FakeIdentity::start(CLIENT_ID, IDENTITY_HEADER).await;
+    let token = FakeIdentity::token_for("https://eventgrid.azure.net", CLIENT_ID);
+    // No key is configured: the topic's key is one the handler never has.
+    let topic = FakeTopic::start("a-key-nobody-has", &token).await;
+    // The role assignment not yet in effect: refused twice, then accepted.
+    topic.script(&[403, 401]);
+    let mut settings = vec![
+        (
+            "CV_EVENTGRID__topicEndpointUri".to_string(),
+            topic.endpoint(),
+        ),
+        ("CV_EVENTGRID__credential".into(), "managedidentity".into()),
+        ("CV_EVENTGRID__clientId".into(), CLIENT_ID.into()),
+        ("CV_EVENTS_RETRY_SCHEDULE".into(), "1s,1s,1s,1s".into()),
+    ];
+    settings.extend(identity.env());
+    let pairs: Vec<(&str, &str)> = settings
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let app = spawn_app(&pairs).await;
+    app.probe.create_queue(EVENTS).await.unwrap();
+
+    let e = event(3);
+    put_outbox(&app, &e).await;
+    let accepted = accepted(&app, "the topic", 1, || topic.accepted()).await;
+    outbox_drained(&app).await;
+    assert_eq!(accepted[0]["id"], e.id.as_str());
+    let requests = topic.requests();
+    let statuses: Vec<u16> = requests.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [403, 401, 200], "{}", app.output());
+    let bearer = format!("Bearer {token}");
+    for r in &requests {
+        assert_eq!(r.header("authorization"), Some(bearer.as_str()));
+        assert_eq!(r.header("aeg-sas-key"), None);
+    }
+    // What the handler asked the identity endpoint for: Event Grid's audience, as the
+    // configured user-assigned identity, in App Service's protocol version.
+    let asked = identity.requests();
+    assert!(!asked.is_empty());
+    for query in &asked {
+        let q: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+        let get = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(
+            get("resource"),
+            Some("https://eventgrid.azure.net"),
+            "{query}"
+        );
+        assert_eq!(get("client_id"), Some(CLIENT_ID), "{query}");
+        assert_eq!(get("api-version"), Some("2019-08-01"), "{query}");
+    }
+    let output = app.output();
+    assert!(!output.contains(&token), "the token in the output");
+    assert!(
+        !output.contains(IDENTITY_HEADER),
+        "the identity header in the output"
+    );
+    app.assert_empty(&[EVENTS_FAILED, EVENTS_POISON, REJECTED])
+        .await;
+}

@@ -213,6 +213,24 @@ impl TestApp {
         self.devhosts.push(devhost);
     }
 
+    /// What App Service does when a setting changes (or a Key Vault reference is resolved on a
+    /// restart): the dev hosts stop (SIGTERM, letting in-flight invocations end) and one starts
+    /// again with `changed` in place of the old values. The queues and blobs are kept.
+    pub fn restart_with(&mut self, changed: &[(&str, &str)]) {
+        for devhost in &mut self.devhosts {
+            unsafe {
+                libc::kill(devhost.id() as i32, libc::SIGTERM);
+            }
+            let _ = devhost.wait();
+        }
+        self.devhosts.clear();
+        for (k, v) in changed {
+            self.settings.retain(|(name, _)| name != k);
+            self.settings.push((k.to_string(), v.to_string()));
+        }
+        self.add_host();
+    }
+
     /// The process ids of the dev hosts.
     pub fn devhost_pids(&self) -> Vec<u32> {
         self.devhosts.iter().map(Child::id).collect()

@@ -1204,3 +1204,48 @@ async fn the_topic_gets_the_managed_identitys_token_and_a_401_or_403_while_roles
     app.assert_empty(&[EVENTS_FAILED, EVENTS_POISON, REJECTED])
         .await;
 }
+
+/// A managed-identity credential that cannot even be created (here `IDENTITY_ENDPOINT` is not
+/// a URL) is a credential problem like an unresolved secret: the handler starts, an export is
+/// copied, and the Event Grid sink is not ready; with no retry left the event is kept as
+/// failed with the reason.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_managed_identity_that_cannot_be_created_holds_the_topic_not_the_store() {
+    let topic = FakeTopic::start("a-key-nobody-has", "no-token").await;
+    let settings = [
+        ("CV_EVENTGRID__topicEndpointUri", topic.endpoint()),
+        ("CV_EVENTGRID__credential", "managedidentity".into()),
+        ("CV_EVENTS_RETRY_SCHEDULE", "none".into()),
+        ("IDENTITY_ENDPOINT", "not a url".into()),
+        ("IDENTITY_HEADER", "fake-identity-header-value".into()),
+    ];
+    let pairs: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let app = spawn_app(&pairs).await;
+    app.probe.create_queue(EVENTS).await.unwrap();
+    let (p, i, message) = export_ready(&app).await;
+    app.send(&message).await;
+    app.drained().await;
+    let done = format!("export of project {p} iteration {i} completed");
+    assert!(app.output().contains(&done), "{}", app.output());
+    let failed = app.messages(EVENTS_FAILED, 2).await;
+    for text in &failed {
+        let record: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(record["sink"], "eventgrid", "{record}");
+        let answer = record["answer"].as_str().unwrap();
+        assert!(
+            answer.starts_with(
+                "not sent, the sink is not ready: cannot create a credential for Event Grid"
+            ),
+            "{record}"
+        );
+    }
+    assert!(topic.requests().is_empty(), "nothing sent without a token");
+    assert!(!app.output().contains("fake-identity-header-value"));
+    app.assert_empty(&[
+        REJECTED,
+        "customvision-notifications-poison",
+        "customvision-exports-poison",
+        EVENTS_POISON,
+    ])
+    .await;
+}

@@ -23,6 +23,23 @@ pub const DEFAULT_RETRY_SCHEDULE: &str = "5s,5m,30m,2h,5h,10h,10h";
 /// stays under it, so an event is never dropped by the queue before its last attempt.
 pub const MAX_SCHEDULE: Duration = Duration::from_secs(7 * 24 * 3600 - 3600);
 
+/// The event types' short names, as `CV_WEBHOOK_TYPES` lists them (or with this prefix). The
+/// same list as `events::model::EventType`, whose test keeps the two equal: settings sit
+/// under events and cannot name the type itself.
+pub const EVENT_TYPE_NAMES: [&str; 9] = [
+    "ModelCopied",
+    "LatestMoved",
+    "ReportWritten",
+    "IterationPublished",
+    "PublishRefused",
+    "ExportFailed",
+    "TrainingFailed",
+    "MessageRejected",
+    "Ping",
+];
+/// What a full type name starts with (`CustomVisionEvents.LatestMoved`).
+pub const EVENT_TYPE_PREFIX: &str = "CustomVisionEvents.";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventGridAuth {
     /// `CV_EVENTGRID__key`, for local runs: sent as `aeg-sas-key`.
@@ -46,7 +63,8 @@ pub struct WebhookSettings {
     pub secret: Secret,
     /// During a rotation, the old one too: every request is signed with both.
     pub previous_secret: Option<Secret>,
-    /// Only these types (full or short names), when set.
+    /// Only these types, when set: short names ([`EVENT_TYPE_NAMES`]), each once, whether
+    /// the setting listed the full name or the short one.
     pub types: Option<Vec<String>>,
 }
 
@@ -125,12 +143,9 @@ impl EventSettings {
                         name: "CV_WEBHOOK_SECRET".into(),
                         hint: " (whsec_ and the base64 key, when CV_WEBHOOK_URL is set)".into(),
                     })?;
-                let types = value("CV_WEBHOOK_TYPES").map(|t| {
-                    t.split(',')
-                        .map(|s| s.trim().to_string())
-                        .filter(|s| !s.is_empty())
-                        .collect()
-                });
+                let types = value("CV_WEBHOOK_TYPES")
+                    .map(|t| webhook_types(&t))
+                    .transpose()?;
                 Some(WebhookSettings {
                     url,
                     secret,
@@ -155,6 +170,37 @@ impl EventSettings {
     pub fn enabled(&self) -> bool {
         self.event_grid.is_some() || self.webhook.is_some()
     }
+}
+
+/// `CV_WEBHOOK_TYPES`: comma-separated, full or short names. An entry that names no type is
+/// refused at start-up, named (a type name is not a secret; redacted all the same), rather
+/// than filtering out every event of the type meant.
+fn webhook_types(text: &str) -> Result<Vec<String>, SettingsError> {
+    const NAME: &str = "CV_WEBHOOK_TYPES";
+    let mut types: Vec<String> = Vec::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let short = entry.strip_prefix(EVENT_TYPE_PREFIX).unwrap_or(entry);
+        if !EVENT_TYPE_NAMES.contains(&short) {
+            return Err(SettingsError::invalid(
+                NAME,
+                format!(
+                    "'{}' is not an event type (one of {}, with or without '{EVENT_TYPE_PREFIX}')",
+                    crate::redact::redact(entry),
+                    EVENT_TYPE_NAMES.join(", ")
+                ),
+            ));
+        }
+        if !types.iter().any(|t| t == short) {
+            types.push(short.to_string());
+        }
+    }
+    if types.is_empty() {
+        return Err(SettingsError::invalid(
+            NAME,
+            "lists no type (leave it unset for every type)",
+        ));
+    }
+    Ok(types)
 }
 
 fn secret_or_none(value: Option<String>) -> Result<Option<Secret>, SettingsError> {
@@ -292,6 +338,62 @@ mod tests {
                 .unwrap_err();
             assert!(err.to_string().contains("https"), "{err}");
         }
+    }
+
+    fn webhook_with_types(types: &str) -> Result<EventSettings, SettingsError> {
+        EventSettings::from_lookup(&lookup(&[
+            ("CV_WEBHOOK_URL", "https://example.com/hook"),
+            ("CV_WEBHOOK_SECRET", KEY),
+            ("CV_WEBHOOK_TYPES", types),
+        ]))
+    }
+
+    #[test]
+    fn webhook_types_take_full_or_short_names_kept_short_and_once() {
+        let s = webhook_with_types(
+            " LatestMoved ,CustomVisionEvents.Ping,, CustomVisionEvents.LatestMoved",
+        )
+        .unwrap();
+        assert_eq!(
+            s.webhook.unwrap().types.unwrap(),
+            ["LatestMoved", "Ping"],
+            "short names, each once"
+        );
+        let every = EVENT_TYPE_NAMES.join(",");
+        let s = webhook_with_types(&every).unwrap();
+        assert_eq!(s.webhook.unwrap().types.unwrap(), EVENT_TYPE_NAMES);
+    }
+
+    #[test]
+    fn an_unknown_webhook_type_stops_start_up_naming_the_setting_and_the_entry() {
+        for (types, entry) in [
+            ("LatestMoved,ModelCopy", "'ModelCopy'"),
+            ("CustomVisionEvents.Latest", "'CustomVisionEvents.Latest'"),
+            (
+                "Microsoft.Storage.BlobCreated",
+                "'Microsoft.Storage.BlobCreated'",
+            ),
+            ("latestmoved", "'latestmoved'"),
+            ("CustomVisionEvents.", "'CustomVisionEvents.'"),
+        ] {
+            let err = webhook_with_types(types).unwrap_err();
+            assert!(
+                matches!(&err, SettingsError::Invalid { name, .. } if name == "CV_WEBHOOK_TYPES"),
+                "{types}: {err:?}"
+            );
+            let text = err.to_string();
+            assert!(text.contains(entry), "{types}: {text}");
+            assert!(
+                text.contains("IterationPublished"),
+                "the valid names: {text}"
+            );
+        }
+        let err = webhook_with_types(" , ,").unwrap_err();
+        assert!(err.to_string().contains("CV_WEBHOOK_TYPES"), "{err}");
+        assert!(err.to_string().contains("lists no type"), "{err}");
+        // Unset (or blank) is every type.
+        let s = webhook_with_types(" ").unwrap();
+        assert_eq!(s.webhook.unwrap().types, None);
     }
 
     #[test]

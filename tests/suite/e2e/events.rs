@@ -166,6 +166,36 @@ async fn a_topic_down_for_a_while_gets_the_event_when_it_is_back_without_poison(
         .await;
 }
 
+/// `CV_WEBHOOK_TYPES` filters the webhook, not the topic: an excluded type reaches the topic
+/// and never the webhook, and the listed type (given by its full name) reaches both.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_webhook_with_types_is_sent_only_those() {
+    let sinks = Sinks::start().await;
+    let app = spawn_with_sinks(
+        &sinks,
+        &[("CV_WEBHOOK_TYPES", "CustomVisionEvents.LatestMoved")],
+    )
+    .await;
+    let (copied, moved) = (event(0), event(1));
+    assert_eq!(copied.event_type, "CustomVisionEvents.ModelCopied");
+    assert_eq!(moved.event_type, "CustomVisionEvents.LatestMoved");
+    put_outbox(&app, &copied).await;
+    put_outbox(&app, &moved).await;
+    accepted(&app, "the topic", 2, || sinks.topic.accepted()).await;
+    accepted(&app, "the webhook", 1, || sinks.hook.accepted()).await;
+    outbox_drained(&app).await;
+    let hook: Vec<Value> = sinks
+        .hook
+        .requests()
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    assert_eq!(hook.len(), 1, "{hook:#?}\n{}", app.output());
+    assert_eq!(hook[0]["id"], moved.id.as_str());
+    app.assert_empty(&[EVENTS_FAILED, EVENTS_POISON, REJECTED])
+        .await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_permanent_refusal_is_kept_in_the_failed_queue_and_a_redelivery_sends_it() {
     let sinks = Sinks::start().await;

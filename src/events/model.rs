@@ -586,6 +586,18 @@ mod tests {
         assert_eq!(EventType::parse("CustomVisionEvents."), None);
     }
 
+    /// `CV_WEBHOOK_TYPES` is checked at start-up against the settings' own list of names (the
+    /// settings cannot name this type): the two must not drift apart.
+    #[test]
+    fn the_settings_know_every_type_by_its_names() {
+        use crate::settings::events::{EVENT_TYPE_NAMES, EVENT_TYPE_PREFIX};
+        let shorts: Vec<&str> = EventType::ALL.iter().map(|t| t.short()).collect();
+        assert_eq!(shorts, EVENT_TYPE_NAMES);
+        for t in EventType::ALL {
+            assert_eq!(t.name(), format!("{EVENT_TYPE_PREFIX}{}", t.short()));
+        }
+    }
+
     #[test]
     fn the_same_fact_gives_the_same_id_and_another_fact_another() {
         let first = events();

@@ -1,7 +1,6 @@
 //! The events' settings (docs/events.md): the outbox and failed queues, the delivered-marker
 //! container, the retry schedule, and the sinks. No sink configured means events off: the
-//! store functions still write their outbox messages, and `PublishEvents` consumes them and
-//! sends nowhere.
+//! store functions build, read and write nothing for events (`events::emit`).
 
 use std::time::Duration;
 
@@ -22,6 +21,23 @@ pub const DEFAULT_RETRY_SCHEDULE: &str = "5s,5m,30m,2h,5h,10h,10h";
 /// (<https://learn.microsoft.com/rest/api/storageservices/put-message>): the whole schedule
 /// stays under it, so an event is never dropped by the queue before its last attempt.
 pub const MAX_SCHEDULE: Duration = Duration::from_secs(7 * 24 * 3600 - 3600);
+
+/// The event types' short names, as `CV_WEBHOOK_TYPES` lists them (or with this prefix). The
+/// same list as `events::model::EventType`, whose test keeps the two equal: settings sit
+/// under events and cannot name the type itself.
+pub const EVENT_TYPE_NAMES: [&str; 9] = [
+    "ModelCopied",
+    "LatestMoved",
+    "ReportWritten",
+    "IterationPublished",
+    "PublishRefused",
+    "ExportFailed",
+    "TrainingFailed",
+    "MessageRejected",
+    "Ping",
+];
+/// What a full type name starts with (`CustomVisionEvents.LatestMoved`).
+pub const EVENT_TYPE_PREFIX: &str = "CustomVisionEvents.";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventGridAuth {
@@ -49,7 +65,8 @@ pub struct WebhookSettings {
     /// During a rotation, the old one too: every request is signed with both. Unusable: not
     /// ready either, rather than signing with one secret while receivers may hold the other.
     pub previous_secret: Result<Option<Secret>, UnusableSecret>,
-    /// Only these types (full or short names), when set.
+    /// Only these types, when set: short names ([`EVENT_TYPE_NAMES`]), each once, whether
+    /// the setting listed the full name or the short one.
     pub types: Option<Vec<String>>,
 }
 
@@ -130,12 +147,9 @@ impl EventSettings {
                 let previous_secret = value("CV_WEBHOOK_SECRET_PREVIOUS")
                     .map(|s| webhook_key("CV_WEBHOOK_SECRET_PREVIOUS", &s))
                     .transpose();
-                let types = value("CV_WEBHOOK_TYPES").map(|t| {
-                    t.split(',')
-                        .map(|s| s.trim().to_string())
-                        .filter(|s| !s.is_empty())
-                        .collect()
-                });
+                let types = value("CV_WEBHOOK_TYPES")
+                    .map(|t| webhook_types(&t))
+                    .transpose()?;
                 Some(WebhookSettings {
                     url,
                     secret,
@@ -160,6 +174,37 @@ impl EventSettings {
     pub fn enabled(&self) -> bool {
         self.event_grid.is_some() || self.webhook.is_some()
     }
+}
+
+/// `CV_WEBHOOK_TYPES`: comma-separated, full or short names. An entry that names no type is
+/// refused at start-up, named (a type name is not a secret; redacted all the same), rather
+/// than filtering out every event of the type meant.
+fn webhook_types(text: &str) -> Result<Vec<String>, SettingsError> {
+    const NAME: &str = "CV_WEBHOOK_TYPES";
+    let mut types: Vec<String> = Vec::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let short = entry.strip_prefix(EVENT_TYPE_PREFIX).unwrap_or(entry);
+        if !EVENT_TYPE_NAMES.contains(&short) {
+            return Err(SettingsError::invalid(
+                NAME,
+                format!(
+                    "'{}' is not an event type (one of {}, with or without '{EVENT_TYPE_PREFIX}')",
+                    crate::redact::redact(entry),
+                    EVENT_TYPE_NAMES.join(", ")
+                ),
+            ));
+        }
+        if !types.iter().any(|t| t == short) {
+            types.push(short.to_string());
+        }
+    }
+    if types.is_empty() {
+        return Err(SettingsError::invalid(
+            NAME,
+            "lists no type (leave it unset for every type)",
+        ));
+    }
+    Ok(types)
 }
 
 /// Why a secret setting cannot be used. Settings that hold secrets (the webhook's, the topic
@@ -359,6 +404,62 @@ mod tests {
                 .unwrap_err();
             assert!(err.to_string().contains("https"), "{err}");
         }
+    }
+
+    fn webhook_with_types(types: &str) -> Result<EventSettings, SettingsError> {
+        EventSettings::from_lookup(&lookup(&[
+            ("CV_WEBHOOK_URL", "https://example.com/hook"),
+            ("CV_WEBHOOK_SECRET", KEY),
+            ("CV_WEBHOOK_TYPES", types),
+        ]))
+    }
+
+    #[test]
+    fn webhook_types_take_full_or_short_names_kept_short_and_once() {
+        let s = webhook_with_types(
+            " LatestMoved ,CustomVisionEvents.Ping,, CustomVisionEvents.LatestMoved",
+        )
+        .unwrap();
+        assert_eq!(
+            s.webhook.unwrap().types.unwrap(),
+            ["LatestMoved", "Ping"],
+            "short names, each once"
+        );
+        let every = EVENT_TYPE_NAMES.join(",");
+        let s = webhook_with_types(&every).unwrap();
+        assert_eq!(s.webhook.unwrap().types.unwrap(), EVENT_TYPE_NAMES);
+    }
+
+    #[test]
+    fn an_unknown_webhook_type_stops_start_up_naming_the_setting_and_the_entry() {
+        for (types, entry) in [
+            ("LatestMoved,ModelCopy", "'ModelCopy'"),
+            ("CustomVisionEvents.Latest", "'CustomVisionEvents.Latest'"),
+            (
+                "Microsoft.Storage.BlobCreated",
+                "'Microsoft.Storage.BlobCreated'",
+            ),
+            ("latestmoved", "'latestmoved'"),
+            ("CustomVisionEvents.", "'CustomVisionEvents.'"),
+        ] {
+            let err = webhook_with_types(types).unwrap_err();
+            assert!(
+                matches!(&err, SettingsError::Invalid { name, .. } if name == "CV_WEBHOOK_TYPES"),
+                "{types}: {err:?}"
+            );
+            let text = err.to_string();
+            assert!(text.contains(entry), "{types}: {text}");
+            assert!(
+                text.contains("IterationPublished"),
+                "the valid names: {text}"
+            );
+        }
+        let err = webhook_with_types(" , ,").unwrap_err();
+        assert!(err.to_string().contains("CV_WEBHOOK_TYPES"), "{err}");
+        assert!(err.to_string().contains("lists no type"), "{err}");
+        // Unset (or blank) is every type.
+        let s = webhook_with_types(" ").unwrap();
+        assert_eq!(s.webhook.unwrap().types, None);
     }
 
     /// A secret setting never stops the handler: each unusable value is classified, named,

@@ -185,6 +185,64 @@ pub(crate) fn type_listed(types: &[String], kind: Option<EventType>) -> bool {
 mod tests {
     use super::*;
 
+    use crate::events::model::examples;
+    use crate::settings::events::WebhookSettings;
+    use crate::settings::Secret;
+
+    fn webhook(types: Option<&[&str]>) -> Sink {
+        let settings = WebhookSettings {
+            url: url::Url::parse("https://example.com/hook").unwrap(),
+            secret: Ok(Secret::new("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")),
+            previous_secret: Ok(None),
+            types: types.map(|t| t.iter().map(|s| s.to_string()).collect()),
+        };
+        Sink::Webhook(webhook::WebhookSink::new(&settings, &crate::http_client()))
+    }
+
+    /// One event of each type, from the documented examples.
+    fn one_of_each() -> Vec<CloudEvent> {
+        examples()
+            .iter()
+            .map(|(fact, at)| CloudEvent::new("https://a/models", fact, *at).unwrap())
+            .collect()
+    }
+
+    fn wanted(sink: &Sink) -> Vec<&'static str> {
+        one_of_each()
+            .iter()
+            .filter(|e| sink.wants(e))
+            .filter_map(|e| e.kind().map(EventType::short))
+            .collect()
+    }
+
+    #[test]
+    fn a_webhook_with_types_wants_only_those_and_without_every_type() {
+        let every: Vec<&str> = EventType::ALL.iter().map(|t| t.short()).collect();
+        assert_eq!(wanted(&webhook(None)), every);
+        assert_eq!(
+            wanted(&webhook(Some(&["LatestMoved", "IterationPublished"]))),
+            ["LatestMoved", "IterationPublished"]
+        );
+        // The settings keep short names; a full one (a value built elsewhere) matches too.
+        assert_eq!(
+            wanted(&webhook(Some(&["CustomVisionEvents.Ping"]))),
+            ["Ping"]
+        );
+    }
+
+    #[test]
+    fn a_type_that_is_none_of_ours_is_never_listed() {
+        let listed = ["LatestMoved".to_string()];
+        assert!(type_listed(&listed, Some(EventType::LatestMoved)));
+        assert!(!type_listed(&listed, Some(EventType::ModelCopied)));
+        assert!(!type_listed(&listed, None), "an unknown type");
+        assert!(!type_listed(&[], Some(EventType::LatestMoved)));
+        let mut foreign = one_of_each()[1].clone();
+        foreign.event_type = "Other.LatestMoved".into();
+        assert!(!webhook(Some(&["LatestMoved"])).wants(&foreign));
+        assert!(webhook(None).wants(&foreign), "no filter: everything");
+    }
+
     #[test]
     fn the_sinks_taking_a_type_are_named_as_their_markers_are() {
         let names = |pairs: &[(&str, &str)], kind| {

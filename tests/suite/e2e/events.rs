@@ -142,6 +142,87 @@ async fn an_event_reaches_both_sinks_once_however_often_it_is_redelivered() {
         .await;
 }
 
+/// The host redelivers the SAME outbox message (its id, DequeueCount 2) after a crash between
+/// a sink's acceptance and the message's delete: the handler is killed with the topic's marker
+/// written and its answer held in the proxy, so the invocation dies after the send. The
+/// redelivery finds the marker and the topic is not sent the event again; the webhook, which
+/// the dead invocation never reached, gets it then.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_outbox_message_redelivered_after_a_crash_is_sent_to_a_sink_once() {
+    use crate::reliability::faults::{FaultPlan, FaultProxy};
+    let sinks = Sinks::start().await;
+    let azurite = start_azurite();
+    let proxy = FaultProxy::start(azurite.blob_port, FaultPlan::none()).await;
+    let app = spawn_with(
+        AppOptions {
+            settings: sinks.settings(),
+            azurite: Some(azurite),
+            blob_port: Some(proxy.port),
+            ..Default::default()
+        }
+        // The failed invocation's message is visible again after a second.
+        .devhost_arg("--visibility-timeout-ms", "1000"),
+    )
+    .await;
+    app.probe.create_queue(EVENTS).await.unwrap();
+    wait_for("the dev host to be ready", DEADLINE, || async {
+        Ok(app.output().contains("dev host ready").then_some(()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", app.output()));
+    let first = app.wait_handlers(1, &[]).await;
+    let container = customvision_events::settings::events::DEFAULT_EVENTS_DELIVERED_CONTAINER;
+    let marker = format!("/{container}/");
+    proxy.hold_next(move |head| {
+        head.method == "PUT"
+            && head.target.contains(&marker)
+            && head.target.contains("eventgrid")
+            && !head.target.contains("restype=container")
+    });
+    let e = event(2);
+    put_outbox(&app, &e).await;
+    wait_for("the topic's marker to be held", DEADLINE, || async {
+        Ok((proxy.held() == 1).then_some(()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", app.output()));
+    for pid in &first {
+        // SAFETY: kill(2) on a handler this test's dev host started.
+        unsafe {
+            libc::kill(*pid as i32, libc::SIGKILL);
+        }
+    }
+    proxy.release();
+    app.wait_handlers(1, &first).await;
+    accepted(&app, "the webhook", 1, || sinks.hook.accepted()).await;
+    outbox_drained(&app).await;
+
+    let output = app.output();
+    assert_eq!(
+        output.matches("invocation failed, will retry").count(),
+        1,
+        "the killed invocation, retried by the host:\n{output}"
+    );
+    assert_eq!(
+        publish_invocations(&output),
+        1,
+        "the redelivery is the one that answered:\n{output}"
+    );
+    assert!(
+        output.contains(&format!("eventgrid: event {} already delivered", e.id)),
+        "{output}"
+    );
+    assert_eq!(
+        sinks.topic.requests().len(),
+        1,
+        "the topic sent it once:\n{output}"
+    );
+    assert_eq!(sinks.topic.accepted()[0]["id"], e.id.as_str());
+    assert_eq!(sinks.hook.requests().len(), 1, "{output}");
+    app.assert_empty(&[EVENTS_FAILED, EVENTS_POISON, REJECTED])
+        .await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_topic_down_for_a_while_gets_the_event_when_it_is_back_without_poison() {
     let sinks = Sinks::start().await;
@@ -162,6 +243,36 @@ async fn a_topic_down_for_a_while_gets_the_event_when_it_is_back_without_poison(
     assert_eq!(topic[0]["id"], e.id.as_str());
     // The webhook took it on the first attempt, and only then.
     assert_eq!(sinks.hook.requests().len(), 1, "{}", app.output());
+    app.assert_empty(&[EVENTS_FAILED, EVENTS_POISON, REJECTED])
+        .await;
+}
+
+/// `CV_WEBHOOK_TYPES` filters the webhook, not the topic: an excluded type reaches the topic
+/// and never the webhook, and the listed type (given by its full name) reaches both.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_webhook_with_types_is_sent_only_those() {
+    let sinks = Sinks::start().await;
+    let app = spawn_with_sinks(
+        &sinks,
+        &[("CV_WEBHOOK_TYPES", "CustomVisionEvents.LatestMoved")],
+    )
+    .await;
+    let (copied, moved) = (event(0), event(1));
+    assert_eq!(copied.event_type, "CustomVisionEvents.ModelCopied");
+    assert_eq!(moved.event_type, "CustomVisionEvents.LatestMoved");
+    put_outbox(&app, &copied).await;
+    put_outbox(&app, &moved).await;
+    accepted(&app, "the topic", 2, || sinks.topic.accepted()).await;
+    accepted(&app, "the webhook", 1, || sinks.hook.accepted()).await;
+    outbox_drained(&app).await;
+    let hook: Vec<Value> = sinks
+        .hook
+        .requests()
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    assert_eq!(hook.len(), 1, "{hook:#?}\n{}", app.output());
+    assert_eq!(hook[0]["id"], moved.id.as_str());
     app.assert_empty(&[EVENTS_FAILED, EVENTS_POISON, REJECTED])
         .await;
 }

@@ -8,7 +8,7 @@
 //! `RELIABILITY_LONG=1` runs the long load (1,000 notifications instead of 200):
 //! `make reliability-long`.
 
-mod faults;
+pub(crate) mod faults;
 mod kills;
 mod load;
 mod observe;

@@ -122,7 +122,10 @@ async fn malformed_messages_go_to_rejected_with_their_reason() {
             "unsupported notification version '2.0'",
         ),
         (
-            r#"{"version":"1.0","type":"Deployment","Content":{"projectId":"9a8b7c6d-1234-4e5f-8a9b-0c1d2e3f4a5b"}}"#,
+            &format!(
+                r#"{{"version":"1.0","type":"Deployment","Content":{{"projectId":"{}"}}}}"#,
+                customvision_events::domain::examples::PROJECT
+            ),
             "unknown notification type",
         ),
     ];

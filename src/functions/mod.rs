@@ -37,7 +37,9 @@ pub const REJECTED_BLOB_OUTPUT: &str = "rejectedText";
 /// (`%CV_STATUS_CONTAINER%/connection-tests/{Id}.json`), which `cvctl verify` reads.
 pub const CONNECTION_TEST_OUTPUT: &str = "connectionTest";
 
-pub use connection_test::{find_connection_test, ConnectionTestRecord, FoundConnectionTest};
+pub use connection_test::{
+    connection_test_waiting, find_connection_test, ConnectionTestRecord, FoundConnectionTest,
+};
 /// Queue output of the store-changing functions: their events, to `%CV_EVENTS_QUEUE%` (the
 /// outbox, [`crate::events::outbox`]).
 pub const EVENTS_OUTPUT: &str = "events";

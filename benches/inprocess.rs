@@ -17,8 +17,7 @@ use customvision_events::seed;
 use customvision_events::settings::Settings;
 use customvision_events::storage::StorageAccount;
 
-const P: &str = "9a8b7c6d-1234-4e5f-8a9b-0c1d2e3f4a5b";
-const I: &str = "1b2c3d4e-5f60-4172-8394-a5b6c7d8e9f0";
+use customvision_events::domain::examples::{ITERATION as I, PROJECT as P};
 
 fn envelope(c: &mut Criterion) {
     c.bench_function("envelope: decode a captured invocation body", |b| {

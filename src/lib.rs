@@ -13,7 +13,8 @@
 //!   `PublishEvents`;
 //! - [`export`] and [`model_store`]: a finished export, copied and tagged, the `latest` alias
 //!   and the index; [`automation`] with [`training`]: a finished training's report, exports and
-//!   publish through the Training API, and the project's dashboard;
+//!   publish through the Training API, and the project's dashboard (`cvctl demo` reads the
+//!   reports back with `automation::load_report`, the index with `model_store::load_index`);
 //! - [`storage`]: the storage clients, Shared Key and SAS, and the server-side copy both the
 //!   export and the `latest` alias make (`storage::copy`); under it, [`SharedHttp`], the
 //!   process's one HTTP client (also the Training API's and ARM's).

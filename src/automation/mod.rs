@@ -65,6 +65,33 @@ pub struct WrittenReport {
     pub last_modified: OffsetDateTime,
 }
 
+/// The report of one iteration, as stored (`reports/{projectId}/{iterationId}.json`); `None`
+/// while there is none, or when the blob is not a report.
+pub async fn load_report(
+    store: &BlobContainerClient,
+    project_id: ProjectId,
+    iteration_id: IterationId,
+) -> Result<Option<Report>, StorageActionError> {
+    read_report(store, &report::json_path(project_id, iteration_id)).await
+}
+
+/// The report in blob `name`: `None` when it is gone or is no report.
+async fn read_report(
+    store: &BlobContainerClient,
+    name: &str,
+) -> Result<Option<Report>, StorageActionError> {
+    let bytes = match store.blob_client(name).download(None).await {
+        Ok(r) => r
+            .body
+            .collect()
+            .await
+            .map_err(StorageActionError::of("read a report"))?,
+        Err(e) if e.http_status() == Some(StatusCode::NotFound) => return Ok(None),
+        Err(e) => return Err(StorageActionError::of("read a report")(e)),
+    };
+    Ok(serde_json::from_slice::<Report>(&bytes).ok())
+}
+
 pub struct Automation<'a> {
     pub client: &'a TrainingClient,
     pub settings: &'a AutomationSettings,
@@ -215,16 +242,7 @@ impl Automation<'_> {
         let Some((_, name)) = earlier else {
             return Ok(None);
         };
-        let bytes = match self.store.blob_client(&name).download(None).await {
-            Ok(r) => r
-                .body
-                .collect()
-                .await
-                .map_err(StorageActionError::of("read a report"))?,
-            Err(e) if e.http_status() == Some(StatusCode::NotFound) => return Ok(None),
-            Err(e) => return Err(StorageActionError::of("read a report")(e).into()),
-        };
-        let Ok(old) = serde_json::from_slice::<Report>(&bytes) else {
+        let Some(old) = read_report(self.store, &name).await? else {
             return Ok(None);
         };
         Ok(old.performance.map(|figures| Previous {

@@ -26,4 +26,7 @@ pub use project_id::ProjectId;
 pub mod examples {
     pub const PROJECT: &str = "9a8b7c6d-1234-4e5f-8a9b-0c1d2e3f4a5b";
     pub const ITERATION: &str = "1b2c3d4e-5f60-4172-8394-a5b6c7d8e9f0";
+    /// The iteration of the events' examples (`events::model::examples`): docs/events.md and
+    /// the README show their ids, which are hashes of it, so it keeps this value.
+    pub const EVENTS_ITERATION: &str = "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0";
 }

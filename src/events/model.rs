@@ -463,7 +463,7 @@ impl CloudEvent {
 /// Examples of every type, for the tests, the schemas' checks and the docs.
 pub fn examples() -> Vec<(Fact, OffsetDateTime)> {
     const P: &str = crate::domain::examples::PROJECT;
-    const I: &str = "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0";
+    const I: &str = crate::domain::examples::EVENTS_ITERATION;
     let at = time::macros::datetime!(2026-01-02 03:04:05 UTC);
     let order = OrderKeyData {
         by: "trainedAt".into(),

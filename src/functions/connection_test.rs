@@ -2,16 +2,20 @@
 //! [`CONNECTION_TEST_OUTPUT`](super::CONNECTION_TEST_OUTPUT) blob output
 //! (`%CV_STATUS_CONTAINER%/connection-tests/{Id}.json`), and the one reader of those blobs,
 //! [`find_connection_test`], with which `cvctl verify` tells that the project is wired and the
-//! app is reading its queue.
+//! app is reading its queue; and, when there is none, [`connection_test_waiting`]: whether
+//! the test is still in the notification queue.
 
 use std::collections::HashSet;
 
 use azure_storage_blob::BlobContainerClient;
+use azure_storage_queue::models::QueueClientPeekMessagesOptions;
+use azure_storage_queue::QueueClient;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::domain::ProjectId;
 use crate::naming::stored::CONNECTION_TESTS_PREFIX;
+use crate::notification::Notification;
 use crate::storage::{list_blobs, StorageActionError};
 
 /// The blob output's path in `Notifications/function.json`: the host writes the blob, so
@@ -97,6 +101,35 @@ pub async fn find_connection_test(
         others.insert(blob.name.clone());
     }
     Ok(None)
+}
+
+/// Whether a ConnectionTest from `project` is among the first 32 messages of the notification
+/// queue `queue`, peeked (left there): sent, and not yet read by the app. An answer that does
+/// not decode counts as none waiting.
+pub async fn connection_test_waiting(
+    queue: &QueueClient,
+    project: ProjectId,
+) -> Result<bool, StorageActionError> {
+    let options = QueueClientPeekMessagesOptions {
+        number_of_messages: Some(32),
+        ..Default::default()
+    };
+    let peeked = queue
+        .peek_messages(Some(options))
+        .await
+        .map_err(StorageActionError::of("peek the notification queue"))?;
+    Ok(peeked
+        .into_model()
+        .map(|m| m.items.unwrap_or_default())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|m| m.message_text)
+        .any(|text| {
+            matches!(
+                Notification::parse(&text),
+                Ok(Notification::ConnectionTest { project_id }) if project_id == project
+            )
+        }))
 }
 
 #[cfg(test)]

@@ -37,7 +37,9 @@ pub const REJECTED_BLOB_OUTPUT: &str = "rejectedText";
 /// (`%CV_STATUS_CONTAINER%/connection-tests/{Id}.json`), which `cvctl verify` reads.
 pub const CONNECTION_TEST_OUTPUT: &str = "connectionTest";
 
-pub use connection_test::{find_connection_test, ConnectionTestRecord, FoundConnectionTest};
+pub use connection_test::{
+    connection_test_waiting, find_connection_test, ConnectionTestRecord, FoundConnectionTest,
+};
 /// Queue output of the store-changing functions: their events, to `%CV_EVENTS_QUEUE%` (the
 /// outbox, [`crate::events::outbox`]).
 pub const EVENTS_OUTPUT: &str = "events";
@@ -294,6 +296,7 @@ pub(crate) mod test_support {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::examples::{EVENTS_ITERATION, PROJECT};
 
     #[test]
     fn a_function_parses_from_its_own_name_only() {
@@ -329,9 +332,11 @@ mod tests {
         });
         let mut app = test_support::app_on(port);
         app.budget = Duration::from_millis(300);
-        let message = r#"{"version":"1.0","type":"Export","Content":{"projectId":"9a8b7c6d-1234-4e5f-8a9b-0c1d2e3f4a5b","iterationId":"0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0","exportStatus":"ExportCompleted"}}"#;
+        let message = format!(
+            r#"{{"version":"1.0","type":"Export","Content":{{"projectId":"{PROJECT}","iterationId":"{EVENTS_ITERATION}","exportStatus":"ExportCompleted"}}}}"#
+        );
         let answer = app
-            .invoke(Function::ExportCompleted, &test_support::request(message))
+            .invoke(Function::ExportCompleted, &test_support::request(&message))
             .await;
         held.abort();
         match answer {

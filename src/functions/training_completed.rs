@@ -89,6 +89,7 @@ fn log_only(event: &TrainingEvent) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::examples::{ITERATION as I, PROJECT as P};
     use crate::functions::test_support::{app, request};
     use crate::functions::REJECTED_OUTPUT;
 
@@ -110,7 +111,7 @@ mod tests {
     fn both_statuses_are_logged_and_a_failure_is_an_event() {
         for status in ["TrainingCompleted", "TrainingFailed"] {
             let msg = format!(
-                r#"{{"type":"Training","Content":{{"projectId":"9a8b7c6d-1234-4e5f-8a9b-0c1d2e3f4a5b","iterationId":"1b2c3d4e-5f60-4172-8394-a5b6c7d8e9f0","trainingStatus":"{status}"}}}}"#
+                r#"{{"type":"Training","Content":{{"projectId":"{P}","iterationId":"{I}","trainingStatus":"{status}"}}}}"#
             );
             let r = run(&msg);
             assert!(r.logs[0].ends_with(status));
@@ -124,10 +125,7 @@ mod tests {
             assert_eq!(events.len(), 1);
             let event = &events[0]["event"];
             assert_eq!(event["type"], "CustomVisionEvents.TrainingFailed");
-            assert_eq!(
-                event["subject"],
-                "projects/9a8b7c6d-1234-4e5f-8a9b-0c1d2e3f4a5b/iterations/1b2c3d4e-5f60-4172-8394-a5b6c7d8e9f0"
-            );
+            assert_eq!(event["subject"], format!("projects/{P}/iterations/{I}"));
             // The message's insertion time, never the time of sending.
             assert_eq!(event["time"], "2026-01-01T10:00:00Z");
         }
@@ -135,8 +133,8 @@ mod tests {
 
     #[test]
     fn other_kinds_are_rejected() {
-        let msg = r#"{"type":"ConnectionTest","Content":{"projectId":"9a8b7c6d-1234-4e5f-8a9b-0c1d2e3f4a5b"}}"#;
-        let r = run(msg);
+        let msg = format!(r#"{{"type":"ConnectionTest","Content":{{"projectId":"{P}"}}}}"#);
+        let r = run(&msg);
         assert!(r.outputs[REJECTED_OUTPUT]["reason"]
             .as_str()
             .unwrap()

@@ -2,7 +2,7 @@
 //! by blob index tags (Find Blobs by Tags), each with its properties and metadata read back.
 //! The index rebuild and `cvctl models` both ask it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use azure_core::http::StatusCode;
 use azure_storage_blob::models::BlobClientGetPropertiesResultHeaders;
@@ -176,6 +176,62 @@ pub async fn find_models(
     Ok(found)
 }
 
+/// A copy in a listing, and whether its platform's `latest` alias names its iteration.
+#[derive(Debug, Clone)]
+pub struct ListedCopy {
+    pub model: FoundModel,
+    pub latest: bool,
+}
+
+/// The `latest` alias of one platform, as found: the iteration its metadata names, and its
+/// path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundAlias {
+    pub iteration_id: String,
+    pub path: String,
+}
+
+/// A query's blobs as a listing shows them ([`newest_first`]).
+#[derive(Debug, Clone, Default)]
+pub struct ModelListing {
+    /// The copies, newest first in the order the alias and the index use, then by platform.
+    pub copies: Vec<ListedCopy>,
+    /// Platform → its `latest` alias.
+    pub latest: BTreeMap<String, FoundAlias>,
+}
+
+/// Sorts what [`find_models`] found (with `aliases`) into a listing: the copies newest first,
+/// each marked `latest` when its platform's alias names its iteration, and the aliases by
+/// platform. `cvctl models` shows it.
+pub fn newest_first(found: Vec<FoundModel>) -> ModelListing {
+    let mut latest = BTreeMap::new();
+    let mut copies = Vec::new();
+    for f in found {
+        match f.kind {
+            FoundKind::Latest => {
+                let alias = FoundAlias {
+                    iteration_id: f.iteration(),
+                    path: f.path.clone(),
+                };
+                latest.insert(f.platform(), alias);
+            }
+            FoundKind::Model => copies.push(f),
+        }
+    }
+    // Stable: copies that tie keep the service's order.
+    copies.sort_by_cached_key(|f| (std::cmp::Reverse(f.order()), f.platform()));
+    let copies = copies
+        .into_iter()
+        .map(|model| ListedCopy {
+            latest: latest
+                .get(&model.platform())
+                .is_some_and(|a: &FoundAlias| a.iteration_id == model.iteration()),
+            model,
+        })
+        .collect();
+    ModelListing { copies, latest }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,5 +262,75 @@ mod tests {
             ..ModelFilter::copies(p)
         };
         assert!(zip.expression().ends_with("AND \"platform\" = 'zip'"));
+    }
+
+    fn found(kind: FoundKind, path: &str, platform: &str, iteration: &str, at: &str) -> FoundModel {
+        let mut metadata = HashMap::from([
+            (PLATFORM_KEY.to_string(), platform.to_string()),
+            (ITERATION_ID_KEY.to_string(), iteration.to_string()),
+        ]);
+        if kind == FoundKind::Model {
+            let order = OrderKey {
+                by: super::super::OrderBy::TrainedAt,
+                at: time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+                    .unwrap(),
+                iteration_id: IterationId::parse(iteration).unwrap(),
+            };
+            metadata.extend(order.metadata());
+        }
+        FoundModel {
+            path: path.into(),
+            kind,
+            size: None,
+            content_md5: None,
+            metadata,
+        }
+    }
+
+    #[test]
+    fn a_listing_is_newest_first_with_latest_marked() {
+        let older = "a1b2c3d4-e5f6-4a7b-8c9d-000000000001";
+        let newer = "a1b2c3d4-e5f6-4a7b-8c9d-000000000002";
+        let listing = newest_first(vec![
+            found(
+                FoundKind::Model,
+                "o/onnx",
+                "ONNX",
+                older,
+                "2026-01-01T00:00:00Z",
+            ),
+            found(FoundKind::Latest, "l/onnx", "ONNX", older, ""),
+            found(
+                FoundKind::Model,
+                "n/tf",
+                "TensorFlow",
+                newer,
+                "2026-02-01T00:00:00Z",
+            ),
+            found(
+                FoundKind::Model,
+                "n/onnx",
+                "ONNX",
+                newer,
+                "2026-02-01T00:00:00Z",
+            ),
+        ]);
+        let rows: Vec<(&str, bool)> = listing
+            .copies
+            .iter()
+            .map(|c| (c.model.path.as_str(), c.latest))
+            .collect();
+        assert_eq!(
+            rows,
+            [("n/onnx", false), ("n/tf", false), ("o/onnx", true)],
+            "newest first, then by platform; the alias names the older"
+        );
+        assert_eq!(
+            listing.latest["ONNX"],
+            FoundAlias {
+                iteration_id: older.into(),
+                path: "l/onnx".into()
+            }
+        );
     }
 }

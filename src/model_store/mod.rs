@@ -11,7 +11,10 @@ mod find;
 pub(crate) mod index;
 pub(crate) mod latest;
 
-pub use find::{find_models, platform_label, FoundKind, FoundModel, ModelFilter};
+pub use find::{
+    find_models, newest_first, platform_label, FoundAlias, FoundKind, FoundModel, ListedCopy,
+    ModelFilter, ModelListing,
+};
 pub use index::{load_index, rebuild, IndexEntry, ModelIndex, Pick};
 
 use std::collections::{BTreeMap, HashMap};

@@ -9,6 +9,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use super::*;
+use crate::domain::examples;
 use crate::envelope::captured::{METADATA_KEYS, ONCE, TWICE};
 use crate::functions::test_support::app;
 
@@ -161,7 +162,7 @@ async fn a_chunked_invocation_is_answered_200_with_json() {
     answer.assert_json();
     assert_eq!(
         answer.body["Logs"][0],
-        "ConnectionTest from project 9a8b7c6d-1234-4e5f-8a9b-0c1d2e3f4a5b"
+        format!("ConnectionTest from project {}", examples::PROJECT)
     );
 }
 
@@ -193,7 +194,7 @@ async fn the_three_captured_shapes_on_one_kept_alive_connection() {
     };
     assert_eq!(
         exported.body["Outputs"]["exportEvents"]["Content"]["iterationId"],
-        "1b2c3d4e-5f60-4172-8394-a5b6c7d8e9f0"
+        examples::ITERATION
     );
 }
 

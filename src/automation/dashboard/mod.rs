@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 use super::report::{Miss, Report};
 use crate::model_store::ModelIndex;
 
-pub use store::{refresh, DashboardError, Refreshed};
+pub use store::{is_current, refresh, DashboardError, Refreshed};
 
 pub use crate::naming::stored::{dashboard_path as path, DASHBOARD_FILE};
 

@@ -359,6 +359,7 @@ mod tests {
     use super::super::summarise;
     use super::super::tests::{two, P};
     use super::*;
+    use crate::domain::examples::ITERATION;
 
     #[test]
     fn a_static_page_with_a_point_per_iteration_and_the_gate_s_reasons() {
@@ -381,9 +382,10 @@ mod tests {
         assert!(html.contains("published as <code>prod</code>"));
         // Copies by relative links, the space in the backup name encoded.
         assert!(html.contains(&format!(
-            "href=\"../../{P}/1b2c3d4e-5f60-4172-8394-a5b6c7d8e9f0/ONNX/{P}%20-%201b2c3d4e"
+            "href=\"../../{P}/{ITERATION}/ONNX/{P}%20-%20{}",
+            &ITERATION[..8]
         )));
-        assert!(html.contains("href=\"1b2c3d4e-5f60-4172-8394-a5b6c7d8e9f0.html\">report</a>"));
+        assert!(html.contains(&format!("href=\"{ITERATION}.html\">report</a>")));
     }
 
     #[test]

@@ -55,8 +55,7 @@ pub async fn refresh(
     let mut delay = Duration::from_millis(10);
     for _ in 0..ATTEMPTS {
         let (dashboard, current) = gather(store, project_id).await?;
-        let html = page::render(&dashboard);
-        let digest = hex(&Sha256::digest(html.as_bytes()));
+        let (html, digest) = rendered(&dashboard);
         if current
             .as_ref()
             .is_some_and(|c| c.digest.as_deref() == Some(digest.as_str()))
@@ -82,6 +81,24 @@ pub async fn refresh(
         path: target,
         attempts: ATTEMPTS,
     })
+}
+
+/// Whether the page the store holds is the one [`refresh`] would write now, from the reports
+/// and the index as they stand: no refresh is pending. (`cvctl demo` waits on it.)
+pub async fn is_current(
+    store: &BlobContainerClient,
+    project_id: ProjectId,
+) -> Result<bool, DashboardError> {
+    let (dashboard, current) = gather(store, project_id).await?;
+    let (_, digest) = rendered(&dashboard);
+    Ok(current.is_some_and(|c| c.digest.as_deref() == Some(digest.as_str())))
+}
+
+/// The page of `dashboard`, and its SHA-256 (hex), which its metadata keeps.
+fn rendered(dashboard: &Dashboard) -> (String, String) {
+    let html = page::render(dashboard);
+    let digest = hex(&Sha256::digest(html.as_bytes()));
+    (html, digest)
 }
 
 /// The page as it stands: its ETag and the digest it was written with.

@@ -15,18 +15,20 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use customvision_events::automation::dashboard;
+use azure_storage_blob::BlobContainerClient;
+
 use customvision_events::automation::report::{self, Report};
+use customvision_events::automation::{dashboard, load_report};
 use customvision_events::devhost::azurite::Azurite;
 use customvision_events::devhost::custom_vision::{
     bodies, CustomVisionFixture, Route, Trained, FIXTURE_KEY,
 };
-use customvision_events::devhost::probe::{wait_for, Probe};
+use customvision_events::devhost::probe::{wait_for, Probe, ProbeError};
 use customvision_events::devhost::webhook::{generate_secret, WebhookReceiver};
 use customvision_events::devhost::{self, DevHostOptions};
-use customvision_events::domain::ProjectId;
+use customvision_events::domain::{IterationId, ProjectId};
 use customvision_events::events::{CloudEvent, EventType};
-use customvision_events::model_store::ModelIndex;
+use customvision_events::model_store::{load_index, ModelIndex, ModelStoreError};
 use customvision_events::naming::stored::index_path;
 
 use crate::context::{CliError, Context};
@@ -139,6 +141,24 @@ pub async fn run(root: &Path, handler: Option<PathBuf>, out: &Path) -> Result<()
     result
 }
 
+/// The project's index: `None` while there is none or it does not parse yet.
+async fn readable_index(
+    store: &BlobContainerClient,
+    project_id: ProjectId,
+) -> Result<Option<ModelIndex>, ProbeError> {
+    match load_index(store, project_id).await {
+        Ok(index) => Ok(index.map(|(index, _)| index)),
+        Err(ModelStoreError::Unreadable { .. }) => Ok(None),
+        Err(ModelStoreError::Request(e)) => Err(e.into()),
+        Err(e) => Err(waiting_failed(e)),
+    }
+}
+
+/// A library error met while waiting, as the wait's error.
+fn waiting_failed(e: impl std::error::Error + Send + Sync + 'static) -> ProbeError {
+    ProbeError::Io(std::io::Error::other(e))
+}
+
 async fn drive(
     ctx: &Context,
     connection: &str,
@@ -150,6 +170,10 @@ async fn drive(
     let store = ctx.settings.model_store_container.clone();
     let project = uuid::Uuid::new_v4().to_string();
     let project_id = ProjectId::parse(&project).map_err(|e| CliError::check(e.to_string()))?;
+    let store_client = ctx
+        .account()?
+        .container(&store)
+        .map_err(|e| CliError::usage(e.to_string(), "check CV_STORAGE"))?;
     println!("== cvctl simulate: the seed's ConnectionTest for project {project}");
     simulate::run(
         ctx,
@@ -218,12 +242,8 @@ async fn drive(
             )
             .await?;
         }
-        let index = index_path(project_id);
         wait_for("the export in the model store's index", WAIT, || async {
-            let Some(blob) = probe.blob(&store, &index).await? else {
-                return Ok(None);
-            };
-            let index: Option<ModelIndex> = serde_json::from_slice(&blob.bytes).ok();
+            let index = readable_index(&store_client, project_id).await?;
             Ok(index
                 .filter(|i| i.models.iter().any(|m| m.iteration_id == iteration))
                 .map(|_| ()))
@@ -235,13 +255,21 @@ async fn drive(
     // The dashboard is rewritten after each report and each export: wait for the last one's.
     let (_, newest) = &iterations[iterations.len() - 1];
     let dashboard_path = dashboard::path(&project);
-    let latest_row = format!("<th>latest ONNX</th><td><a href=\"{newest}.html\">");
+    // The newest is the index's latest ONNX, and the page is the one the store's reports and
+    // index make now.
     wait_for("the dashboard with the newest export", WAIT, || async {
-        Ok(probe
-            .blob(&store, &dashboard_path)
+        let newest_latest = readable_index(&store_client, project_id)
             .await?
-            .filter(|b| String::from_utf8_lossy(&b.bytes).contains(&latest_row))
-            .map(|_| ()))
+            .is_some_and(|i| {
+                i.latest
+                    .get("ONNX")
+                    .is_some_and(|l| l.iteration_id == *newest)
+            });
+        let current = newest_latest
+            && dashboard::is_current(&store_client, project_id)
+                .await
+                .map_err(waiting_failed)?;
+        Ok(current.then_some(()))
     })
     .await
     .map_err(CliError::check)?;
@@ -260,11 +288,9 @@ async fn drive(
     models::print(&listing, false);
 
     println!("\n== latest ({store}/{})", index_path(project_id));
-    let index: ModelIndex = probe
-        .blob(&store, &index_path(project_id))
+    let index: ModelIndex = readable_index(&store_client, project_id)
         .await
         .map_err(CliError::check)?
-        .and_then(|b| serde_json::from_slice(&b.bytes).ok())
         .ok_or_else(|| CliError::check("no index"))?;
     for (platform, latest) in &index.latest {
         let name = iterations
@@ -281,11 +307,11 @@ async fn drive(
 
     println!("\n== the gate (PUBLISH_NAME={PUBLISH_NAME}, precision >= {MIN_PRECISION}, recall >= {MIN_RECALL})");
     for (name, iteration) in &iterations {
-        let report: Report = probe
-            .blob(&store, &report::json_path(&project, iteration))
+        let iteration_id =
+            IterationId::parse(iteration).map_err(|e| CliError::check(e.to_string()))?;
+        let report: Report = load_report(&store_client, project_id, iteration_id)
             .await
             .map_err(CliError::check)?
-            .and_then(|b| serde_json::from_slice(&b.bytes).ok())
             .ok_or_else(|| CliError::check(format!("no report of {name}")))?;
         let decision = match &report.publish {
             Some(p) if p.missed.is_empty() => format!("{} as '{}'", p.outcome, p.name),

@@ -1,6 +1,6 @@
 //! `cvctl models`: what the model store holds for a project, found by the library's one store
 //! query ([`find_models`]: blob index tags on project, iteration, platform), newest first,
-//! with `latest` marked; and what `index.json` says, when there is one ([`load_index`]).
+//! with `latest` marked ([`newest_first`]); and what `index.json` says, when there is one ([`load_index`]).
 
 use std::collections::HashMap;
 
@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use customvision_events::domain::{IterationId, ProjectId};
 use customvision_events::model_store::{
-    find_models, load_index, FoundKind, ModelFilter, ModelStoreError, OrderKey,
+    find_models, load_index, newest_first, ModelFilter, ModelStoreError,
 };
 use customvision_events::naming::stored::index_path;
 
@@ -39,9 +39,6 @@ pub struct Model {
     pub size: Option<u64>,
     pub time: Option<String>,
     pub latest: bool,
-    /// The store's own order ("newest"), not shown.
-    #[serde(skip)]
-    order: Option<OrderKey>,
 }
 
 #[derive(Debug, Serialize)]
@@ -91,36 +88,22 @@ pub async fn list(ctx: &Context, args: &Args) -> Result<Listing, CliError> {
     let found = find_models(&store, &filter)
         .await
         .map_err(|e| store_failure(store_name, e))?;
-    let mut models = Vec::new();
-    let mut latest_of: HashMap<String, (String, String)> = HashMap::new();
-    for f in found {
-        let (platform, iteration) = (f.platform(), f.iteration());
-        if f.kind == FoundKind::Latest {
-            latest_of.insert(platform, (iteration, f.path));
-            continue;
-        }
-        let order = f.order();
-        models.push(Model {
-            iteration_id: iteration,
-            platform,
-            path: f.path,
-            size: f.size,
-            time: order.as_ref().map(|o| o.at_text()),
-            latest: false,
-            order,
-        });
-    }
-    // Newest first, in the order the alias and the index use.
-    models.sort_by(|a, b| {
-        b.order
-            .cmp(&a.order)
-            .then_with(|| a.platform.cmp(&b.platform))
-    });
-    for m in &mut models {
-        m.latest = latest_of
-            .get(&m.platform)
-            .is_some_and(|(iteration, _)| *iteration == m.iteration_id);
-    }
+    let listing = newest_first(found);
+    let models = listing
+        .copies
+        .into_iter()
+        .map(|c| {
+            let order = c.model.order();
+            Model {
+                iteration_id: c.model.iteration(),
+                platform: c.model.platform(),
+                size: c.model.size,
+                time: order.as_ref().map(|o| o.at_text()),
+                latest: c.latest,
+                path: c.model.path,
+            }
+        })
+        .collect();
     let index = load_index(&store, project)
         .await
         .map_err(|e| store_failure(store_name, e))?
@@ -133,9 +116,10 @@ pub async fn list(ctx: &Context, args: &Args) -> Result<Listing, CliError> {
     Ok(Listing {
         project_id: project.to_string(),
         models,
-        latest: latest_of
+        latest: listing
+            .latest
             .into_iter()
-            .map(|(p, (_, path))| (p, path))
+            .map(|(platform, alias)| (platform, alias.path))
             .collect(),
         index,
     })

@@ -16,12 +16,10 @@
 
 use std::time::Duration;
 
-use azure_storage_queue::models::QueueClientPeekMessagesOptions;
 use url::Url;
 
 use customvision_events::domain::ProjectId;
-use customvision_events::functions::find_connection_test;
-use customvision_events::notification::Notification;
+use customvision_events::functions::{connection_test_waiting, find_connection_test};
 use customvision_events::storage::{list_blobs, StorageAccount};
 
 use crate::context::{storage_failure, training_failure, CliError, Context, Failure};
@@ -296,21 +294,15 @@ async fn connection_test(
     let queue = account
         .queue(queue_name)
         .map_err(|e| CliError::usage(e.to_string(), "check CV_STORAGE"))?;
-    let options = QueueClientPeekMessagesOptions {
-        number_of_messages: Some(32),
-        ..Default::default()
-    };
-    let waiting = match queue.peek_messages(Some(options)).await {
-        Ok(r) => r
-            .into_model()
-            .map(|m| m.items.unwrap_or_default())
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|m| m.message_text)
-            .any(|text| {
-                matches!(Notification::parse(&text), Ok(Notification::ConnectionTest { project_id }) if project_id == project)
-            }),
-        Err(e) => return denied(&format!("cannot peek queue {queue_name}"), &e, "see the access check".into()),
+    let waiting = match connection_test_waiting(&queue, project).await {
+        Ok(waiting) => waiting,
+        Err(e) => {
+            return denied(
+                &format!("cannot peek queue {queue_name}"),
+                &e.source,
+                "see the access check".into(),
+            )
+        }
     };
     Ok(if waiting {
         Outcome::Fail {

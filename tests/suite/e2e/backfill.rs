@@ -239,7 +239,7 @@ async fn backfill_brings_three_iterations_in_and_a_second_run_changes_nothing() 
     // The store as ExportCompleted leaves it: copies, latest by trainedAt, the index.
     let index: Value = serde_json::from_slice(
         &probe
-            .blob(MODELS, &format!("{p}/index.json"))
+            .blob(MODELS, &index_blob(&p))
             .await
             .unwrap()
             .expect("an index")
@@ -273,13 +273,13 @@ async fn backfill_brings_three_iterations_in_and_a_second_run_changes_nothing() 
             .unwrap()
             .unwrap();
         assert_eq!(copy.bytes, packages[n].1);
-        assert_eq!(copy.tags["iterationId"], i.as_str());
-        assert_eq!(copy.tags["projectId"], p);
-        assert_eq!(copy.tags["platform"], "ONNX");
+        assert_eq!(copy.tags[TAG_ITERATION_ID], i.as_str());
+        assert_eq!(copy.tags[TAG_PROJECT_ID], p);
+        assert_eq!(copy.tags[TAG_PLATFORM], "ONNX");
         // And its report, with the automation's writer.
         let report: Value = serde_json::from_slice(
             &probe
-                .blob(MODELS, &format!("reports/{p}/{i}.json"))
+                .blob(MODELS, &report_json_path(&p, i))
                 .await
                 .unwrap()
                 .unwrap_or_else(|| panic!("no report of {i}"))
@@ -289,14 +289,14 @@ async fn backfill_brings_three_iterations_in_and_a_second_run_changes_nothing() 
         assert_eq!(report["status"], "TrainingCompleted");
         assert_eq!(report["publish"], Value::Null);
         assert!(probe
-            .blob(MODELS, &format!("reports/{p}/{i}.html"))
+            .blob(MODELS, &report_html_path(&p, i))
             .await
             .unwrap()
             .is_some());
     }
     let report_c: Value = serde_json::from_slice(
         &probe
-            .blob(MODELS, &format!("reports/{p}/{c}.json"))
+            .blob(MODELS, &report_json_path(&p, &c))
             .await
             .unwrap()
             .unwrap()
@@ -356,7 +356,7 @@ async fn backfill_brings_three_iterations_in_and_a_second_run_changes_nothing() 
             iteration_id: i.to_string(),
             url: probe
                 .account
-                .plain_blob_url(MODELS, &format!("reports/{p}/{i}.json"))
+                .plain_blob_url(MODELS, &report_json_path(&p, i))
                 .unwrap()
                 .to_string(),
             html_url: None,
@@ -471,9 +471,5 @@ async fn backfill_waits_only_as_long_as_asked_and_names_what_is_still_exporting(
         cv.requests_to(Route::GetExports).len() >= 2,
         "it waited by asking GetExports"
     );
-    assert!(probe
-        .blob(MODELS, &format!("{p}/index.json"))
-        .await
-        .unwrap()
-        .is_none());
+    assert!(probe.blob(MODELS, &index_blob(&p)).await.unwrap().is_none());
 }

@@ -128,10 +128,7 @@ async fn models_lists_by_tags_newest_first_with_latest_marked() {
     assert_eq!(models[0]["iterationId"], newer.as_str(), "newest first");
     assert_eq!(models[0]["latest"], true);
     assert_eq!(models[1]["latest"], false);
-    assert_eq!(
-        listing["latest"]["ONNX"],
-        format!("{p}/latest/ONNX/model.ONNX")
-    );
+    assert_eq!(listing["latest"]["ONNX"], latest_blob(&p, "ONNX", "ONNX"));
     assert_eq!(listing["index"]["models"], 2);
     let text = cvctl(
         &storage,

@@ -1,13 +1,14 @@
 //! The dashboard's writes on Azurite, without the dev host: concurrent refreshes, each after a
 //! report of its own, leave a page that lists every report (the write is conditional on the
-//! ETag the gathering saw, and a lost race gathers again); and a refresh with nothing new
-//! writes nothing.
+//! ETag the gathering saw, and a lost race gathers again); a refresh with nothing new writes
+//! nothing; and the page is current until a report lands without a refresh.
 
 use customvision_events::automation::dashboard::{self, Refreshed};
+use customvision_events::automation::load_report;
 use customvision_events::automation::report::{self, Figures, IterationSummary, Report};
 use customvision_events::devhost::azurite::Azurite;
 use customvision_events::devhost::probe::Probe;
-use customvision_events::domain::ProjectId;
+use customvision_events::domain::{IterationId, ProjectId};
 
 use crate::support::helpers::*;
 
@@ -105,4 +106,24 @@ async fn concurrent_refreshes_leave_every_report_on_the_page() {
         .unwrap()
         .unwrap();
     assert_eq!(before.etag, after.etag);
+    // The page is current until a report lands without a refresh; a report reads back.
+    assert!(dashboard::is_current(&store, project).await.unwrap());
+    let iteration = uuid::Uuid::new_v4().to_string();
+    let late = report(&p, &iteration, N);
+    store
+        .blob_client(&report::json_path(&p, &iteration))
+        .upload(
+            azure_core::http::RequestContent::from(serde_json::to_vec(&late).unwrap()),
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(!dashboard::is_current(&store, project).await.unwrap());
+    let iteration_id = IterationId::parse(&iteration).unwrap();
+    assert_eq!(
+        load_report(&store, project, iteration_id).await.unwrap(),
+        Some(late)
+    );
+    let other = IterationId::parse(&uuid::Uuid::new_v4().to_string()).unwrap();
+    assert_eq!(load_report(&store, project, other).await.unwrap(), None);
 }

@@ -975,7 +975,7 @@ async fn a_training_emits_its_report_and_the_gates_decision() {
         );
         let blob = app
             .probe
-            .blob(MODELS, &format!("reports/{p}/{i}.json"))
+            .blob(MODELS, &report_json_path(&p, &i))
             .await
             .unwrap()
             .unwrap();

@@ -47,18 +47,18 @@ async fn export_completed_copies_and_tags_the_backup() {
         .unwrap()
         .unwrap_or_else(|| panic!("no copy at {copy_name}\n{}", app.output()));
     assert_eq!(copy.bytes, bytes, "copy bytes equal the source");
-    assert_eq!(copy.tags["projectId"], p);
-    assert_eq!(copy.tags["iterationId"], i);
-    assert_eq!(copy.tags["platform"], "ONNX");
-    assert_eq!(copy.metadata["cvsourceblob"], format!("{BACKUPS}/{name}"));
+    assert_eq!(copy.tags[TAG_PROJECT_ID], p);
+    assert_eq!(copy.tags[TAG_ITERATION_ID], i);
+    assert_eq!(copy.tags[TAG_PLATFORM], "ONNX");
+    assert_eq!(copy.metadata[SOURCE_BLOB_KEY], format!("{BACKUPS}/{name}"));
     let backup = app.probe.blob(BACKUPS, &name).await.unwrap().unwrap();
     assert_eq!(
-        copy.metadata["cvsourceetag"], backup.etag,
+        copy.metadata[SOURCE_ETAG_KEY], backup.etag,
         "the copy records the backup it came from"
     );
     // EXPORT_ACTION defaults to both: the backup is tagged in place too.
-    assert_eq!(backup.tags["iterationId"], i);
-    assert_eq!(backup.metadata["cvprojectid"], p);
+    assert_eq!(backup.tags[TAG_ITERATION_ID], i);
+    assert_eq!(backup.metadata[PROJECT_ID_KEY], p);
     app.assert_empty(&[REJECTED]).await;
 }
 
@@ -101,7 +101,7 @@ async fn the_same_message_three_times_yields_one_copy() {
     assert_eq!(after.metadata, first.metadata);
     let backup = app.probe.blob(BACKUPS, &name).await.unwrap().unwrap();
     assert_eq!(
-        backup.etag, first.metadata["cvsourceetag"],
+        backup.etag, first.metadata[SOURCE_ETAG_KEY],
         "the backup is not rewritten either"
     );
     app.assert_empty(&[REJECTED, &format!("{EXPORTS}-poison")])
@@ -122,7 +122,10 @@ async fn malformed_messages_go_to_rejected_with_their_reason() {
             "unsupported notification version '2.0'",
         ),
         (
-            r#"{"version":"1.0","type":"Deployment","Content":{"projectId":"9a8b7c6d-1234-4e5f-8a9b-0c1d2e3f4a5b"}}"#,
+            &format!(
+                r#"{{"version":"1.0","type":"Deployment","Content":{{"projectId":"{}"}}}}"#,
+                customvision_events::domain::examples::PROJECT
+            ),
             "unknown notification type",
         ),
     ];
@@ -217,7 +220,7 @@ async fn base64_flat_message_and_zip_backup() {
         .await
         .unwrap();
     assert_eq!(
-        copy.map(|c| c.tags["platform"].clone()).as_deref(),
+        copy.map(|c| c.tags[TAG_PLATFORM].clone()).as_deref(),
         Some("zip"),
         "{}",
         app.output()
@@ -262,8 +265,8 @@ async fn tag_only_leaves_the_model_store_alone() {
         .await;
     app.drained().await;
     let backup = app.probe.blob(BACKUPS, &name).await.unwrap().unwrap();
-    assert_eq!(backup.tags["platform"], "CoreML", "{}", app.output());
-    assert_eq!(backup.metadata["cviterationid"], i);
+    assert_eq!(backup.tags[TAG_PLATFORM], "CoreML", "{}", app.output());
+    assert_eq!(backup.metadata[ITERATION_ID_KEY], i);
     assert!(app.probe.list(MODELS).await.unwrap().is_empty());
 }
 
@@ -536,20 +539,20 @@ async fn a_re_exported_backup_replaces_its_copy() {
     let second = app.probe.blob(MODELS, &copy_name).await.unwrap().unwrap();
     let backup = app.probe.blob(BACKUPS, &name).await.unwrap().unwrap();
     assert_eq!(second.bytes, b"second export", "{}", app.output());
-    assert_eq!(second.metadata["cvsourceetag"], backup.etag);
-    assert_eq!(second.tags["iterationId"], i);
+    assert_eq!(second.metadata[SOURCE_ETAG_KEY], backup.etag);
+    assert_eq!(second.tags[TAG_ITERATION_ID], i);
     // The alias of the same iteration follows the new bytes; the index has one entry.
     let alias = app
         .probe
-        .blob(MODELS, &format!("{p}/latest/ONNX/model.ONNX"))
+        .blob(MODELS, &latest_blob(&p, "ONNX", "ONNX"))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(alias.bytes, b"second export", "{}", app.output());
-    assert_eq!(alias.metadata["cvsourceetag"], backup.etag);
+    assert_eq!(alias.metadata[SOURCE_ETAG_KEY], backup.etag);
     let index: customvision_events::model_store::ModelIndex = serde_json::from_slice(
         &app.probe
-            .blob(MODELS, &format!("{p}/index.json"))
+            .blob(MODELS, &index_blob(&p))
             .await
             .unwrap()
             .unwrap()

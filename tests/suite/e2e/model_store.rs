@@ -23,7 +23,7 @@ const CV_EXPORTS: &str = "cv-exports";
 async fn index_of(app: &TestApp, project: &str) -> ModelIndex {
     let blob = app
         .probe
-        .blob(MODELS, &format!("{project}/index.json"))
+        .blob(MODELS, &index_blob(project))
         .await
         .unwrap()
         .unwrap_or_else(|| panic!("no index\n{}", app.output()));
@@ -61,19 +61,19 @@ async fn a_sas_model_uri_is_copied_with_tags_and_no_sas_anywhere() {
             .unwrap()
             .unwrap_or_else(|| panic!("{action}: no copy at {copy_name}\n{}", app.output()));
         assert_eq!(copy.bytes, bytes);
-        assert_eq!(copy.tags["projectId"], p);
-        assert_eq!(copy.tags["platform"], "ONNX");
-        assert_eq!(copy.tags["kind"], "model");
+        assert_eq!(copy.tags[TAG_PROJECT_ID], p);
+        assert_eq!(copy.tags[TAG_PLATFORM], "ONNX");
+        assert_eq!(copy.tags[TAG_KIND], KIND_MODEL);
         let plain = app
             .probe
             .account
             .plain_blob_url(CV_EXPORTS, source)
             .unwrap();
-        assert_eq!(copy.metadata["cvsourceblob"], plain.as_str());
+        assert_eq!(copy.metadata[SOURCE_BLOB_KEY], plain.as_str());
         let index = index_of(&app, &p).await;
         let latest = app
             .probe
-            .blob(MODELS, &format!("{p}/latest/ONNX/model.ONNX"))
+            .blob(MODELS, &latest_blob(&p, "ONNX", "ONNX"))
             .await
             .unwrap()
             .unwrap();
@@ -134,7 +134,7 @@ async fn sas_sources_without_a_platform_are_kept_apart() {
     let mut contents = Vec::new();
     for name in &copies {
         let copy = app.probe.blob(MODELS, name).await.unwrap().unwrap();
-        let label = &copy.tags["platform"];
+        let label = &copy.tags[TAG_PLATFORM];
         assert!(label.starts_with("unknown-"), "{label}");
         assert!(name.contains(&format!("/{label}/")), "{name}");
         contents.push(copy.bytes);
@@ -288,7 +288,7 @@ async fn latest_never_moves_backwards() {
     // The store's order (creation time, ties by iteration id), whatever the clock gave.
     let newest = expected_newest(&app, &p, &iterations).await;
     let n = iterations.iter().position(|i| *i == newest).unwrap();
-    let alias = format!("{p}/latest/ONNX/model.ONNX");
+    let alias = latest_blob(&p, "ONNX", "ONNX");
 
     // The newest first, then every older one late.
     app.send(&export_message(&p, &newest, "ExportCompleted", None))
@@ -306,9 +306,9 @@ async fn latest_never_moves_backwards() {
         "{}",
         app.output()
     );
-    assert_eq!(latest.tags["iterationId"], newest);
-    assert_eq!(latest.tags["kind"], "latest");
-    assert_eq!(latest.metadata["cviterationid"], newest);
+    assert_eq!(latest.tags[TAG_ITERATION_ID], newest);
+    assert_eq!(latest.tags[TAG_KIND], KIND_LATEST);
+    assert_eq!(latest.metadata[ITERATION_ID_KEY], newest);
 
     // Two hosts racing over every message, each delivered twice, in a shuffled order.
     app.add_host();
@@ -334,7 +334,7 @@ async fn latest_never_moves_backwards() {
     app.drained().await;
     let latest = app
         .probe
-        .blob(MODELS, &format!("{p2}/latest/ONNX/model.ONNX"))
+        .blob(MODELS, &latest_blob(&p2, "ONNX", "ONNX"))
         .await
         .unwrap()
         .unwrap();
@@ -344,7 +344,7 @@ async fn latest_never_moves_backwards() {
         "{}",
         app.output()
     );
-    assert_eq!(latest.metadata["cviterationid"], newest2);
+    assert_eq!(latest.metadata[ITERATION_ID_KEY], newest2);
     let index = index_of(&app, &p2).await;
     assert_eq!(index.latest["ONNX"].iteration_id, newest2);
     app.assert_empty(&[REJECTED, &format!("{EXPORTS}-poison")])
@@ -409,7 +409,7 @@ async fn the_index_holds_every_one_of_50_concurrent_exports_and_rebuilds_the_sam
             .unwrap()
             .unwrap();
         assert_eq!(
-            &alias.metadata["cviterationid"], &latest.iteration_id,
+            &alias.metadata[ITERATION_ID_KEY], &latest.iteration_id,
             "{platform}"
         );
     }
@@ -425,7 +425,7 @@ async fn the_index_holds_every_one_of_50_concurrent_exports_and_rebuilds_the_sam
     // Someone breaks the index: the next export rebuilds it whole from the tags, not from
     // nothing.
     app.probe
-        .put_blob(MODELS, &format!("{p}/index.json"), b"{not json")
+        .put_blob(MODELS, &index_blob(&p), b"{not json")
         .await
         .unwrap();
     let late = uuid::Uuid::new_v4().to_string();

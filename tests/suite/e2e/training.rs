@@ -37,13 +37,13 @@ async fn spawn_with(fixture: &CustomVisionFixture, extra: &[(&str, &str)]) -> Te
 async fn report_of(app: &TestApp, p: &str, i: &str) -> (Value, String) {
     let json = app
         .probe
-        .blob(MODELS, &format!("reports/{p}/{i}.json"))
+        .blob(MODELS, &report_json_path(p, i))
         .await
         .unwrap()
         .unwrap_or_else(|| panic!("no report\n{}", app.output()));
     let html = app
         .probe
-        .blob(MODELS, &format!("reports/{p}/{i}.html"))
+        .blob(MODELS, &report_html_path(p, i))
         .await
         .unwrap()
         .unwrap();
@@ -130,7 +130,7 @@ async fn a_finished_training_reports_exports_and_publishes_once_under_redelivery
         "the key never reaches a log line"
     );
     // The dashboard: written by the first delivery, the same page for the other two.
-    let dashboard = format!("reports/{p}/index.html");
+    let dashboard = dashboard_path(&p);
     assert_eq!(
         out.matches(&format!("dashboard written: {dashboard}"))
             .count(),
@@ -241,8 +241,8 @@ async fn the_training_api_orders_latest_and_names_a_sas_sources_platform() {
         .await
         .unwrap()
         .unwrap_or_else(|| panic!("{}", app.output()));
-    assert_eq!(copy.metadata["cvorderby"], "trainedAt");
-    assert_eq!(copy.metadata["cvorderat"], "2026-11-28T16:40:50.102Z");
+    assert_eq!(copy.metadata[ORDER_BY_KEY], "trainedAt");
+    assert_eq!(copy.metadata[ORDER_AT_KEY], "2026-11-28T16:40:50.102Z");
 
     // A SAS source whose file name is a hash: GetExports says which platform it is.
     app.probe.create_container("cv-exports").await.unwrap();

@@ -35,7 +35,7 @@ async fn tagging_in_place_over_a_stale_listing_reads_again_and_keeps_both_writer
     let stale = list_one(&container, &name).await.unwrap().unwrap();
 
     // The other delivery wins: its own entries, and one of ours with the same value.
-    let theirs: HashMap<String, String> = [("cvprojectid", p.as_str()), ("theirs", "kept")]
+    let theirs: HashMap<String, String> = [(PROJECT_ID_KEY, p.as_str()), ("theirs", "kept")]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
@@ -45,21 +45,21 @@ async fn tagging_in_place_over_a_stale_listing_reads_again_and_keeps_both_writer
         .await
         .unwrap();
 
-    let tags = map(&[("projectId", &p), ("kind", "backup")]);
-    let ours = map(&[("cvprojectid", &p), ("cviterationid", &i)]);
+    let tags = map(&[(TAG_PROJECT_ID, &p), (TAG_KIND, KIND_BACKUP)]);
+    let ours = map(&[(PROJECT_ID_KEY, &p), (ITERATION_ID_KEY, &i)]);
     let etag = in_place::ensure(&container, &name, stale.into(), &tags, &ours)
         .await
         .expect("a lost race is decided again, not a failure");
 
     let now = probe.blob(BACKUPS, &name).await.unwrap().unwrap();
     assert_eq!(etag, quoted_etag(&now.etag), "the ETag after our write");
-    assert_eq!(now.metadata["cviterationid"], i);
-    assert_eq!(now.metadata["cvprojectid"], p);
+    assert_eq!(now.metadata[ITERATION_ID_KEY], i);
+    assert_eq!(now.metadata[PROJECT_ID_KEY], p);
     assert_eq!(
         now.metadata["theirs"], "kept",
         "the other writer's entry stays"
     );
-    assert_eq!(now.tags["kind"], "backup");
+    assert_eq!(now.tags[TAG_KIND], KIND_BACKUP);
 
     // Nothing left to write: the current ETag comes back, and nothing is written.
     let fresh = list_one(&container, &name).await.unwrap().unwrap();
@@ -101,9 +101,9 @@ async fn two_hosts_tagging_one_backup_at_once_never_answer_500() {
             .unwrap_or_else(|| panic!("no copy of {i}\n{}", app.output()));
         assert_eq!(copy.bytes, i.as_bytes());
         let backup = app.probe.blob(BACKUPS, &name).await.unwrap().unwrap();
-        assert_eq!(backup.metadata["cviterationid"], *i);
+        assert_eq!(backup.metadata[ITERATION_ID_KEY], *i);
         assert_eq!(
-            copy.metadata["cvsourceetag"],
+            copy.metadata[SOURCE_ETAG_KEY],
             quoted_etag(&backup.etag),
             "the copy records the tagged backup's ETag"
         );
@@ -173,7 +173,7 @@ async fn a_sas_hint_is_ignored_when_the_iteration_has_a_backup() {
         copy.bytes, b"the backup",
         "the backup is the trusted source"
     );
-    assert_eq!(copy.metadata["cvsourceblob"], format!("{BACKUPS}/{name}"));
+    assert_eq!(copy.metadata[SOURCE_BLOB_KEY], format!("{BACKUPS}/{name}"));
     let out = app.output();
     let warning = format!("warning: the SAS modelUri {} is ignored", plain(&uri));
     assert!(out.contains(&warning), "{out}");
@@ -200,7 +200,7 @@ async fn without_the_api_a_sas_source_is_only_ever_a_first_copy() {
         .await;
     app.drained().await;
     let copy_name = format!("{p}/{i}/ONNX/{p} - {i}.ONNX");
-    let alias = format!("{p}/latest/ONNX/model.ONNX");
+    let alias = latest_blob(&p, "ONNX", "ONNX");
     for name in [&copy_name, &alias] {
         let blob = app.probe.blob(MODELS, name).await.unwrap();
         let blob = blob.unwrap_or_else(|| panic!("no {name}\n{}", app.output()));
@@ -303,7 +303,7 @@ async fn with_the_api_a_sas_source_is_copied_only_when_get_exports_lists_it() {
     app.send(&export_message(&p, &i, "ExportCompleted", Some(&again)))
         .await;
     app.drained().await;
-    for name in [copy_name, format!("{p}/latest/ONNX/model.zip")] {
+    for name in [copy_name, latest_blob(&p, "ONNX", "zip")] {
         let blob = app.probe.blob(MODELS, &name).await.unwrap();
         assert_eq!(
             blob.unwrap_or_else(|| panic!("no {name}\n{}", app.output()))
@@ -536,7 +536,7 @@ async fn an_unvouched_sas_source_does_not_replace_the_alias_of_its_iteration() {
         .await;
     app.drained().await;
     let copy_name = format!("{p}/{i}/ONNX/{name}");
-    let alias = format!("{p}/latest/ONNX/model.ONNX");
+    let alias = latest_blob(&p, "ONNX", "ONNX");
     for (container, blob) in [(BACKUPS, &name), (MODELS, &copy_name)] {
         app.probe
             .account

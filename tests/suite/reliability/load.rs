@@ -129,7 +129,7 @@ async fn a_load_of_mixed_notifications_loses_nothing_and_memory_stays_flat() {
     let checked = check_exports_by(&app, exports, Newest::SameTrainedAt).await;
     for (p, i) in &training_ids {
         assert!(
-            app.has_blob(MODELS, &format!("reports/{p}/{i}.json")).await,
+            app.has_blob(MODELS, &report_json_path(p, i)).await,
             "no report for {i}\n{}",
             tail(&app)
         );
@@ -140,7 +140,7 @@ async fn a_load_of_mixed_notifications_loses_nothing_and_memory_stays_flat() {
         .await
         .unwrap()
         .iter()
-        .filter(|b| b.starts_with("connection-tests/"))
+        .filter(|b| b.starts_with(&format!("{CONNECTION_TESTS_PREFIX}/")))
         .count();
     assert_eq!(recorded, connection_tests, "every connection test recorded");
     let rejected = app.probe.queue_len(REJECTED).await.unwrap();

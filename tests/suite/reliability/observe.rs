@@ -13,6 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use customvision_events::devhost::probe::Probe;
+
+use crate::support::helpers::{index_blob, latest_blob};
 use serde_json::Value;
 use tokio::sync::watch;
 
@@ -46,7 +48,7 @@ impl Observer {
                 .or_default()
                 .push((e.size as u64, e.md5));
             watched
-                .entry(format!("{}/latest/ONNX/model.ONNX", e.project))
+                .entry(latest_blob(&e.project, "ONNX", "ONNX"))
                 .or_default()
                 .push((e.size as u64, e.md5));
             if !projects.contains(&e.project) {
@@ -81,9 +83,7 @@ impl Observer {
                     *record.lock().unwrap().states.entry(state).or_default() += 1;
                 }
                 for project in &projects {
-                    let Ok(Some(index)) =
-                        probe.blob(MODELS, &format!("{project}/index.json")).await
-                    else {
+                    let Ok(Some(index)) = probe.blob(MODELS, &index_blob(project)).await else {
                         continue;
                     };
                     let Ok(index) = serde_json::from_slice::<Value>(&index.bytes) else {

@@ -80,7 +80,7 @@ async fn two_hosts_and_every_training_twice_give_one_publish_each() {
     let (mut export_requests, mut publish_requests) = (0, 0);
     for (p, i) in &trainings {
         assert!(
-            app.has_blob(MODELS, &format!("reports/{p}/{i}.json")).await,
+            app.has_blob(MODELS, &report_json_path(p, i)).await,
             "no report for {i}"
         );
         let a = accepted(&exchanges, i);

@@ -192,11 +192,11 @@ pub async fn check_exports_by(app: &TestApp, exports: &[Export], rule: Newest) -
             .unwrap();
         assert_eq!(copy.bytes.len(), e.size, "size of {}", e.model_path());
         assert_eq!(md5(&copy.bytes), e.md5, "MD5 of {}", e.model_path());
-        assert_eq!(copy.tags["projectId"], e.project);
-        assert_eq!(copy.tags["iterationId"], e.iteration);
-        assert_eq!(copy.tags["platform"], "ONNX");
-        assert_eq!(copy.tags["kind"], "model");
-        assert_eq!(copy.metadata["cvsourceblob"], e.source);
+        assert_eq!(copy.tags[TAG_PROJECT_ID], e.project);
+        assert_eq!(copy.tags[TAG_ITERATION_ID], e.iteration);
+        assert_eq!(copy.tags[TAG_PLATFORM], "ONNX");
+        assert_eq!(copy.tags[TAG_KIND], KIND_MODEL);
+        assert_eq!(copy.metadata[SOURCE_BLOB_KEY], e.source);
         checked.copies += 1;
     }
     let mut by_project: BTreeMap<&str, Vec<&Export>> = BTreeMap::new();
@@ -256,7 +256,7 @@ pub async fn check_exports_by(app: &TestApp, exports: &[Export], rule: Newest) -
         );
         let alias = app
             .probe
-            .blob(MODELS, &format!("{project}/latest/ONNX/model.ONNX"))
+            .blob(MODELS, &latest_blob(project, "ONNX", "ONNX"))
             .await
             .unwrap()
             .expect("a latest alias");
@@ -266,7 +266,7 @@ pub async fn check_exports_by(app: &TestApp, exports: &[Export], rule: Newest) -
             newest_export.md5,
             "latest holds the newest"
         );
-        assert_eq!(alias.tags["iterationId"], newest);
+        assert_eq!(alias.tags[TAG_ITERATION_ID], newest);
         checked.projects += 1;
     }
     checked
@@ -275,7 +275,7 @@ pub async fn check_exports_by(app: &TestApp, exports: &[Export], rule: Newest) -
 pub async fn index_of(app: &TestApp, project: &str) -> Value {
     let blob = app
         .probe
-        .blob(MODELS, &format!("{project}/index.json"))
+        .blob(MODELS, &index_blob(project))
         .await
         .unwrap()
         .unwrap_or_else(|| panic!("no index for {project}\n{}", tail(app)));

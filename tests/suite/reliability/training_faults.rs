@@ -114,7 +114,7 @@ async fn trainings_survive_training_api_faults_with_one_export_each_and_one_publ
     for (p, i) in &trainings {
         let report = app
             .probe
-            .blob(MODELS, &format!("reports/{p}/{i}.json"))
+            .blob(MODELS, &report_json_path(p, i))
             .await
             .unwrap()
             .unwrap_or_else(|| panic!("no report for {i}\n{}", tail(&app)));

@@ -23,6 +23,31 @@ pub const STATUS: &str = "customvision-status";
 pub const BACKUPS: &str = "customvision-backups";
 pub const MODELS: &str = "models";
 
+/// The names the model store holds, from their one definition (`naming::stored`), so a test
+/// checks what the app writes by the same names.
+pub use customvision_events::naming::stored::{
+    dashboard_path, report_html_path, report_json_path, CONNECTION_TESTS_PREFIX, ITERATION_ID_KEY,
+    KIND_BACKUP, KIND_LATEST, KIND_MODEL, ORDER_AT_KEY, ORDER_BY_KEY, PROJECT_ID_KEY,
+    SOURCE_BLOB_KEY, SOURCE_ETAG_KEY, TAG_ITERATION_ID, TAG_KIND, TAG_PLATFORM, TAG_PROJECT_ID,
+};
+
+/// `{project}/index.json` (`naming::stored::index_path`), for a project id as text.
+pub fn index_blob(project: &str) -> String {
+    customvision_events::naming::stored::index_path(
+        customvision_events::domain::ProjectId::parse(project).unwrap(),
+    )
+}
+
+/// `{project}/latest/{platform}/model.{extension}` (`naming::stored::latest_path`), for a
+/// project id as text.
+pub fn latest_blob(project: &str, platform: &str, extension: &str) -> String {
+    customvision_events::naming::stored::latest_path(
+        customvision_events::domain::ProjectId::parse(project).unwrap(),
+        platform,
+        extension,
+    )
+}
+
 /// Generous: a loaded CI machine, not an expectation of speed.
 pub const DEADLINE: Duration = Duration::from_secs(60);
 

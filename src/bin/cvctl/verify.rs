@@ -329,7 +329,6 @@ async fn events_ping(
     use customvision_events::events::publisher::marker_path;
     let sinks = customvision_events::events::sinks::names_taking(
         &ctx.settings.events,
-        &ctx.http,
         customvision_events::events::EventType::Ping,
     );
     if sinks.is_empty() {
